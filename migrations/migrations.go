@@ -1,0 +1,54 @@
+// Package migrations holds streamer's SQL schema and applies it.
+//
+// # Overview
+//
+// The numbered *.sql files are embedded and applied in order by
+// jackc/tern. [Migrate] is idempotent and safe to run from several hosts at
+// once: tern serialises migrators with a session advisory lock, and the schema
+// is created under a lock of our own before tern's version table is.
+package migrations
+
+import (
+	"context"
+	"embed"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/tern/v2/migrate"
+)
+
+//go:embed *.sql
+var files embed.FS
+
+// VersionTable is where tern records the applied migration version.
+const VersionTable = "streamer.schema_version"
+
+// schemaLockKey serialises the bootstrap CREATE SCHEMA across hosts.
+const schemaLockKey = 1400000001
+
+// Migrate applies every migration not yet applied to the database conn is
+// connected to.
+func Migrate(ctx context.Context, conn *pgx.Conn) error {
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, 0)", int32(schemaLockKey)); err != nil {
+		return fmt.Errorf("migrate: take schema lock: %w", err)
+	}
+	_, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS streamer")
+	if _, uerr := conn.Exec(ctx, "SELECT pg_advisory_unlock($1, 0)", int32(schemaLockKey)); err == nil && uerr != nil {
+		err = uerr
+	}
+	if err != nil {
+		return fmt.Errorf("migrate: create schema streamer: %w", err)
+	}
+
+	m, err := migrate.NewMigrator(ctx, conn, VersionTable)
+	if err != nil {
+		return fmt.Errorf("migrate: create migrator: %w", err)
+	}
+	if err := m.LoadMigrations(files); err != nil {
+		return fmt.Errorf("migrate: load embedded migrations: %w", err)
+	}
+	if err := m.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate: apply: %w", err)
+	}
+	return nil
+}
