@@ -1,0 +1,112 @@
+// Package dispatch reads committed events from PostgreSQL and fans them out
+// to subscribers, exactly once and in one order.
+//
+// # Overview
+//
+// One goroutine, the dispatcher, owns all dispatch state: the live read
+// position, every subscriber's scan cursor, the in-flight buffers of
+// subscribers that are still replaying, and the per-stream interest counts.
+// It takes three kinds of message: Wake (from the listener, coalesced: any
+// number of wakes while one is pending is one read), Connect and Disconnect
+// (from HTTP handlers), plus replay results from a small pool of replay
+// workers. Database reads for live delivery run on the dispatcher goroutine;
+// socket writes never do (each connection's writer is its own goroutine, fed
+// through a bounded, non-blocking queue), so a slow client cannot stall the
+// dispatcher and the dispatcher never waits on a socket.
+//
+// # Delivery order
+//
+// Each publishing transaction is numbered when it commits: a deferred
+// constraint trigger on streamer.events runs at COMMIT, and its first firing
+// in a transaction takes a transaction-level advisory lock and inserts one row
+// (seq, txid) into streamer.commits, seq from a sequence. The lock is held
+// until the transaction has ended, so
+//
+//  1. seq order is commit order: a transaction takes its seq only after every
+//     transaction with a lower seq has ended; and
+//  2. when a reader's snapshot sees seq n, every seq below n is visible to it
+//     too, or belonged to a transaction that rolled back and will never
+//     appear. (PostgreSQL makes a transaction visible before it releases its
+//     locks.)
+//
+// An event's position is (seq of its transaction, its id). Positions order
+// events totally: by commit, then by insertion within the transaction. That
+// is the order every subscriber and every replay receives, on every server
+// process, since it is a function of the database alone. It satisfies the
+// contract's rule (a transaction that committed before another began comes
+// first) and is the best order the contract names: commit order, so the last
+// event a subscriber sees matches the database's final state.
+//
+// # Why nothing is skipped or repeated
+//
+// A read returns the events at positions after a cursor, in order, together
+// with the highest seq its snapshot sees (one statement, one snapshot). If
+// the page is full the cursor moves to its last event; otherwise to "after
+// every event of that highest seq". By (2), no event can later appear at or
+// below the new cursor: a transaction still running when the snapshot was
+// taken has no seq yet, or holds the lock and so a seq above the highest
+// visible one. Rolled-back transactions insert no commits row and their
+// events are never visible. So reading with "position > cursor" and
+// advancing as above visits every committed event once.
+//
+// The connect sequence joins a replay with live delivery without a gap or a
+// duplicate. On Connect the dispatcher records the subscriber as replaying,
+// so that every live read from then on appends the subscriber's events to its
+// in-flight buffer, and queues a replay job from the resume position (or,
+// without one, from the dispatcher's live head: events committed after the
+// connection was accepted are never missed; a few committed just before it
+// may be delivered). A worker reads every page after the resume position,
+// enqueueing with backpressure, and returns the cursor it reached. That
+// cursor is at or past the live head at Connect time, because the worker's
+// snapshot is later. The buffer holds every live event after that head, so
+// the union covers everything; the dispatcher enqueues the buffered events
+// whose position is past the subscriber's scan cursor (de-duplication by
+// position) and moves the subscriber into the registry. If more than
+// MaxBuffered events arrived during the replay, the buffer is dropped and
+// another round runs from the cursor; each round's buffer starts at a live
+// head no later than the next round's snapshot, so the argument repeats.
+//
+// A subscriber's scan cursor only moves forward, and an event is enqueued
+// only when its position is past the cursor, so no event is enqueued twice.
+//
+// # Tokens
+//
+// The SSE id of an event is its position, "<seq>.<id>" in decimal (see
+// package cursor): at most 39 bytes, whatever the number of streams or
+// transactions in flight. One token resumes every stream of a connection,
+// since positions are global. streamer.head() returns "<seq>": after every
+// commit its snapshot sees, so a page that embeds it receives exactly the
+// events committed after head() ran, including those of transactions that
+// were open while it ran.
+//
+// # Costs
+//
+// Publishers pay for the commit order: one extra row and one advisory lock
+// per transaction, held through COMMIT. PostgreSQL 15 already serialises
+// committing transactions that issued NOTIFY on a global lock, so the
+// additional cost is the commits insert inside that serialised section.
+// Measured with pgbench on this project's 2-core machine (200-byte rows,
+// fsync on): single-row transactions at 8 clients ran at 3,160 tx/s with
+// this trigger and the NOTIFY trigger, against 3,820 tx/s with the NOTIFY
+// trigger alone (-17%); at 64 clients 2,340 against 2,960 (-21%); 100-row
+// transactions at 8 clients 690 against 790 tx/s (69,000 against 79,000
+// rows/s, -12%). The trigger fires per row, but every firing after the
+// first returns after one current_setting call.
+//
+// A long-open publishing transaction costs nothing: it has no seq until it
+// commits, and is then delivered in commit order like any other, without
+// holding back anyone's delivery while it is open. A long-open transaction
+// of any kind costs nothing either. Readers pay a join from commits to
+// events by txid; a replay scans every commit after its resume point, of
+// every stream, which bounds the cost of a far-behind resume by the commits
+// since then.
+//
+// # Invariants
+//
+//   - Only the dispatcher goroutine reads or writes subState, head, the
+//     in-flight buffers and interest.
+//   - Wake never blocks.
+//   - A subscriber is in the registry only after its replay is done, and it
+//     is never both buffered and delivered live for the same read.
+//   - A subscriber's scan cursor never moves backwards.
+package dispatch

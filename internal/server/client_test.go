@@ -1,0 +1,162 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// received is one SSE event as a client sees it.
+type received struct {
+	ID, Event, Data string
+}
+
+// client is a minimal SSE reader for tests: it follows the parsing rules of
+// the HTML spec (fields, comments, multi-line data), independently of the
+// server's encoder. Tests of wire compatibility use third-party parsers too.
+type client struct {
+	t      testing.TB
+	resp   *http.Response
+	cancel context.CancelFunc
+	events chan received
+	errc   chan error
+	lastID string
+}
+
+func subscribe(t testing.TB, base string, streams []string, lastID string) *client {
+	t.Helper()
+	return subscribeQuery(t, base, url.Values{"stream": streams}, lastID)
+}
+
+// subscribeQuery opens /events with query q and Last-Event-ID lastID ("":
+// none), and requires 200.
+func subscribeQuery(t testing.TB, base string, q url.Values, lastID string) *client {
+	t.Helper()
+	c, resp := dial(t, base, q, lastID)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	return c
+}
+
+// dial opens /events and returns the client with its response (any status).
+func dial(t testing.TB, base string, q url.Values, lastID string) (*client, *http.Response) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/events?"+q.Encode(), nil)
+	require.NoError(t, err)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	c := &client{t: t, resp: resp, cancel: cancel, events: make(chan received, 100000), errc: make(chan error, 1), lastID: lastID}
+	if resp.StatusCode == http.StatusOK {
+		go c.read()
+	}
+	t.Cleanup(c.close)
+	return c, resp
+}
+
+func (c *client) read() {
+	defer close(c.events)
+	br := bufio.NewReader(c.resp.Body)
+	var ev received
+	var data []string
+	hasData := false
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			c.errc <- err
+			return
+		}
+		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+		if line == "" {
+			if hasData {
+				ev.Data = strings.Join(data, "\n")
+				if ev.ID != "" {
+					c.lastID = ev.ID
+				}
+				c.events <- ev
+			}
+			ev, data, hasData = received{}, nil, false
+			continue
+		}
+		if strings.HasPrefix(line, ":") {
+			continue
+		}
+		field, value, _ := strings.Cut(line, ":")
+		value = strings.TrimPrefix(value, " ")
+		switch field {
+		case "id":
+			ev.ID = value
+		case "event":
+			ev.Event = value
+		case "data":
+			data = append(data, value)
+			hasData = true
+		}
+	}
+}
+
+// next waits for the next event.
+func (c *client) next() received {
+	c.t.Helper()
+	select {
+	case ev, ok := <-c.events:
+		require.True(c.t, ok, "stream ended: %v", c.err())
+		return ev
+	case <-time.After(15 * time.Second):
+		c.t.Fatalf("no event within 15s")
+		return received{}
+	}
+}
+
+// take waits for n events.
+func (c *client) take(n int) []received {
+	c.t.Helper()
+	out := make([]received, 0, n)
+	for range n {
+		out = append(out, c.next())
+	}
+	return out
+}
+
+// ended waits until the server ends the stream and returns the events that
+// arrived before the end.
+func (c *client) ended() []received {
+	c.t.Helper()
+	var out []received
+	deadline := time.After(15 * time.Second)
+	for {
+		select {
+		case ev, ok := <-c.events:
+			if !ok {
+				return out
+			}
+			out = append(out, ev)
+		case <-deadline:
+			c.t.Fatalf("stream did not end within 15s")
+		}
+	}
+}
+
+func (c *client) err() error {
+	select {
+	case err := <-c.errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+func (c *client) close() {
+	c.cancel()
+	_, _ = io.Copy(io.Discard, c.resp.Body)
+	_ = c.resp.Body.Close()
+}

@@ -1,0 +1,158 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/streamer-dev/streamer/internal/cursor"
+	"github.com/streamer-dev/streamer/internal/sse"
+)
+
+// streamName is the contract's rule, the same as the database's CHECK.
+var streamName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:/@=+-]{0,199}$`)
+
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		writeUnavailable(w, "server is shutting down")
+		return
+	}
+	streams, err := parseStreams(r.URL.Query()["stream"], s.cfg.MaxStreams)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	from, err := parseResume(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if n := s.open.Add(1); n > int64(s.cfg.MaxConnections) {
+		s.open.Add(-1)
+		writeUnavailable(w, fmt.Sprintf("connection limit of %d reached", s.cfg.MaxConnections))
+		return
+	}
+	defer s.open.Add(-1)
+
+	conn := sse.NewConn(w, sse.Options{
+		MaxQueueBytes: s.cfg.MaxQueueBytes,
+		WriteTimeout:  s.cfg.WriteTimeout,
+		Heartbeat:     s.cfg.Heartbeat,
+	})
+	conn.Enqueue(s.preamble) // written first: nothing else is queued yet
+
+	ctx := r.Context()
+	start, err := s.cfg.Dispatcher.Subscribe(ctx, conn, streams, from)
+	if err != nil {
+		conn.Close(err)
+		writeUnavailable(w, "not accepting subscriptions")
+		return
+	}
+	defer s.cfg.Dispatcher.Unsubscribe(conn)
+	stopDrain := context.AfterFunc(s.drainCtx, func() { conn.CloseAfter(s.goodbye) })
+	defer stopDrain()
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+
+	log := s.cfg.Logger.With().Strs("streams", streams).Str("remote", r.RemoteAddr).Logger()
+	log.Debug().Str("from", start.String()).Msg("stream opened")
+	began := time.Now()
+	err = conn.Run(ctx)
+	conn.Close(err)
+	ev := log.Debug()
+	if errors.Is(err, sse.ErrSlowConsumer) {
+		ev = log.Info()
+	}
+	ev.Err(err).Dur("duration", time.Since(began)).Msg("stream closed")
+}
+
+// parseStreams validates and de-duplicates the stream parameters.
+func parseStreams(values []string, max int) ([]string, error) {
+	if len(values) == 0 {
+		return nil, errors.New("missing stream parameter: use /events?stream=NAME")
+	}
+	seen := make(map[string]struct{}, len(values))
+	streams := make([]string, 0, len(values))
+	for _, v := range values {
+		if !streamName.MatchString(v) {
+			return nil, fmt.Errorf("invalid stream name %q: 1-200 characters from A-Z a-z 0-9 _ . : / @ = + -, starting with a letter or digit", v)
+		}
+		if _, dup := seen[v]; dup {
+			continue
+		}
+		seen[v] = struct{}{}
+		streams = append(streams, v)
+	}
+	if len(streams) > max {
+		return nil, fmt.Errorf("too many streams: %d, at most %d per connection", len(streams), max)
+	}
+	return streams, nil
+}
+
+// parseResume reads the resume token: the Last-Event-ID header, else the
+// last_event_id query parameter; nil when neither is given.
+func parseResume(r *http.Request) (*cursor.Position, error) {
+	token := r.Header.Get("Last-Event-ID")
+	if token == "" {
+		token = r.URL.Query().Get("last_event_id")
+	}
+	if token == "" {
+		return nil, nil
+	}
+	pos, err := cursor.Parse(token)
+	if err != nil {
+		return nil, err
+	}
+	return &pos, nil
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case s.draining.Load():
+		writeUnavailable(w, "draining")
+	case s.cfg.Listener != nil && !s.cfg.Listener.Connected():
+		writeUnavailable(w, "listener not connected")
+	default:
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if s.cfg.DB != nil {
+			if err := s.cfg.DB.Ping(ctx); err != nil {
+				writeUnavailable(w, "database unreachable: "+err.Error())
+				return
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	}
+}
+
+// retryAfter is the Retry-After value of every 503, in seconds.
+const retryAfter = 2
+
+func writeUnavailable(w http.ResponseWriter, msg string) {
+	w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+	writeError(w, http.StatusServiceUnavailable, msg)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
