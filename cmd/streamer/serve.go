@@ -154,4 +154,3 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 	log.Info().Msg("stopped")
 	return nil
 }
-

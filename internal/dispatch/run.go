@@ -22,8 +22,8 @@ func (d *Dispatcher) run(ctx context.Context) {
 	d.retry = nil
 	for {
 		var (
-			jobs chan replayJob
-			next replayJob
+			jobs   chan replayJob
+			next   replayJob
 			retryC <-chan time.Time
 		)
 		if len(d.pending) > 0 {

@@ -78,9 +78,9 @@ type Server struct {
 	drainCtx context.Context
 	drain    context.CancelFunc
 
-	mu      sync.Mutex
-	ln      net.Listener
-	served  chan struct{}
+	mu       sync.Mutex
+	ln       net.Listener
+	served   chan struct{}
 	serveErr error
 }
 
