@@ -105,3 +105,11 @@ func (s *stack) waitLive(t testing.TB, n int) {
 		s.dsig.Live.WaitOrTimeout(t)
 	}
 }
+
+// waitLiveAtLeast waits until stream has a live subscriber.
+func (s *stack) waitLiveAtLeast(t testing.TB, stream string) {
+	t.Helper()
+	for len(s.reg.Lookup(stream)) == 0 {
+		s.dsig.Live.WaitOrTimeout(t)
+	}
+}

@@ -1,0 +1,58 @@
+// Package listener turns PostgreSQL notifications on the "streamer" channel
+// into wake-ups for the dispatcher.
+//
+// # Overview
+//
+// The schema's statement-level trigger runs pg_notify on "streamer" once
+// per INSERT statement into streamer.events. A [Listener] holds one dedicated
+// connection (a *pgx.Conn of its own, never one borrowed from a pool, because
+// LISTEN is session state and a pooled session would be handed to someone
+// else) that has run LISTEN on that channel, and one goroutine that waits for
+// notifications on it and calls [Waker.Wake].
+//
+// The notification carries no data; it only says "something was committed,
+// go and read". So the listener coalesces: after the first notification it
+// drains every further notification that has already arrived and then calls
+// Wake once. A burst of a thousand NOTIFYs becomes a handful of wakes.
+//
+// When no notification arrives for Config.PingInterval the connection is
+// pinged, so a dead one is noticed. On any error the listener marks itself
+// disconnected, closes the connection, waits (capped exponential backoff with
+// jitter), reconnects, runs LISTEN again and calls Wake, because events may
+// have been committed while nobody was listening. The same wake-all happens
+// after the first LISTEN in [Listener.Start].
+//
+// Lifecycle follows riverqueue/river's startstop shape: Start makes the first
+// connection synchronously (a bad DSN fails Start) and returns once the
+// goroutine runs; Stop cancels it with the cause [ErrStopped] and blocks until
+// the goroutine has exited and the connection is closed.
+//
+// # Reading notifications without losing the connection
+//
+// pgx closes a connection whose read fails, except when the failure is a
+// timeout. A context deadline on WaitForNotification is turned by pgconn's
+// DeadlineContextWatcherHandler into a net.Conn read deadline, so it surfaces
+// as a timeout and the connection stays usable; a partly read message is kept
+// and finished by the next read. The listener relies on that for both the
+// ping interval and the drain, and pins the handler in its connection config
+// so a DSN or default change cannot swap in the cancel-request handler. A
+// context that is already done is no use for draining: WaitForNotification
+// then returns at once without reading anything from the socket.
+//
+// # Invariants
+//
+//   - At most one goroutine and one connection per Listener exist at any
+//     time; after Stop returns there are none.
+//   - Every successful LISTEN (the first and every reconnect) is followed by
+//     exactly one Wake, so nothing committed while the listener was not
+//     listening waits for the next notification.
+//   - Every received notification is followed, after at most the short drain
+//     window, by a Wake; notifications are never dropped, only merged.
+//   - Wake is called only from the listener's goroutine (or from Start before
+//     that goroutine exists), never concurrently with itself.
+//   - Connected reports true only between a successful LISTEN and the first
+//     error on, or closing of, that connection.
+//   - Stop is safe before Start, twice, and concurrently; Start on a running
+//     Listener is a no-op; a stopped Listener can be started again.
+//   - A nil Config.TestSignals is inert; signals cost nothing in production.
+package listener

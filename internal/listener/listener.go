@@ -1,0 +1,330 @@
+package listener
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/rs/zerolog"
+)
+
+// Waker is told that new events may have been committed. The dispatcher
+// implements it; Wake must not block and should coalesce repeated calls.
+type Waker interface{ Wake() }
+
+// ErrStopped is the cancellation cause Stop gives the listener's context.
+var ErrStopped = errors.New("listener: stopped")
+
+const (
+	// connectTimeout bounds one connect + LISTEN attempt, so a server that
+	// accepts TCP but never answers cannot stall reconnection forever.
+	connectTimeout = 10 * time.Second
+
+	// closeTimeout bounds sending Terminate when closing the connection.
+	closeTimeout = time.Second
+
+	// minPingTimeout is the least time a ping is given to answer; the ping
+	// timeout is otherwise PingInterval.
+	minPingTimeout = time.Second
+
+	// drainWait is how long the drain waits for one more notification
+	// before deciding that the burst is over. Notifications already read
+	// into pgx's buffer or the socket's are returned well within it.
+	drainWait = time.Millisecond
+
+	// maxDrain bounds one drain, so a steady stream of notifications
+	// cannot postpone the wake indefinitely.
+	maxDrain = 10 * time.Millisecond
+)
+
+// waitFunc waits for one notification on conn.
+type waitFunc func(ctx context.Context, conn *pgx.Conn) (*pgconn.Notification, error)
+
+// Listener LISTENs on one channel over a dedicated connection and wakes a
+// [Waker]. Create it with [New]; see the package documentation.
+type Listener struct {
+	cfg     Config
+	log     zerolog.Logger
+	signals *TestSignals // never nil; inert unless the test initialised it
+
+	// waitForNotification is the one step tests replace to inject failures.
+	// It is set by New and never changed after Start.
+	waitForNotification waitFunc
+
+	connected atomic.Bool
+
+	// mu serialises Start and Stop and guards the fields below.
+	mu     sync.Mutex
+	cancel context.CancelCauseFunc // cancels the running goroutine
+	done   chan struct{}           // closed when the goroutine has exited; nil when not started
+}
+
+// New returns a Listener for cfg with defaults applied. It does not connect.
+func New(cfg Config) *Listener {
+	cfg = cfg.withDefaults()
+	signals := cfg.TestSignals
+	if signals == nil {
+		signals = &TestSignals{}
+	}
+	return &Listener{
+		cfg:     cfg,
+		log:     cfg.Logger.With().Str("component", "listener").Str("channel", cfg.Channel).Logger(),
+		signals: signals,
+		waitForNotification: func(ctx context.Context, conn *pgx.Conn) (*pgconn.Notification, error) {
+			return conn.WaitForNotification(ctx)
+		},
+	}
+}
+
+// Start connects, runs LISTEN, wakes the Waker once (anything committed
+// before LISTEN began is read), and then starts the listening goroutine.
+// Connection and LISTEN errors are returned (wrapped), so a bad DSN fails
+// fast. Start on a running Listener does nothing and returns nil.
+//
+// The goroutine runs until Stop is called or ctx is cancelled, so ctx must
+// live as long as the service, not just the start-up.
+func (l *Listener) Start(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+
+	if l.done != nil {
+		select {
+		case <-l.done: // ended on its own because ctx was cancelled; start afresh
+			l.cancel(ErrStopped)
+			l.cancel, l.done = nil, nil
+		default:
+			return nil
+		}
+	}
+	if l.cfg.Waker == nil {
+		return errors.New("listener: Config.Waker is nil")
+	}
+
+	connConfig, err := l.connConfig()
+	if err != nil {
+		return err
+	}
+	conn, err := l.connectAndListen(ctx, connConfig)
+	if err != nil {
+		return err
+	}
+	l.connected.Store(true)
+	l.log.Info().Uint32("pid", conn.PgConn().PID()).Msg("listener: listening")
+	l.signals.Listening.Signal(conn.PgConn().PID())
+	l.wake(0)
+
+	runCtx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	l.cancel, l.done = cancel, done
+	go l.run(runCtx, connConfig, conn, done)
+	return nil
+}
+
+// Stop stops the goroutine and blocks until it has exited and its connection
+// is closed. It is safe before Start, more than once, and concurrently; a
+// concurrent Stop returns only after the goroutine has exited. A Stop that
+// races a Start in progress waits for that Start (at most its context or the
+// connect timeout) and then stops what it started.
+func (l *Listener) Stop() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+
+	if l.done == nil {
+		return
+	}
+	l.cancel(ErrStopped)
+	<-l.done
+	l.cancel, l.done = nil, nil
+	l.log.Debug().Msg("listener: stopped")
+}
+
+// Connected reports whether LISTEN is currently established.
+func (l *Listener) Connected() bool {
+	return l.connected.Load()
+}
+
+// connConfig parses the DSN and fixes the settings the listener relies on.
+func (l *Listener) connConfig() (*pgx.ConnConfig, error) {
+	cfg, err := pgx.ParseConfig(l.cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("listener: parse database URL: %w", err)
+	}
+	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
+		cfg.RuntimeParams["application_name"] = ApplicationName
+	}
+	// Timed-out waits must leave the connection usable (see the package
+	// documentation). This is ParseConfig's default; pin it.
+	cfg.BuildContextWatcherHandler = func(pgConn *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.DeadlineContextWatcherHandler{Conn: pgConn.Conn()}
+	}
+	return cfg, nil
+}
+
+// connectAndListen opens a new connection and runs LISTEN on it.
+func (l *Listener) connectAndListen(ctx context.Context, cfg *pgx.ConnConfig) (*pgx.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("listener: connect: %w", err)
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{l.cfg.Channel}.Sanitize()); err != nil {
+		closeConn(conn)
+		return nil, fmt.Errorf("listener: LISTEN %q: %w", l.cfg.Channel, err)
+	}
+	return conn, nil
+}
+
+// run is the listening goroutine. It owns conn (nil while disconnected) and
+// closes it before closing done.
+func (l *Listener) run(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn, done chan struct{}) {
+	defer close(done)
+	defer func() {
+		l.connected.Store(false)
+		if conn != nil {
+			closeConn(conn)
+		}
+	}()
+
+	attempt := 0 // reconnect attempts since the last successful LISTEN
+	for {
+		if conn == nil {
+			c, err := l.connectAndListen(ctx, cfg)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				d := backoff(attempt, l.cfg.MinBackoff, l.cfg.MaxBackoff)
+				l.log.Warn().Err(err).Int("attempt", attempt+1).Dur("backoff", d).Msg("listener: reconnect failed")
+				l.signals.BackoffError.Signal(err)
+				if !sleep(ctx, d) {
+					return
+				}
+				attempt++
+				continue
+			}
+			conn = c
+			l.connected.Store(true)
+			l.log.Info().Uint32("pid", conn.PgConn().PID()).Int("attempts", attempt+1).Msg("listener: reconnected")
+			attempt = 0
+			l.signals.Listening.Signal(conn.PgConn().PID())
+			l.wake(0)
+		}
+
+		err := l.waitOnce(ctx, conn)
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		l.connected.Store(false)
+		closeConn(conn)
+		conn = nil
+		d := backoff(attempt, l.cfg.MinBackoff, l.cfg.MaxBackoff)
+		l.log.Error().Err(err).Dur("backoff", d).Msg("listener: lost connection")
+		l.signals.BackoffError.Signal(err)
+		if !sleep(ctx, d) {
+			return
+		}
+		attempt++
+	}
+}
+
+// waitOnce waits up to PingInterval for a notification. On one it drains the
+// burst and wakes once; on an idle timeout it pings. A returned error means
+// the connection must be replaced (or ctx is done).
+func (l *Listener) waitOnce(ctx context.Context, conn *pgx.Conn) error {
+	waitCtx, cancel := context.WithTimeout(ctx, l.cfg.PingInterval)
+	_, err := l.waitForNotification(waitCtx, conn)
+	timedOut := isTimeout(waitCtx, conn, err)
+	cancel()
+
+	switch {
+	case err == nil:
+		n, err := l.drain(ctx, conn)
+		l.wake(n) // even if the drain failed: n notifications did arrive
+		return err
+	case ctx.Err() != nil:
+		return context.Cause(ctx)
+	case timedOut:
+		pingCtx, cancel := context.WithTimeout(ctx, max(l.cfg.PingInterval, minPingTimeout))
+		defer cancel()
+		if err := conn.Ping(pingCtx); err != nil {
+			return fmt.Errorf("listener: ping: %w", err)
+		}
+		return nil
+	default:
+		return fmt.Errorf("listener: wait for notification: %w", err)
+	}
+}
+
+// drain reads the notifications that follow the first one without a pause
+// (up to maxDrain in total) and returns how many notifications there were in
+// all, the first included.
+func (l *Listener) drain(ctx context.Context, conn *pgx.Conn) (int, error) {
+	n := 1
+	deadline := time.Now().Add(maxDrain)
+	for time.Now().Before(deadline) {
+		waitCtx, cancel := context.WithTimeout(ctx, drainWait)
+		_, err := l.waitForNotification(waitCtx, conn)
+		timedOut := isTimeout(waitCtx, conn, err)
+		cancel()
+		switch {
+		case err == nil:
+			n++
+		case ctx.Err() != nil:
+			return n, context.Cause(ctx)
+		case timedOut:
+			return n, nil
+		default:
+			return n, fmt.Errorf("listener: drain notifications: %w", err)
+		}
+	}
+	return n, nil
+}
+
+// isTimeout reports whether err is waitCtx's own deadline expiring while conn
+// stayed open, i.e. "nothing arrived", as opposed to a broken connection.
+func isTimeout(waitCtx context.Context, conn *pgx.Conn, err error) bool {
+	return err != nil &&
+		errors.Is(waitCtx.Err(), context.DeadlineExceeded) &&
+		errors.Is(err, context.DeadlineExceeded) &&
+		!conn.IsClosed()
+}
+
+func (l *Listener) wake(n int) {
+	l.cfg.Waker.Wake()
+	l.signals.Woke.Signal(n)
+}
+
+// sleep waits d and reports true, or reports false as soon as ctx ends.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// closeConn closes conn, bounded by closeTimeout, and waits for pgx's
+// cleanup so no goroutine outlives it.
+func closeConn(conn *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	_ = conn.Close(ctx) // the connection is being discarded; a failed Terminate changes nothing
+	select {
+	case <-conn.PgConn().CleanupDone():
+	case <-ctx.Done():
+	}
+}
