@@ -60,7 +60,7 @@ func TestSlowClient(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	payload := strings.Repeat("x", 256<<10)
-	const n = 100 // 25 MiB: more than the queue and the socket buffers hold
+	const n = 100      // 25 MiB: more than the queue and the socket buffers hold
 	for i := range n { // in lockstep with the good client, so only the slow one lags
 		s.publish(t, "slow", strconv.Itoa(i)+payload)
 		ev := good.next()
