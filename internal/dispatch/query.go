@@ -27,34 +27,39 @@ type page struct {
 	full bool
 }
 
-// readQuery reads events after a position in delivery order, together with
-// the highest commit visible in the same snapshot (one statement, one
-// snapshot). Its plan is an index range scan of commits_pkey from $1 joined to
-// events_txid_id_idx (checked in TestReadPlan).
-const readQuery = `
-WITH head AS (SELECT coalesce(max(seq), 0) AS seq FROM streamer.commits)
-SELECT head.seq, p.seq, p.id, p.stream, p.event, p.data
-FROM head LEFT JOIN LATERAL (
+// readQuery reads the events of up to $3 commits after a position, in
+// delivery order, with the highest commit visible in the same snapshot and
+// the last commit it scanned (one statement, one snapshot). Taking commits
+// first bounds the work of one read however far behind the cursor is and
+// however few of those commits touch the wanted streams. The plan is an index
+// range scan of commits_pkey from $1 and, per commit, an index scan of
+// events_txid_id_idx (checked in TestReadPlan). %s is empty or a stream
+// filter on $4.
+const readQueryFormat = `
+WITH head AS (
+    SELECT coalesce(max(seq), 0) AS seq FROM streamer.commits
+), c AS MATERIALIZED (
+    SELECT seq, txid FROM streamer.commits WHERE seq >= $1 ORDER BY seq LIMIT $3
+), scanned AS (
+    SELECT count(*) AS n, max(seq) AS last FROM c
+)
+SELECT head.seq, scanned.n, scanned.last, p.seq, p.id, p.stream, p.event, p.data
+FROM head CROSS JOIN scanned LEFT JOIN LATERAL (
     SELECT c.seq, e.id, e.stream, e.event, e.data
-    FROM streamer.commits c
-    JOIN streamer.events e ON e.txid = c.txid
-    WHERE c.seq >= $1 AND (c.seq > $1 OR e.id > $2)
+    FROM c JOIN LATERAL (
+        SELECT e.id, e.stream, e.event, e.data
+        FROM streamer.events e
+        WHERE e.txid = c.txid AND (c.seq > $1 OR e.id > $2)%s
+        ORDER BY e.id
+    ) e ON true
     ORDER BY c.seq, e.id
     LIMIT $3
 ) p ON true`
 
-// readStreamsQuery is readQuery restricted to some streams.
-const readStreamsQuery = `
-WITH head AS (SELECT coalesce(max(seq), 0) AS seq FROM streamer.commits)
-SELECT head.seq, p.seq, p.id, p.stream, p.event, p.data
-FROM head LEFT JOIN LATERAL (
-    SELECT c.seq, e.id, e.stream, e.event, e.data
-    FROM streamer.commits c
-    JOIN streamer.events e ON e.txid = c.txid
-    WHERE c.seq >= $1 AND (c.seq > $1 OR e.id > $2) AND e.stream = ANY($4::text[])
-    ORDER BY c.seq, e.id
-    LIMIT $3
-) p ON true`
+var (
+	readQuery        = fmt.Sprintf(readQueryFormat, "")
+	readStreamsQuery = fmt.Sprintf(readQueryFormat, " AND e.stream = ANY($4::text[])")
+)
 
 // headQuery returns the position after everything committed so far.
 const headQuery = `SELECT coalesce(max(seq), 0) FROM streamer.commits`
@@ -62,12 +67,18 @@ const headQuery = `SELECT coalesce(max(seq), 0) FROM streamer.commits`
 // readPage reads up to limit events after from. When streams is nil every
 // stream is read.
 func readPage(ctx context.Context, pool *pgxpool.Pool, from cursor.Position, streams []string, limit int) (page, error) {
+	// "After all of commit s" is read as "from the start of commit s+1", so
+	// that the commit limit is not spent on a commit already consumed.
+	seq, id := from.Seq, from.ID
+	if id == cursor.EndOfCommit {
+		seq, id = seq+1, 0
+	}
 	var rows pgx.Rows
 	var err error
 	if streams == nil {
-		rows, err = pool.Query(ctx, readQuery, from.Seq, from.ID, limit)
+		rows, err = pool.Query(ctx, readQuery, seq, id, limit)
 	} else {
-		rows, err = pool.Query(ctx, readStreamsQuery, from.Seq, from.ID, limit, streams)
+		rows, err = pool.Query(ctx, readStreamsQuery, seq, id, limit, streams)
 	}
 	if err != nil {
 		return page{}, fmt.Errorf("read events after %s: %w", from, err)
@@ -75,8 +86,10 @@ func readPage(ctx context.Context, pool *pgxpool.Pool, from cursor.Position, str
 	defer rows.Close()
 
 	var (
-		p    page
-		head int64
+		p          page
+		head       int64
+		nScanned   int
+		lastCommit *int64
 	)
 	for rows.Next() {
 		var (
@@ -84,10 +97,10 @@ func readPage(ctx context.Context, pool *pgxpool.Pool, from cursor.Position, str
 			stream, typ *string
 			data        *string
 		)
-		if err := rows.Scan(&head, &seq, &id, &stream, &typ, &data); err != nil {
+		if err := rows.Scan(&head, &nScanned, &lastCommit, &seq, &id, &stream, &typ, &data); err != nil {
 			return page{}, fmt.Errorf("scan event: %w", err)
 		}
-		if seq == nil { // LEFT JOIN with nothing after from
+		if seq == nil { // LEFT JOIN: no event after from
 			continue
 		}
 		ev := event{pos: cursor.Position{Seq: *seq, ID: *id}, stream: *stream, data: *data}
@@ -100,14 +113,18 @@ func readPage(ctx context.Context, pool *pgxpool.Pool, from cursor.Position, str
 		return page{}, fmt.Errorf("read events after %s: %w", from, err)
 	}
 
-	p.full = len(p.events) >= limit
-	if p.full {
+	switch {
+	case len(p.events) >= limit: // more events may follow in the same commit
+		p.full = true
 		p.next = p.events[len(p.events)-1].pos
-		return p, nil
-	}
-	p.next = from
-	if after := cursor.After(head); from.Less(after) {
-		p.next = after
+	case nScanned >= limit: // more commits may follow
+		p.full = true
+		p.next = cursor.After(*lastCommit)
+	default: // caught up with the snapshot
+		p.next = from
+		if after := cursor.After(head); from.Less(after) {
+			p.next = after
+		}
 	}
 	return p, nil
 }

@@ -1,0 +1,126 @@
+package dispatch
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/streamer-dev/streamer/internal/cursor"
+	"github.com/streamer-dev/streamer/internal/pgtest"
+)
+
+// TestReadPlan checks the read path with EXPLAIN on a table large enough
+// for the planner to prefer indexes: a range scan of commits from the
+// cursor, joined to events by txid, never a scan of all events.
+func TestReadPlan(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	// 20,000 single-event transactions, numbered by hand (triggers off, as
+	// one test transaction cannot commit 20,000 times).
+	_, err := pool.Exec(ctx, `
+		ALTER TABLE streamer.events DISABLE TRIGGER USER;
+		INSERT INTO streamer.events (stream, data, txid)
+			OVERRIDING SYSTEM VALUE
+			SELECT 's' || (g % 50), 'x', (1000000 + g)::text::xid8 FROM generate_series(1, 20000) g;
+		INSERT INTO streamer.commits (seq, txid)
+			SELECT g, (1000000 + g)::text::xid8 FROM generate_series(1, 20000) g;
+		ALTER TABLE streamer.events ENABLE TRIGGER USER;
+		ANALYZE streamer.events; ANALYZE streamer.commits`)
+	require.NoError(t, err)
+
+	for _, tc := range []struct {
+		name  string
+		query string
+		args  []any
+	}{
+		{"all streams, far behind", readQuery, []any{int64(100), int64(0), 500}},
+		{"all streams, live", readQuery, []any{int64(19990), int64(0), 500}},
+		{"some streams, far behind", readStreamsQuery, []any{int64(100), int64(0), 500, []string{"s1", "s2"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rows, err := pool.Query(ctx, "EXPLAIN "+tc.query, tc.args...)
+			require.NoError(t, err)
+			var plan []string
+			for rows.Next() {
+				var line string
+				require.NoError(t, rows.Scan(&line))
+				plan = append(plan, line)
+			}
+			require.NoError(t, rows.Err())
+			text := strings.Join(plan, "\n")
+			require.Contains(t, text, "commits_pkey", text)
+			require.Contains(t, text, "events_txid_id_idx", text)
+			require.NotContains(t, text, "Seq Scan on events", text)
+		})
+	}
+}
+
+func TestReadPage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+
+	head, err := readHead(ctx, pool)
+	require.NoError(t, err)
+	require.Equal(t, cursor.After(0), head)
+
+	// Three transactions; the second has three events.
+	_, err = pool.Exec(ctx, "SELECT streamer.publish('a', '1')")
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) VALUES ('a', '2'), ('b', '3'), ('a', '4')")
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, "SELECT streamer.publish('b', '5', event => 't')")
+	require.NoError(t, err)
+
+	t.Run("pages until caught up", func(t *testing.T) {
+		t.Parallel()
+		var got []string
+		pos := cursor.Start
+		for {
+			p, err := readPage(ctx, pool, pos, nil, 2)
+			require.NoError(t, err)
+			for _, ev := range p.events {
+				got = append(got, ev.data)
+			}
+			pos = p.next
+			if !p.full {
+				break
+			}
+		}
+		require.Equal(t, []string{"1", "2", "3", "4", "5"}, got)
+		require.Equal(t, cursor.After(3), pos)
+	})
+
+	t.Run("filters streams and keeps the type", func(t *testing.T) {
+		t.Parallel()
+		p, err := readPage(ctx, pool, cursor.Start, []string{"b"}, 10)
+		require.NoError(t, err)
+		require.Len(t, p.events, 2)
+		require.Equal(t, "3", p.events[0].data)
+		require.Equal(t, "", p.events[0].typ)
+		require.Equal(t, "t", p.events[1].typ)
+		require.Equal(t, cursor.After(3), p.next)
+	})
+
+	t.Run("resumes inside a transaction", func(t *testing.T) {
+		t.Parallel()
+		first, err := readPage(ctx, pool, cursor.After(1), nil, 1)
+		require.NoError(t, err)
+		require.True(t, first.full)
+		rest, err := readPage(ctx, pool, first.next, nil, 10)
+		require.NoError(t, err)
+		require.Equal(t, "3", rest.events[0].data)
+		require.Len(t, rest.events, 3)
+	})
+
+	t.Run("a cursor past the head stays put", func(t *testing.T) {
+		t.Parallel()
+		p, err := readPage(ctx, pool, cursor.After(99), nil, 10)
+		require.NoError(t, err)
+		require.Empty(t, p.events)
+		require.Equal(t, cursor.After(99), p.next)
+	})
+}
