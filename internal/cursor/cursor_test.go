@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/streamer-dev/streamer/internal/cursor"
 )
@@ -57,3 +58,5 @@ func TestLess(t *testing.T) {
 	require.True(t, cursor.Position{Seq: 2, ID: 2}.Less(cursor.After(2)))
 	require.False(t, cursor.After(2).Less(cursor.After(2)))
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
