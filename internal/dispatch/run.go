@@ -147,42 +147,41 @@ func (d *Dispatcher) replayDone(res replayResult) {
 	d.cfg.TestSignals.Live.Signal(st.sub)
 }
 
-// readLive reads every commit after the live head, page by page until caught
-// up, and fans each event out.
+// readLive reads the commits after the live head and fans their events out.
+// After a full page it wakes itself instead of looping, so that connects and
+// disconnects are served between pages while it keeps reading until caught
+// up.
 func (d *Dispatcher) readLive(ctx context.Context) {
-	reads := 0
-	for {
-		var streams []string
-		if len(d.interest) == 0 {
-			head, err := readHead(ctx, d.cfg.Pool)
-			if err != nil {
-				d.readFailed(ctx, err)
-				return
-			}
-			if d.head.Less(head) {
-				d.head = head
-			}
-			d.cfg.TestSignals.LiveRead.Signal(0)
-			return
-		}
-		if len(d.interest) <= maxFilterStreams {
-			streams = slices.Collect(maps.Keys(d.interest))
-		}
-		p, err := readPage(ctx, d.cfg.Pool, d.head, streams, d.cfg.PageSize)
+	if len(d.interest) == 0 {
+		head, err := readHead(ctx, d.cfg.Pool)
 		if err != nil {
 			d.readFailed(ctx, err)
 			return
 		}
-		reads++
-		for i := range p.events {
-			d.fanout(&p.events[i])
+		if d.head.Less(head) {
+			d.head = head
 		}
-		d.head = p.next
-		if !p.full {
-			d.cfg.TestSignals.LiveRead.Signal(reads)
-			return
-		}
+		d.cfg.TestSignals.LiveRead.Signal(0)
+		return
 	}
+	var streams []string
+	if len(d.interest) <= maxFilterStreams {
+		streams = slices.Collect(maps.Keys(d.interest))
+	}
+	p, err := readPage(ctx, d.cfg.Pool, d.head, streams, d.cfg.PageSize)
+	if err != nil {
+		d.readFailed(ctx, err)
+		return
+	}
+	for i := range p.events {
+		d.fanout(&p.events[i])
+	}
+	d.head = p.next
+	if p.full {
+		d.Wake()
+		return
+	}
+	d.cfg.TestSignals.LiveRead.Signal(len(p.events))
 }
 
 func (d *Dispatcher) readFailed(ctx context.Context, err error) {

@@ -1,0 +1,60 @@
+# Developer entry points for streamer. `make` alone lists the targets; every
+# target has a `## description` on its rule line, which `make help` prints.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+GO ?= go
+DEVDB := bash scripts/devdb.sh
+
+.PHONY: help
+help: ## Show this list of targets
+	@awk -F ":.*## " '/^[a-zA-Z0-9_-]+:.*## / { printf "  %-11s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+.PHONY: deps
+deps: ## Install missing system packages (PostgreSQL) on Debian; needs root
+	@bash scripts/ensure-deps.sh
+
+.PHONY: build
+build: ## Build the server into bin/streamer
+	$(GO) build -o bin/streamer ./cmd/streamer
+
+.PHONY: run
+run: deps db-start ## Migrate the dev database and run the server on it (anonymous publishing on)
+	DATABASE_URL="$$($(DEVDB) url)" $(GO) run ./cmd/streamer migrate
+	DATABASE_URL="$$($(DEVDB) url)" STREAMER_ALLOW_ANONYMOUS_PUBLISH=true STREAMER_LOG_FORMAT=console \
+		$(GO) run ./cmd/streamer serve
+
+.PHONY: db-start
+db-start: deps ## Start the dev database (.data/pg, unix socket only), creating it on first use
+	@$(DEVDB) start
+
+.PHONY: db-stop
+db-stop: ## Stop the dev database; its data stays in .data/
+	@$(DEVDB) stop
+
+.PHONY: psql
+psql: db-start ## Open psql on the dev database
+	psql "$$($(DEVDB) url)"
+
+.PHONY: test
+test: deps ## Vet, then run every test with the race detector
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+.PHONY: bench
+bench: deps ## Run every benchmark once, so none rots (use -benchtime for numbers)
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+.PHONY: fmt
+fmt: ## Format all Go code
+	$(GO) fmt ./...
+
+.PHONY: clean
+clean: ## Remove build output (bin/); the dev database stays
+	rm -rf bin/
+
+.PHONY: clean-data
+clean-data: db-stop ## Stop the dev database and delete it (.data/)
+	rm -rf .data/

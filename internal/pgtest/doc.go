@@ -1,0 +1,59 @@
+// Package pgtest gives each test its own PostgreSQL database, cloned from a
+// template that is migrated once per test binary.
+//
+// # Overview
+//
+// Every package whose tests touch the database has one TestMain:
+//
+//	func TestMain(m *testing.M) { pgtest.Main(m) }
+//
+// and its tests call [NewDB] (a connection string) or [NewPool] (a pool). The
+// first such call in a test binary finds a server, creates the template
+// database and runs [migrations.Migrate] on it; every call then runs
+// CREATE DATABASE ... TEMPLATE, which copies the migrated schema in tens of
+// milliseconds. [Admin] is a pool on the same server's maintenance database,
+// for pg_terminate_backend and other server-wide statements.
+//
+// The server is chosen once per test binary, in this order:
+//
+//  1. A Docker engine that answers within a second: testcontainers starts a
+//     postgres:15-alpine container.
+//  2. TEST_DATABASE_URL, else DATABASE_URL: an existing server on which the
+//     role may CREATE DATABASE. The template and the test databases get
+//     names with a random part, so test binaries running at once, from one
+//     checkout or several, never collide.
+//  3. PostgreSQL server binaries on this machine (/usr/lib/postgresql/*/bin,
+//     the highest version; else pg_config --bindir; else PATH): a throwaway
+//     cluster listening only on a unix socket, with fsync off, in a new
+//     directory on /dev/shm (tmpfs: cloning a database there takes ~20 ms
+//     instead of a few hundred on a busy disk) when it has room, else in
+//     $TMPDIR. When the tests run as root it runs as the postgres OS user.
+//  4. None of these: the test is skipped, or fails when CI=true, so that CI
+//     never passes by skipping.
+//
+// [Main] runs the tests and then tears down what the binary started: the
+// container, the throwaway cluster, or (on an existing server) the
+// template. After a successful run it fails the binary if goroutines leaked
+// (go.uber.org/goleak); a pool that was never closed counts as a leak.
+//
+// # Invariants
+//
+//   - Each [NewDB] call returns a database no other test uses. NOTIFY and
+//     LISTEN are per database, so tests never hear each other's
+//     notifications.
+//   - A test's database is dropped WITH (FORCE) in t.Cleanup, after the cleanups
+//     registered later than [NewDB] (such as [NewPool]'s pool.Close) and
+//     before those registered earlier.
+//   - The template is never connected to after it is migrated; CREATE
+//     DATABASE ... TEMPLATE fails while anyone is connected to it.
+//   - [Admin]'s pool is shared by the whole binary: callers never close it;
+//     [Main] does, before the goroutine-leak check.
+//   - A throwaway cluster dies with the test binary, even one killed by
+//     SIGKILL or by go test -timeout: postgres is started with a parent-death
+//     signal from an OS thread that lives until postgres has exited. [Main]
+//     removes its directory; a binary that died without running [Main]
+//     leaves the directory behind, and the next binary to start a cluster
+//     removes it (the directory names its owner's pid).
+//   - The server is looked for once per binary. If none can be had, every
+//     test that asks is skipped (failed under CI=true) with the same reason.
+package pgtest

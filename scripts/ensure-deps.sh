@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Installs the system packages that building and testing streamer need and
+# that are missing, on a Debian machine. Run as root; idempotent, and quick
+# (no apt call at all) when nothing is missing. As another user it only says
+# what to install and exits 1.
+#
+# Each need_* function checks one thing and appends the Debian packages it
+# lacks to `missing`; before_install runs between `apt-get update` and the
+# install, for packages that want a setting first.
+set -euo pipefail
+
+missing=()
+
+# GNU make, for the Makefile.
+need_make() {
+	command -v make >/dev/null 2>&1 || missing+=(make)
+}
+
+# PostgreSQL server binaries: internal/pgtest starts a throwaway cluster with
+# them, and scripts/devdb.sh the dev database. The package brings psql and the
+# postgres OS user that the server runs as when we are root.
+need_postgres() {
+	if ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; then
+		missing+=(postgresql)
+	elif ! command -v psql >/dev/null 2>&1; then
+		missing+=(postgresql-client)
+	fi
+}
+
+# --- Chromium (browser tests): not installed yet. ---------------------------
+# When the browser tests land, check here and add Debian's `chromium` package:
+#   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+need_chromium() {
+	:
+}
+
+need_make
+need_postgres
+need_chromium
+
+if ((${#missing[@]} == 0)); then
+	exit 0
+fi
+
+if ((EUID != 0)); then
+	echo "ensure-deps: missing Debian packages: ${missing[*]}" >&2
+	echo "ensure-deps: install them as root with:" >&2
+	echo "  apt-get update && apt-get install -y --no-install-recommends ${missing[*]}" >&2
+	exit 1
+fi
+
+before_install() {
+	# Debian's postgresql package creates and starts a "main" cluster on port
+	# 5432 unless told not to. Nothing here uses it, so ask for none.
+	if [[ " ${missing[*]} " == *" postgresql "* ]]; then
+		apt-get install -y --no-install-recommends postgresql-common
+		sed -i 's/^#\{0,1\}[[:space:]]*create_main_cluster[[:space:]]*=.*/create_main_cluster = false/' \
+			/etc/postgresql-common/createcluster.conf
+	fi
+}
+
+echo "ensure-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+before_install
+apt-get install -y --no-install-recommends "${missing[@]}"
