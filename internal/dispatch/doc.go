@@ -14,6 +14,17 @@
 // through a bounded, non-blocking queue), so a slow client cannot stall the
 // dispatcher and the dispatcher never waits on a socket.
 //
+// A wake costs one read, whatever the number of streams or subscribers:
+// positions are global, so the dispatcher keeps a single live read position
+// (rather than one per stream) and reads every commit after it, restricted to
+// the streams somebody is subscribed to when there are at most 1,000 of them,
+// paging until caught up. Each event's frame is encoded once and the same
+// bytes are queued on every subscriber behind it. Subscribers that are
+// behind the live position (a resume, a reconnect) are served by replay
+// workers that read with their own cursors, so a far-behind subscriber never
+// holds back live delivery; at most ReplayWorkers replays hold a database
+// connection at once.
+//
 // # Delivery order
 //
 // Each publishing transaction is numbered when it commits: a deferred
