@@ -11,6 +11,12 @@
 // until the client leaves, the subscriber is dropped for being slow, or the
 // server drains.
 //
+// An HTTP/1.1 stream is then taken over from net/http (hijacked): the
+// handler writes the response head itself and hands the connection to an
+// sse.Hub, so an idle stream holds no goroutine and none of net/http's
+// buffers; the body runs until the connection closes. HTTP/2 streams, and
+// every stream with NoHijack, are written by their handler goroutine.
+//
 // Draining (Shutdown) marks the server not ready, ends every stream with a
 // streamer.shutdown event after what was already queued, stops accepting,
 // and waits for the handlers within the caller's deadline.

@@ -1,10 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -37,7 +39,6 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		writeUnavailable(w, fmt.Sprintf("connection limit of %d reached", s.cfg.MaxConnections))
 		return
 	}
-	defer s.open.Add(-1)
 
 	conn := sse.NewConn(w, sse.Options{
 		MaxQueueBytes: s.cfg.MaxQueueBytes,
@@ -50,29 +51,83 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	start, err := s.cfg.Dispatcher.Subscribe(ctx, conn, streams, from)
 	if err != nil {
 		conn.Close(err)
+		s.open.Add(-1)
 		writeUnavailable(w, "not accepting subscriptions")
 		return
 	}
-	defer s.cfg.Dispatcher.Unsubscribe(conn)
 	stopDrain := context.AfterFunc(s.drainCtx, func() { conn.CloseAfter(s.goodbye) })
-	defer stopDrain()
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
 
 	log := s.cfg.Logger.With().Strs("streams", streams).Str("remote", r.RemoteAddr).Logger()
 	log.Debug().Str("from", start.String()).Msg("stream opened")
 	began := time.Now()
+	closed := func(err error) {
+		stopDrain()
+		s.cfg.Dispatcher.Unsubscribe(conn)
+		s.open.Add(-1)
+		ev := log.Debug()
+		if errors.Is(err, sse.ErrSlowConsumer) {
+			ev = log.Info()
+		}
+		ev.Err(err).Dur("duration", time.Since(began)).Msg("stream closed")
+	}
+
+	if !s.cfg.NoHijack && r.ProtoMajor == 1 && r.ProtoMinor == 1 {
+		s.detached.Add(1)
+		nc, err := s.hijack(w)
+		if err == nil {
+			conn.Attach(s.hub, nc, func(err error) {
+				closed(err)
+				s.detached.Done()
+			})
+			return
+		}
+		s.detached.Done()
+		conn.Close(err)
+		closed(err)
+		log.Warn().Err(err).Msg("taking the connection over failed")
+		return
+	}
+
+	w.WriteHeader(http.StatusOK)
 	err = conn.Run(ctx)
 	conn.Close(err)
-	ev := log.Debug()
-	if errors.Is(err, sse.ErrSlowConsumer) {
-		ev = log.Info()
+	closed(err)
+}
+
+// hijack takes an HTTP/1.1 connection over from net/http and writes the
+// response head: the stream's body then runs until the connection closes,
+// written by the hub, with no goroutine or buffers of net/http's left.
+func (s *Server) hijack(w http.ResponseWriter) (net.Conn, error) {
+	nc, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return nil, err
 	}
-	ev.Err(err).Dur("duration", time.Since(began)).Msg("stream closed")
+	head := make([]byte, 0, 256)
+	head = append(head, "HTTP/1.1 200 OK\r\n"...)
+	hdr := w.Header().Clone()
+	hdr.Set("Connection", "close")
+	hdr.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	buf := bytes.NewBuffer(head)
+	if err := hdr.Write(buf); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	buf.WriteString("\r\n")
+	if n := brw.Writer.Buffered(); n > 0 { // nothing should be buffered; never lose it
+		nc.Close()
+		return nil, fmt.Errorf("%d response bytes buffered before the hijack", n)
+	}
+	_ = nc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout + time.Second))
+	if _, err := nc.Write(buf.Bytes()); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("write response head: %w", err)
+	}
+	return nc, nil
 }
 
 // parseStreams validates and de-duplicates the stream parameters.

@@ -186,3 +186,27 @@ func TestGracefulShutdown(t *testing.T) {
 
 var _ = dispatch.ErrStopped
 var _ server.Config
+
+// TestHandlerGoroutinePath runs streams the way HTTP/2 must: from the
+// handler's goroutine, without taking the connection over.
+func TestHandlerGoroutinePath(t *testing.T) {
+	t.Parallel()
+	s := setup(t, func(o *stackOpts) { o.server.NoHijack = true })
+	c := subscribe(t, s.url, []string{"h2"}, "")
+	s.waitLive(t, 1)
+	for i := range 100 {
+		s.publish(t, "h2", strconv.Itoa(i))
+	}
+	got := c.take(100)
+	requireOrdered(t, got)
+	c.close()
+
+	s.publish(t, "h2", "missed")
+	r := subscribe(t, s.url, []string{"h2"}, got[99].ID)
+	require.Equal(t, "missed", r.next().Data)
+
+	s.shutdown()
+	rest := r.ended()
+	require.Len(t, rest, 1)
+	require.Equal(t, "streamer.shutdown", rest[0].Event)
+}

@@ -44,11 +44,18 @@ type Config struct {
 	MaxStreams     int           // streams per SSE connection
 	MaxQueueBytes  int           // per-connection outbound queue bound
 	WriteTimeout   time.Duration // deadline of each write to a client
+	// NoHijack serves every stream from its handler goroutine, as HTTP/2
+	// streams always are, instead of taking HTTP/1.1 connections over.
+	NoHijack bool
 
 	Dispatcher Dispatcher
 	DB         Pinger
 	Listener   Listening
 	Logger     zerolog.Logger
+
+	// UI, when set, serves the inspector page at GET /, its assets under
+	// GET /ui/, and the JavaScript client at GET /streamer.js.
+	UI http.Handler
 }
 
 func (c *Config) setDefaults() {
@@ -74,6 +81,8 @@ type Server struct {
 	goodbye  []byte // streamer.shutdown frame
 
 	open     atomic.Int64 // SSE connections being served
+	hub      *sse.Hub       // writes the streams of hijacked connections
+	detached sync.WaitGroup // hijacked streams not yet finished
 	draining atomic.Bool
 	drainCtx context.Context
 	drain    context.CancelFunc
@@ -91,6 +100,7 @@ func New(cfg Config) *Server {
 	s.preamble = sse.AppendRetry(sse.AppendComment(nil, "streamer"), cfg.Retry)
 	s.goodbye = sse.AppendEvent(nil, "", "streamer.shutdown", `{"reason":"server shutting down"}`)
 	s.drainCtx, s.drain = context.WithCancel(context.Background())
+	s.hub = sse.NewHub(sse.HubOptions{})
 	s.http = &http.Server{
 		Handler:           s.Routes(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -106,6 +116,11 @@ func (s *Server) Routes() http.Handler {
 	r.Get("/events", s.handleEvents)
 	r.Get("/healthz", s.handleHealthz)
 	r.Get("/readyz", s.handleReadyz)
+	if s.cfg.UI != nil {
+		r.Get("/", s.cfg.UI.ServeHTTP)
+		r.Get("/streamer.js", s.cfg.UI.ServeHTTP)
+		r.Get("/ui/*", s.cfg.UI.ServeHTTP)
+	}
 	return r
 }
 
@@ -124,6 +139,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.ln = ln
 	s.served = make(chan struct{})
+	s.hub.Start()
 	go func() {
 		defer close(s.served)
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -163,6 +179,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = errors.Join(fmt.Errorf("http shutdown: %w", err), s.http.Close())
 	}
 	<-served
+	// Hijacked streams are not net/http's any more: wait for them to write
+	// their goodbye, then stop the hub (which closes what is left).
+	waited := make(chan struct{})
+	go func() {
+		s.detached.Wait()
+		close(waited)
+	}()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		err = errors.Join(err, fmt.Errorf("streams still open at the shutdown deadline: %w", ctx.Err()))
+	}
+	s.hub.Stop()
+	<-waited
 	return err
 }
 

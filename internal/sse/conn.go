@@ -3,8 +3,10 @@ package sse
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -66,6 +68,18 @@ type Conn struct {
 	err      error         // close cause; nil while open
 
 	noDeadline bool // SetWriteDeadline is not supported; only Run uses it
+
+	// Detached mode (see Hub). hub is set once, by Attach.
+	hub      atomic.Pointer[Hub]
+	nc       net.Conn     // the hijacked connection; used by one hub worker at a time
+	onClose  func(error)  // called once, by a hub worker, after the Conn closed
+	sched    bool         // under mu: queued on the hub or held by a worker
+	finished bool         // under mu: onClose has been called
+	pend     *[]byte      // worker-owned: unwritten bytes of the current batch
+	pendOff  int          // worker-owned: how much of *pend is written
+	last     bool         // worker-owned: the current batch ends the Conn
+	stalled  time.Time    // worker-owned: when the current batch stopped moving
+	lastSent atomic.Int64 // unix nanos of the last completed write
 }
 
 // NewConn returns an open Conn writing to w. It uses
@@ -110,6 +124,7 @@ func (c *Conn) Enqueue(frame []byte) bool {
 	if !c.fitsLocked(len(frame)) {
 		c.closeLocked(ErrSlowConsumer)
 		c.mu.Unlock()
+		c.signal() // a detached Conn is finished by a hub worker
 		return false
 	}
 	wake := c.pushLocked(frame)
@@ -176,6 +191,7 @@ func (c *Conn) Close(cause error) {
 	c.mu.Lock()
 	c.closeLocked(cause)
 	c.mu.Unlock()
+	c.signal() // a detached Conn is finished by a hub worker
 }
 
 // CloseAfter ends the Conn gracefully: from now on Enqueue returns false
@@ -258,8 +274,13 @@ func (c *Conn) wakeWaitersLocked() {
 }
 
 // signal wakes Run without blocking; one pending signal is enough, since
-// Run takes the whole queue each time it wakes.
+// Run takes the whole queue each time it wakes. A detached Conn is put on
+// its hub's ready list instead.
 func (c *Conn) signal() {
+	if h := c.hub.Load(); h != nil {
+		h.schedule(c)
+		return
+	}
 	select {
 	case c.wake <- struct{}{}:
 	default:

@@ -13,6 +13,15 @@
 // deadline, and writes a ": ping" comment when the connection has been idle
 // for [Options.Heartbeat].
 //
+// A [Hub] serves detached Conns instead: HTTP/1.1 connections taken over from
+// net/http after the response head ([Conn.Attach]). A fixed pool of workers
+// writes whichever Conns have frames queued, with a short deadline per
+// attempt so that a client whose socket buffer is full is set aside and
+// retried instead of holding a worker; a Conn that makes no progress for
+// WriteTimeout is closed. One sweeper writes heartbeats and notices clients
+// that went away with a non-blocking peek. An idle detached Conn therefore
+// costs no goroutine and no buffer: a few hundred bytes of state.
+//
 // A connection ends in one of three ways: [Conn.Close] drops whatever is
 // queued; [Conn.CloseAfter] lets Run write what is queued plus a final frame
 // first; a write error, a full queue or the end of Run's context closes it
@@ -26,13 +35,19 @@
 //     or the connection closes: callers may share one frame between any
 //     number of connections.
 //   - Run is the only goroutine that writes to, flushes or sets deadlines on
-//     the ResponseWriter; nothing else in this package touches it.
+//     the ResponseWriter; nothing else in this package touches it. A
+//     detached Conn is written by at most one hub worker at a time (the one
+//     that set its sched flag).
 //   - Bytes queued and not yet written never exceed MaxQueueBytes, except
 //     for a single frame accepted into an empty queue and the final frame
 //     of CloseAfter.
 //   - Frames are written in the order they were accepted.
 //   - A Conn is closed at most once: the first cause wins, Done is closed
 //     exactly when Err becomes non-nil, and Err never changes afterwards.
-//   - A Conn owns no goroutine: its only goroutine is the caller of Run. An
-//     idle Conn holds no write buffer (the coalescing buffer is pooled).
+//   - A Conn owns no goroutine: its only goroutine is the caller of Run, or
+//     none once detached. An idle Conn holds no write buffer (the
+//     coalescing buffer is pooled).
+//   - A detached Conn's onClose runs exactly once, on a hub worker (never on
+//     the goroutine that closed it, which may be the dispatcher), before its
+//     network connection is closed.
 package sse

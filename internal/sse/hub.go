@@ -1,0 +1,315 @@
+package sse
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// HubOptions configure a Hub. The zero value gives the defaults.
+type HubOptions struct {
+	// Workers is the number of writer goroutines. Default 4.
+	Workers int
+	// WriteSlice bounds one write attempt; a client whose socket buffer is
+	// full is set aside and retried rather than holding a worker. Default
+	// 20ms.
+	WriteSlice time.Duration
+	// Tick is the sweeper's period: stalled writes are retried this often.
+	// Heartbeats and closed-peer checks run every second. Default 50ms.
+	Tick time.Duration
+}
+
+// ErrPeerClosed is the close cause of a detached Conn whose client closed
+// the connection.
+var ErrPeerClosed = errors.New("sse: client closed the connection")
+
+// Hub drives detached Conns: connections taken over from net/http (see
+// Conn.Attach), written by a fixed pool of workers instead of one goroutine
+// per connection. An idle detached Conn costs no goroutine and no buffer.
+//
+// One sweeper goroutine retries writes that found a full socket buffer,
+// writes heartbeats on idle Conns and checks for clients that went away
+// (without a reader goroutine per connection, a closed peer is noticed by a
+// non-blocking peek).
+type Hub struct {
+	opts HubOptions
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	ready   []*Conn
+	stalled []*Conn
+	conns   map[*Conn]struct{}
+	stopped bool
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// NewHub returns a hub; Start runs it.
+func NewHub(opts HubOptions) *Hub {
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	if opts.WriteSlice <= 0 {
+		opts.WriteSlice = 20 * time.Millisecond
+	}
+	if opts.Tick <= 0 {
+		opts.Tick = 50 * time.Millisecond
+	}
+	h := &Hub{opts: opts, conns: make(map[*Conn]struct{}), stop: make(chan struct{})}
+	h.cond = sync.NewCond(&h.mu)
+	return h
+}
+
+// Start starts the workers and the sweeper.
+func (h *Hub) Start() {
+	for range h.opts.Workers {
+		h.wg.Go(h.work)
+	}
+	h.wg.Go(h.sweep)
+}
+
+// Stop closes every Conn still attached (with ErrClosed), finishes them and
+// waits for the hub's goroutines. Safe to call twice and without Start.
+func (h *Hub) Stop() {
+	h.mu.Lock()
+	if h.stopped {
+		h.mu.Unlock()
+		return
+	}
+	h.stopped = true
+	conns := make([]*Conn, 0, len(h.conns))
+	for c := range h.conns {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	close(h.stop)
+	h.cond.Broadcast()
+	h.wg.Wait()
+	for _, c := range conns {
+		c.Close(ErrClosed)
+		h.finish(c)
+	}
+}
+
+// Len returns the number of attached Conns.
+func (h *Hub) Len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.conns)
+}
+
+// Attach hands the Conn over to h: from now on h's workers write what is
+// queued to nc, which must already carry the response head. The
+// ResponseWriter given to NewConn is no longer used (Run must not be
+// called). onClose runs once, on a hub worker, after the Conn closed for
+// any reason and before nc is closed.
+func (c *Conn) Attach(h *Hub, nc net.Conn, onClose func(error)) {
+	c.mu.Lock()
+	c.nc, c.onClose = nc, onClose
+	c.w, c.rc = nil, nil
+	c.running = true
+	c.mu.Unlock()
+	c.lastSent.Store(time.Now().UnixNano())
+	h.mu.Lock()
+	h.conns[c] = struct{}{}
+	h.mu.Unlock()
+	c.hub.Store(h)
+	h.schedule(c)
+}
+
+// schedule puts c on the ready list unless it is there or being written.
+func (h *Hub) schedule(c *Conn) {
+	c.mu.Lock()
+	if c.sched {
+		c.mu.Unlock()
+		return
+	}
+	c.sched = true
+	c.mu.Unlock()
+	h.push(c)
+}
+
+func (h *Hub) push(c *Conn) {
+	h.mu.Lock()
+	h.ready = append(h.ready, c)
+	h.mu.Unlock()
+	h.cond.Signal()
+}
+
+func (h *Hub) work() {
+	for {
+		h.mu.Lock()
+		for len(h.ready) == 0 && !h.stopped {
+			h.cond.Wait()
+		}
+		if h.stopped {
+			h.mu.Unlock()
+			return
+		}
+		c := h.ready[0]
+		h.ready[0] = nil
+		h.ready = h.ready[1:]
+		h.mu.Unlock()
+		h.serve(c)
+	}
+}
+
+// serve writes what c has queued. The worker holds c (c.sched is true)
+// until it either unschedules it with nothing left to do, parks it as
+// stalled, requeues it, or finishes it.
+func (h *Hub) serve(c *Conn) {
+	if c.Err() != nil {
+		h.finish(c)
+		return
+	}
+	if c.pend == nil {
+		batch, last, open := c.take()
+		if !open {
+			h.finish(c)
+			return
+		}
+		if len(batch) == 0 && !last {
+			h.unschedule(c)
+			return
+		}
+		c.pend, c.pendOff, c.last = getScratch(batch), 0, last
+		clear(batch) // the frames are copied; inflight still counts their bytes
+		c.mu.Lock()
+		if c.err == nil && cap(batch) <= maxSpareFrames {
+			c.spare = batch[:0]
+		}
+		c.mu.Unlock()
+	}
+
+	now := time.Now()
+	if err := c.nc.SetWriteDeadline(now.Add(h.opts.WriteSlice)); err != nil {
+		h.fail(c, fmt.Errorf("sse: set write deadline: %w", err))
+		return
+	}
+	n, err := c.nc.Write((*c.pend)[c.pendOff:])
+	c.pendOff += n
+	if err != nil {
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			h.fail(c, fmt.Errorf("sse: write: %w", err))
+			return
+		}
+		if n > 0 || c.stalled.IsZero() {
+			c.stalled = now
+		} else if now.Sub(c.stalled) > c.opts.WriteTimeout {
+			h.fail(c, fmt.Errorf("sse: write: no progress for %s: %w", c.opts.WriteTimeout, err))
+			return
+		}
+		h.mu.Lock()
+		h.stalled = append(h.stalled, c)
+		h.mu.Unlock()
+		return
+	}
+
+	putScratch(c.pend)
+	c.pend, c.stalled = nil, time.Time{}
+	c.lastSent.Store(now.UnixNano())
+	c.mu.Lock()
+	c.inflight = 0
+	c.wakeWaitersLocked()
+	c.mu.Unlock()
+	if c.last {
+		c.Close(ErrClosed)
+		h.finish(c)
+		return
+	}
+	h.unschedule(c)
+}
+
+// unschedule releases c, or requeues it if something arrived meanwhile
+// (Enqueue saw c.sched and did not schedule it).
+func (h *Hub) unschedule(c *Conn) {
+	c.mu.Lock()
+	if len(c.queue) > 0 || c.err != nil || (c.draining && !c.last) {
+		c.mu.Unlock()
+		h.push(c)
+		return
+	}
+	c.sched = false
+	c.mu.Unlock()
+}
+
+func (h *Hub) fail(c *Conn, err error) {
+	c.Close(err)
+	h.finish(c)
+}
+
+// finish runs c's onClose once and closes its connection. c must be closed.
+func (h *Hub) finish(c *Conn) {
+	c.mu.Lock()
+	if c.finished {
+		c.mu.Unlock()
+		return
+	}
+	c.finished, c.sched = true, true // never scheduled again
+	err, onClose, nc := c.err, c.onClose, c.nc
+	c.onClose = nil
+	c.mu.Unlock()
+
+	if c.pend != nil {
+		putScratch(c.pend)
+		c.pend = nil
+	}
+	h.mu.Lock()
+	delete(h.conns, c)
+	h.mu.Unlock()
+	if onClose != nil {
+		onClose(err)
+	}
+	if nc != nil {
+		_ = nc.Close()
+	}
+}
+
+// sweep retries stalled writes every tick, and every second writes
+// heartbeats and looks for clients that went away.
+func (h *Hub) sweep() {
+	ticker := time.NewTicker(h.opts.Tick)
+	defer ticker.Stop()
+	lastSecond := time.Now()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case now := <-ticker.C:
+			h.mu.Lock()
+			stalled := h.stalled
+			h.stalled = nil
+			h.mu.Unlock()
+			for _, c := range stalled {
+				h.push(c)
+			}
+			if now.Sub(lastSecond) >= time.Second {
+				lastSecond = now
+				h.checkIdle(now)
+			}
+		}
+	}
+}
+
+var errHeartbeat = errors.New("sse: heartbeat")
+
+func (h *Hub) checkIdle(now time.Time) {
+	h.mu.Lock()
+	conns := make([]*Conn, 0, len(h.conns))
+	for c := range h.conns {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	for _, c := range conns {
+		if hb := c.opts.Heartbeat; hb > 0 && now.UnixNano()-c.lastSent.Load() >= int64(hb) {
+			c.Enqueue(ping)
+		}
+		if peerClosed(c.nc) {
+			c.Close(ErrPeerClosed)
+		}
+	}
+}

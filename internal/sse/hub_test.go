@@ -1,0 +1,145 @@
+package sse
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"os"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// attached returns a Conn attached to a started hub over a real loopback
+// TCP connection, the client's end, and a channel that receives the close
+// cause passed to onClose.
+func attached(t *testing.T, opts Options) (*Conn, net.Conn, <-chan error) {
+	t.Helper()
+	h := NewHub(HubOptions{Workers: 2})
+	h.Start()
+	t.Cleanup(h.Stop)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { client.Close() })
+	server, err := ln.Accept()
+	require.NoError(t, err)
+
+	c := NewConn(httptest.NewRecorder(), opts)
+	closed := make(chan error, 1)
+	c.Attach(h, server, func(err error) { closed <- err })
+	return c, client, closed
+}
+
+func TestHubWritesInOrder(t *testing.T) {
+	t.Parallel()
+	c, client, _ := attached(t, Options{})
+	var want strings.Builder
+	for i := range 1000 {
+		f := AppendEvent(nil, "", "", strings.Repeat("x", i%50))
+		want.Write(f)
+		require.True(t, c.Enqueue(f))
+	}
+	got := make([]byte, want.Len())
+	_, err := io.ReadFull(client, got)
+	require.NoError(t, err)
+	require.Equal(t, want.String(), string(got))
+}
+
+func TestHubSlowConsumer(t *testing.T) {
+	t.Parallel()
+	c, _, closed := attached(t, Options{MaxQueueBytes: 64 << 10})
+	frame := AppendEvent(nil, "", "", strings.Repeat("x", 16<<10))
+	var slowest time.Duration
+	for c.Err() == nil {
+		began := time.Now()
+		c.Enqueue(frame)
+		slowest = max(slowest, time.Since(began))
+	}
+	require.ErrorIs(t, <-closed, ErrSlowConsumer)
+	require.Less(t, slowest, 100*time.Millisecond, "Enqueue waited on the network")
+}
+
+func TestHubWriteStall(t *testing.T) {
+	t.Parallel()
+	// The queue bound is out of reach; the write deadline ends it.
+	c, _, closed := attached(t, Options{MaxQueueBytes: 1 << 30, WriteTimeout: 300 * time.Millisecond})
+	frame := AppendEvent(nil, "", "", strings.Repeat("x", 64<<10))
+	go func() {
+		for c.Enqueue(frame) {
+			time.Sleep(time.Millisecond) // a steady producer
+		}
+	}()
+	err := <-closed
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	require.ErrorContains(t, err, "no progress")
+}
+
+func TestHubHeartbeat(t *testing.T) {
+	t.Parallel()
+	_, client, _ := attached(t, Options{Heartbeat: time.Millisecond})
+	line, err := bufio.NewReader(client).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, ": ping\n", line)
+}
+
+func TestHubPeerClosed(t *testing.T) {
+	t.Parallel()
+	c, client, closed := attached(t, Options{})
+	require.NoError(t, client.Close())
+	select {
+	case err := <-closed:
+		require.ErrorIs(t, err, ErrPeerClosed)
+	case <-time.After(5 * time.Second):
+		t.Fatal("closed peer not noticed")
+	}
+	require.ErrorIs(t, c.Err(), ErrPeerClosed)
+}
+
+func TestHubCloseAfter(t *testing.T) {
+	t.Parallel()
+	c, client, closed := attached(t, Options{})
+	require.True(t, c.Enqueue([]byte("a\n")))
+	c.CloseAfter([]byte("bye\n"))
+	require.False(t, c.Enqueue([]byte("late\n")))
+	all, err := io.ReadAll(client)
+	require.NoError(t, err)
+	require.Equal(t, "a\nbye\n", string(all))
+	require.ErrorIs(t, <-closed, ErrClosed)
+}
+
+func TestHubStopClosesConns(t *testing.T) {
+	t.Parallel()
+	h := NewHub(HubOptions{})
+	h.Start()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer client.Close()
+	server, err := ln.Accept()
+	require.NoError(t, err)
+	c := NewConn(httptest.NewRecorder(), Options{})
+	closed := make(chan error, 1)
+	c.Attach(h, server, func(err error) { closed <- err })
+	require.Equal(t, 1, h.Len())
+
+	h.Stop()
+	h.Stop()
+	require.ErrorIs(t, <-closed, ErrClosed)
+	_, err = io.ReadAll(client)
+	require.NoError(t, err) // EOF: the server end was closed
+	require.Equal(t, 0, h.Len())
+}
+
+func TestHubStopWithoutStart(t *testing.T) {
+	t.Parallel()
+	NewHub(HubOptions{}).Stop()
+}

@@ -1,0 +1,9 @@
+//go:build !unix
+
+package sse
+
+import "net"
+
+// peerClosed cannot peek on this platform; a closed client is noticed on
+// the next write (at the latest the next heartbeat).
+func peerClosed(net.Conn) bool { return false }
