@@ -80,7 +80,7 @@ type Server struct {
 	preamble []byte // first bytes of every stream
 	goodbye  []byte // streamer.shutdown frame
 
-	open     atomic.Int64 // SSE connections being served
+	open     atomic.Int64   // SSE connections being served
 	hub      *sse.Hub       // writes the streams of hijacked connections
 	detached sync.WaitGroup // hijacked streams not yet finished
 	draining atomic.Bool
