@@ -4,9 +4,11 @@
 //
 // The dispatcher adds a subscriber once its replay is done and removes it
 // when it disconnects; the dispatcher's fan-out and anything else (shutdown,
-// metrics) read it concurrently. Each stream's subscribers are kept as an
-// immutable slice that is replaced, never changed, on Add and Remove, so a
-// reader iterates a snapshot without holding a lock and without copying.
+// metrics) read it concurrently. Each stream keeps a set of subscribers and
+// an immutable snapshot slice built from it on the first Lookup after a
+// change, so a reader iterates without holding a lock and without copying,
+// and a storm of connects to one stream costs O(1) per connect rather than a
+// copy of the stream's whole list each time.
 //
 // # Invariants
 //
@@ -25,13 +27,18 @@ import (
 // call New.
 type Registry[S comparable] struct {
 	mu      sync.RWMutex
-	streams map[string][]S
+	streams map[string]*entry[S]
 	subs    map[S][]string
+}
+
+type entry[S comparable] struct {
+	set  map[S]struct{}
+	snap []S // nil when stale; rebuilt by Lookup
 }
 
 // New returns an empty registry.
 func New[S comparable]() *Registry[S] {
-	return &Registry[S]{streams: make(map[string][]S), subs: make(map[S][]string)}
+	return &Registry[S]{streams: make(map[string]*entry[S]), subs: make(map[S][]string)}
 }
 
 // Add lists s under each of streams. Adding a subscriber that is already
@@ -43,10 +50,13 @@ func (r *Registry[S]) Add(s S, streams []string) {
 	own := slices.Clone(streams)
 	r.subs[s] = own
 	for _, name := range own {
-		old := r.streams[name]
-		next := make([]S, len(old), len(old)+1)
-		copy(next, old)
-		r.streams[name] = append(next, s)
+		e := r.streams[name]
+		if e == nil {
+			e = &entry[S]{set: make(map[S]struct{})}
+			r.streams[name] = e
+		}
+		e.set[s] = struct{}{}
+		e.snap = nil
 	}
 }
 
@@ -64,18 +74,13 @@ func (r *Registry[S]) removeLocked(s S) bool {
 	}
 	delete(r.subs, s)
 	for _, name := range streams {
-		old := r.streams[name]
-		if len(old) == 1 {
+		e := r.streams[name]
+		delete(e.set, s)
+		if len(e.set) == 0 {
 			delete(r.streams, name)
 			continue
 		}
-		next := make([]S, 0, len(old)-1)
-		for _, o := range old {
-			if o != s {
-				next = append(next, o)
-			}
-		}
-		r.streams[name] = next
+		e.snap = nil
 	}
 	return true
 }
@@ -84,8 +89,29 @@ func (r *Registry[S]) removeLocked(s S) bool {
 // modify it.
 func (r *Registry[S]) Lookup(stream string) []S {
 	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.streams[stream]
+	e := r.streams[stream]
+	var snap []S
+	if e != nil {
+		snap = e.snap
+	}
+	r.mu.RUnlock()
+	if e == nil || snap != nil {
+		return snap
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e = r.streams[stream]
+	if e == nil {
+		return nil
+	}
+	if e.snap == nil {
+		e.snap = make([]S, 0, len(e.set))
+		for s := range e.set {
+			e.snap = append(e.snap, s)
+		}
+	}
+	return e.snap
 }
 
 // Len returns the number of subscribers.
