@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/streamer-dev/streamer/internal/cursor"
@@ -181,4 +182,60 @@ func datas(evs []received) []string {
 		out[i] = ev.Data
 	}
 	return out
+}
+
+// TestTransactionShapes checks that every way of inserting within a
+// transaction gets the transaction numbered exactly once at commit.
+func TestTransactionShapes(t *testing.T) {
+	t.Parallel()
+	s := setup(t)
+	ctx := context.Background()
+	c := subscribe(t, s.url, []string{"shape"}, "")
+	s.waitLive(t, 1)
+
+	for _, tc := range []struct {
+		name  string
+		stmts []string
+		want  []string
+	}{
+		{"several statements", []string{
+			"INSERT INTO streamer.events (stream, data) VALUES ('shape', 'a1'), ('shape', 'a2')",
+			"SELECT streamer.publish('shape', 'a3')",
+		}, []string{"a1", "a2", "a3"}},
+		{"first statement in a rolled-back savepoint", []string{
+			"SAVEPOINT s",
+			"SELECT streamer.publish('shape', 'gone')",
+			"ROLLBACK TO SAVEPOINT s",
+			"SELECT streamer.publish('shape', 'b1')",
+		}, []string{"b1"}},
+		{"constraints made immediate early", []string{
+			"SET CONSTRAINTS ALL IMMEDIATE",
+			"SELECT streamer.publish('shape', 'c1')",
+			"SELECT streamer.publish('shape', 'c2')",
+		}, []string{"c1", "c2"}},
+		{"copy", nil, []string{"d1", "d2"}},
+	} {
+		tx, err := s.pool.Begin(ctx)
+		require.NoError(t, err, tc.name)
+		for _, q := range tc.stmts {
+			_, err := tx.Exec(ctx, q)
+			require.NoError(t, err, "%s: %s", tc.name, q)
+		}
+		if tc.stmts == nil {
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{"streamer", "events"}, []string{"stream", "data"},
+				pgx.CopyFromRows([][]any{{"shape", "d1"}, {"shape", "d2"}}))
+			require.NoError(t, err)
+		}
+		require.NoError(t, tx.Commit(ctx), tc.name)
+		require.Equal(t, tc.want, datas(c.take(len(tc.want))), tc.name)
+	}
+
+	var commits, pending int
+	require.NoError(t, s.pool.QueryRow(ctx,
+		"SELECT (SELECT count(*) FROM streamer.commits), (SELECT count(*) FROM streamer.pending_commits)").Scan(&commits, &pending))
+	require.Equal(t, 4, commits, "one commit row per transaction")
+	require.Equal(t, 0, pending)
+
+	_, err := s.pool.Exec(ctx, "INSERT INTO streamer.events (stream, data, txid) VALUES ('shape', 'x', '1')")
+	require.ErrorContains(t, err, "txid_rule")
 }
