@@ -56,6 +56,8 @@ type Config struct {
 	// UI, when set, serves the inspector page at GET /, its assets under
 	// GET /ui/, and the JavaScript client at GET /streamer.js.
 	UI http.Handler
+
+	Publish PublishConfig // POST /publish (publish.go)
 }
 
 func (c *Config) setDefaults() {
@@ -71,6 +73,7 @@ func (c *Config) setDefaults() {
 	if c.MaxStreams <= 0 {
 		c.MaxStreams = 32
 	}
+	c.Publish.setDefaults()
 }
 
 // Server serves streamer's HTTP interface.
@@ -114,6 +117,7 @@ func New(cfg Config) *Server {
 func (s *Server) Routes() http.Handler {
 	r := chi.NewRouter()
 	r.Get("/events", s.handleEvents)
+	r.Post("/publish", s.handlePublish)
 	r.Get("/healthz", s.handleHealthz)
 	r.Get("/readyz", s.handleReadyz)
 	if s.cfg.UI != nil {

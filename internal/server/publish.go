@@ -1,0 +1,241 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/streamer-dev/streamer/internal/batch"
+)
+
+// Publisher commits a request's events atomically, sharing transactions
+// with concurrent requests; *batch.Batcher implements it.
+type Publisher interface {
+	Publish(ctx context.Context, events []batch.Event) ([]int64, error)
+}
+
+var _ Publisher = (*batch.Batcher)(nil)
+
+// PublishConfig configures POST /publish.
+type PublishConfig struct {
+	// Publisher commits the events; without one POST /publish answers 503.
+	Publisher Publisher
+
+	// AllowAnonymous accepts requests without credentials
+	// (STREAMER_ALLOW_ANONYMOUS_PUBLISH).
+	AllowAnonymous bool
+
+	// Authorize decides requests when AllowAnonymous is false: nil
+	// accepts it, an error refuses it with 401 and the error's message.
+	// A later issue fills it; while it is nil, every request is refused.
+	Authorize func(r *http.Request) error
+
+	// MaxBodyBytes bounds a request body; beyond it 413. Default 4 MiB.
+	MaxBodyBytes int64
+
+	// Timeout bounds how long a request waits for its commit, retries
+	// included. Default 30s.
+	Timeout time.Duration
+}
+
+// Defaults of PublishConfig.
+const (
+	DefaultMaxPublishBody = 4 << 20
+	DefaultPublishTimeout = 30 * time.Second
+)
+
+func (c *PublishConfig) setDefaults() {
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = DefaultMaxPublishBody
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultPublishTimeout
+	}
+}
+
+// errAnonymous explains how to enable publishing without credentials.
+const errAnonymous = "publishing requires credentials, and none are configured; to accept POST /publish " +
+	"without credentials set STREAMER_ALLOW_ANONYMOUS_PUBLISH=true (or --allow-anonymous-publish)"
+
+// publishError is a 400's body: which event, which field, which rule.
+type publishError struct {
+	Error string `json:"error"`
+	Index *int   `json:"index,omitempty"`
+	Field string `json:"field,omitempty"`
+	Rule  string `json:"rule,omitempty"`
+}
+
+// eventJSON is one event of a request. Pointers tell missing from empty.
+type eventJSON struct {
+	Stream *string `json:"stream"`
+	Event  *string `json:"event"`
+	Data   *string `json:"data"`
+}
+
+func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
+	pc := s.cfg.Publish
+	if s.draining.Load() {
+		writeUnavailable(w, "server is shutting down")
+		return
+	}
+	if pc.Publisher == nil {
+		writeUnavailable(w, "publishing is not configured on this server")
+		return
+	}
+	if !pc.AllowAnonymous {
+		err := errors.New(errAnonymous)
+		if pc.Authorize != nil {
+			err = pc.Authorize(r)
+		}
+		if err != nil {
+			writeError(w, http.StatusUnauthorized, err.Error())
+			return
+		}
+	}
+	// Only application/json: a browser can send other types cross-site
+	// without a CORS preflight.
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
+		return
+	}
+	if r.ContentLength > pc.MaxBodyBytes {
+		writeTooLarge(w, pc.MaxBodyBytes)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, pc.MaxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeTooLarge(w, pc.MaxBodyBytes)
+			return
+		}
+		writeError(w, http.StatusBadRequest, "reading body: "+err.Error())
+		return
+	}
+	events, perr := decodeEvents(body)
+	if perr != nil {
+		writeJSON(w, http.StatusBadRequest, perr)
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), pc.Timeout)
+	defer cancel()
+	ids, err := pc.Publisher.Publish(ctx, events)
+	if err != nil {
+		s.writePublishError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string][]int64{"ids": ids})
+}
+
+func writeTooLarge(w http.ResponseWriter, limit int64) {
+	writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", limit))
+}
+
+func (s *Server) writePublishError(w http.ResponseWriter, r *http.Request, err error) {
+	var re *batch.RuleError
+	switch {
+	case errors.As(err, &re):
+		pe := &publishError{Error: re.Error(), Field: re.Field, Rule: re.Rule}
+		if re.Index >= 0 {
+			pe.Index = &re.Index
+		}
+		writeJSON(w, http.StatusBadRequest, pe)
+	case errors.Is(err, batch.ErrFull):
+		writeUnavailable(w, "publish queue is full; nothing was published, retry later")
+	case errors.Is(err, batch.ErrClosed):
+		writeUnavailable(w, "not accepting publishes (shutting down); nothing was published")
+	case errors.Is(err, batch.ErrTooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, "request has more events or bytes than the publish queue holds")
+	case errors.Is(err, batch.ErrOutcomeUnknown):
+		s.cfg.Logger.Warn().Err(err).Msg("publish: outcome unknown")
+		writeError(w, http.StatusGatewayTimeout, "timed out while committing: the events may or may not have been published")
+	case r.Context().Err() != nil:
+		// The client left; nobody reads the answer.
+		writeError(w, http.StatusServiceUnavailable, "request cancelled; nothing was published")
+	case errors.Is(err, context.DeadlineExceeded):
+		writeUnavailable(w, "timed out waiting for the database; nothing was published")
+	default:
+		s.cfg.Logger.Error().Err(err).Msg("publish failed")
+		writeError(w, http.StatusInternalServerError, "publish failed; nothing was published")
+	}
+}
+
+// decodeEvents parses a body holding one event object or an array of them.
+func decodeEvents(body []byte) ([]batch.Event, *publishError) {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 {
+		return nil, &publishError{Error: "empty body: send an event object or an array of them"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	dec.DisallowUnknownFields()
+	var events []batch.Event
+	switch trimmed[0] {
+	case '{':
+		e, perr := decodeEvent(dec, 0)
+		if perr != nil {
+			return nil, perr
+		}
+		events = []batch.Event{e}
+	case '[':
+		if _, err := dec.Token(); err != nil {
+			return nil, &publishError{Error: "invalid JSON: " + err.Error()}
+		}
+		for i := 0; dec.More(); i++ {
+			e, perr := decodeEvent(dec, i)
+			if perr != nil {
+				return nil, perr
+			}
+			events = append(events, e)
+		}
+		if _, err := dec.Token(); err != nil {
+			return nil, &publishError{Error: "invalid JSON: " + err.Error()}
+		}
+	default:
+		return nil, &publishError{Error: "body must be an event object or an array of them"}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, &publishError{Error: "unexpected data after the JSON value"}
+	}
+	return events, nil
+}
+
+func decodeEvent(dec *json.Decoder, i int) (batch.Event, *publishError) {
+	var ej eventJSON
+	if err := dec.Decode(&ej); err != nil {
+		pe := &publishError{Index: &i, Error: fmt.Sprintf("event %d: invalid JSON: %v", i, err)}
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &te) && te.Field != "":
+			pe.Field = te.Field
+			pe.Error = fmt.Sprintf("event %d: %s must be a string", i, te.Field)
+			if te.Field == "data" {
+				pe.Error += " (encode structured data as a JSON string)"
+			}
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			pe.Field = strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			pe.Error = fmt.Sprintf("event %d: unknown field %q: an event has stream, event and data", i, pe.Field)
+		case errors.As(err, &te):
+			pe.Error = fmt.Sprintf("event %d: must be an object with stream, data and optionally event", i)
+		}
+		return batch.Event{}, pe
+	}
+	switch {
+	case ej.Stream == nil:
+		return batch.Event{}, &publishError{Index: &i, Field: "stream", Error: fmt.Sprintf("event %d: stream is required", i)}
+	case ej.Data == nil:
+		return batch.Event{}, &publishError{Index: &i, Field: "data", Error: fmt.Sprintf("event %d: data is required (a string, may be empty)", i)}
+	}
+	e := batch.Event{Stream: *ej.Stream, Data: *ej.Data}
+	if ej.Event != nil {
+		e.Type = *ej.Event
+	}
+	return e, nil
+}
