@@ -27,11 +27,10 @@ need_postgres() {
 	fi
 }
 
-# --- Chromium (browser tests): not installed yet. ---------------------------
-# When the browser tests land, check here and add Debian's `chromium` package:
-#   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# Chromium, for the browser tests in internal/e2e (chromedp drives Debian's
+# package at /usr/bin/chromium; it needs no download of its own).
 need_chromium() {
-	:
+	[[ -x /usr/bin/chromium ]] || missing+=(chromium)
 }
 
 need_make

@@ -5,16 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
+	"github.com/streamer-dev/streamer/internal/batch"
 	"github.com/streamer-dev/streamer/internal/dispatch"
 	"github.com/streamer-dev/streamer/internal/listener"
 	"github.com/streamer-dev/streamer/internal/registry"
 	"github.com/streamer-dev/streamer/internal/server"
+	"github.com/streamer-dev/streamer/internal/ui"
 	"github.com/streamer-dev/streamer/migrations"
 )
 
@@ -38,6 +41,15 @@ type serveConfig struct {
 	DBMaxConns      int
 	QueueBytes      int
 	WriteTimeout    time.Duration
+
+	// POST /publish and its batcher (internal/batch).
+	PublishBatchEvents int
+	PublishBatchBytes  int
+	PublishBatchDelay  time.Duration
+	PublishQueueEvents int
+	PublishQueueBytes  int
+	PublishMaxBody     int
+	PublishTimeout     time.Duration
 }
 
 func (c *serveConfig) bind(out io.Writer) *settings {
@@ -56,6 +68,13 @@ func (c *serveConfig) bind(out io.Writer) *settings {
 	s.Int(&c.DBMaxConns, option{"db-max-conns", "STREAMER_DB_MAX_CONNS", "10", "Postgres pool size (reads and replays), besides the LISTEN connection"})
 	s.Int(&c.QueueBytes, option{"queue-bytes", "STREAMER_QUEUE_BYTES", "4194304", "per-connection outbound queue bound in bytes; a client further behind is disconnected and resumes later"})
 	s.Duration(&c.WriteTimeout, option{"write-timeout", "STREAMER_WRITE_TIMEOUT", "10s", "deadline of each write to an SSE client"})
+	s.Int(&c.PublishBatchEvents, option{"publish-batch-events", "STREAMER_PUBLISH_BATCH_EVENTS", "500", "a publish batch (one transaction) commits at this many events"})
+	s.Int(&c.PublishBatchBytes, option{"publish-batch-bytes", "STREAMER_PUBLISH_BATCH_BYTES", "1048576", "a publish batch commits at this many bytes"})
+	s.Duration(&c.PublishBatchDelay, option{"publish-batch-delay", "STREAMER_PUBLISH_BATCH_DELAY", "2ms", "a publish batch commits when its oldest event has waited this long; 0: no wait, as soon as a batch slot is free"})
+	s.Int(&c.PublishQueueEvents, option{"publish-queue-events", "STREAMER_PUBLISH_QUEUE_EVENTS", "100000", "events waiting to be published; beyond it POST /publish answers 503"})
+	s.Int(&c.PublishQueueBytes, option{"publish-queue-bytes", "STREAMER_PUBLISH_QUEUE_BYTES", "67108864", "bytes waiting to be published; beyond it POST /publish answers 503"})
+	s.Int(&c.PublishMaxBody, option{"publish-max-body", "STREAMER_PUBLISH_MAX_BODY", "4194304", "POST /publish body limit in bytes; beyond it 413"})
+	s.Duration(&c.PublishTimeout, option{"publish-timeout", "STREAMER_PUBLISH_TIMEOUT", "30s", "how long POST /publish waits for its commit, retries included"})
 	return s
 }
 
@@ -127,6 +146,39 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 	}
 	defer lis.Stop()
 
+	var inspector http.Handler
+	if cfg.UI {
+		inspector = ui.New()
+	}
+	// Publishing commits on a pool of its own, so that replays cannot
+	// starve it: one connection for each of the two batches that may be
+	// under way, one to look up the outcome of an interrupted COMMIT.
+	pubCfg := poolCfg.Copy()
+	pubCfg.MaxConns = 3
+	pubCfg.ConnConfig.RuntimeParams["application_name"] = "streamer-publish"
+	pubPool, err := pgxpool.NewWithConfig(ctx, pubCfg)
+	if err != nil {
+		return fmt.Errorf("publish pool: %w", err)
+	}
+	defer pubPool.Close()
+	delay := cfg.PublishBatchDelay
+	if delay == 0 {
+		delay = -1 // batch.Config: negative is "no wait"
+	}
+	pub := batch.New(batch.Config{
+		Pool:           pubPool,
+		MaxBatchEvents: cfg.PublishBatchEvents,
+		MaxBatchBytes:  cfg.PublishBatchBytes,
+		MaxDelay:       delay,
+		QueueEvents:    cfg.PublishQueueEvents,
+		QueueBytes:     cfg.PublishQueueBytes,
+		Logger:         log.With().Str("service", "publish").Logger(),
+	})
+	if err := pub.Start(ctx); err != nil {
+		return err
+	}
+	defer pub.Stop()
+
 	srv := server.New(server.Config{
 		Addr:           cfg.Addr,
 		Heartbeat:      cfg.Heartbeat,
@@ -139,6 +191,13 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		DB:             pool,
 		Listener:       lis,
 		Logger:         log.With().Str("service", "http").Logger(),
+		UI:             inspector,
+		Publish: server.PublishConfig{
+			Publisher:      pub,
+			AllowAnonymous: cfg.AnonPublish,
+			MaxBodyBytes:   int64(cfg.PublishMaxBody),
+			Timeout:        cfg.PublishTimeout,
+		},
 	})
 	if err := srv.Start(ctx); err != nil {
 		return err
@@ -148,8 +207,14 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 	log.Info().Dur("timeout", cfg.ShutdownTimeout).Msg("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
+	// The HTTP server refuses publishes from now on and waits for the
+	// requests in flight, whose events the batcher is still committing;
+	// then the batcher sends whatever is left and stops.
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Warn().Err(err).Msg("http shutdown did not finish cleanly")
+	}
+	if err := pub.Close(shutdownCtx); err != nil {
+		log.Error().Err(err).Msg("publish batcher did not drain")
 	}
 	log.Info().Msg("stopped")
 	return nil

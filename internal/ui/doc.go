@@ -1,0 +1,19 @@
+// Package ui serves streamer's browser side: the inspector page at "/", its
+// assets under "/ui/", and the JavaScript client module at "/streamer.js".
+//
+// # Overview
+//
+// The files in static/ are plain HTML, CSS and ES modules, embedded in the
+// binary with go:embed; there is no build step. The inspector subscribes with
+// /streamer.js, which wraps the browser's EventSource, so the page exercises
+// the same client that applications import.
+//
+// # Invariants
+//
+//   - Handler answers only the paths in [Paths]; anything else is 404, so it
+//     never shadows another route of the server.
+//   - Every answer carries an ETag of its content and Cache-Control: no-cache:
+//     browsers revalidate, so a new binary's files are picked up at once.
+//   - The page runs under a Content-Security-Policy that allows only its own
+//     origin: no inline script or style, no third-party resource.
+package ui

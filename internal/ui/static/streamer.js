@@ -1,0 +1,271 @@
+// streamer.js: a small client for streamer's Server-Sent Events.
+//
+//   import { subscribe } from "/streamer.js";
+//   const sub = subscribe({
+//     streams: ["orders:42"],
+//     types: ["order.paid"],        // typed events to receive besides untyped ones
+//     lastEventId: "17",            // optional: a streamer.head() token or an event id
+//     onEvent: (ev) => console.log(ev.id, ev.type, ev.data),
+//   });
+//   sub.lastEventId;                // resume token of the last event received
+//   sub.close();
+//
+// It wraps the browser's EventSource, so reconnecting and Last-Event-ID are the
+// browser's own. It adds what EventSource leaves out: the resume token to start
+// from, the last event id, a connection state, streamer's server events as
+// their own callbacks, and a new connection when the browser gives up (it
+// does after a non-200 answer, such as a 503 while a server drains).
+//
+// No dependencies, no build step; served by streamer at /streamer.js.
+
+/** The server events of streamer, by their SSE type. */
+const SERVER_EVENTS = new Set(["streamer.gap", "streamer.shutdown"]);
+
+/** Statuses after which a new connection would fail the same way. */
+const PERMANENT = new Set([400, 401, 403, 404, 405, 410, 422]);
+
+const MIN_BACKOFF_MS = 500;
+const MAX_BACKOFF_MS = 30000;
+
+/**
+ * A subscription to one or more streams over one EventSource connection.
+ *
+ * Events dispatched on it (also given to the matching on* callback):
+ *   "event"    detail: StreamerEvent   an application event
+ *   "gap"      detail: ServerEvent     streamer.gap: history was trimmed
+ *   "shutdown" detail: ServerEvent     streamer.shutdown: the server is draining
+ *   "state"    detail: {state}         "connecting" | "open" | "reconnecting" | "closed"
+ *   "error"    detail: {status, message}  a refusal that retrying cannot fix
+ *
+ * StreamerEvent: {id, type, data, stream, receivedAt}. type is "message" for an
+ * event published without a type. stream is the stream's name when the
+ * subscription has exactly one stream, else null: the wire does not carry it.
+ * ServerEvent: {type, data, info, id, receivedAt}; info is data parsed as JSON.
+ */
+export class Subscription extends EventTarget {
+  #streams;
+  #types = new Set();
+  #base;
+  #accessToken;
+  #withCredentials;
+  #callbacks;
+  #lastEventId;
+  #state = "idle";
+  #es = null;
+  #timer = 0;
+  #probe = null;
+  #failures = 0;
+  #opened = 0;
+  #created = 0;
+
+  /**
+   * @param {object} options
+   * @param {string[]} options.streams     stream names (at least one)
+   * @param {string[]} [options.types]     event types to receive besides untyped events
+   * @param {string} [options.lastEventId] where to start: a token from streamer.head()
+   *   or an event id; events after it are delivered. Empty: events from now on.
+   * @param {string} [options.url]         the events endpoint, resolved against this
+   *   module's URL (default "/events" on the server that served streamer.js)
+   * @param {string} [options.accessToken] sent as the access_token query parameter
+   *   (for streamer's authorization, a later feature)
+   * @param {boolean} [options.withCredentials] EventSource's withCredentials
+   */
+  constructor(options = {}) {
+    super();
+    const streams = [...new Set(options.streams ?? [])].map(String);
+    if (streams.length === 0) {
+      throw new TypeError("streamer: subscribe needs at least one stream");
+    }
+    this.#streams = streams;
+    this.#base = options.url ?? "/events";
+    this.#accessToken = options.accessToken || "";
+    this.#withCredentials = Boolean(options.withCredentials);
+    this.#lastEventId = options.lastEventId ? String(options.lastEventId) : "";
+    this.#callbacks = {
+      event: options.onEvent,
+      gap: options.onGap,
+      shutdown: options.onShutdown,
+      state: options.onState,
+      error: options.onError,
+    };
+    for (const t of options.types ?? []) this.#addType(t);
+    this.#connect();
+  }
+
+  /** The resume token of the last event received (or the starting token). */
+  get lastEventId() { return this.#lastEventId; }
+
+  /** "connecting", "open", "reconnecting" or "closed". */
+  get state() { return this.#state; }
+
+  /** The subscribed stream names. */
+  get streams() { return [...this.#streams]; }
+
+  /** The typed events listened for, besides untyped ones. */
+  get types() { return [...this.#types]; }
+
+  /**
+   * Counters: opened is how many times a connection opened (the first time,
+   * then once per reconnect); created is how many EventSource objects were
+   * made (more than one only when the browser gave up and this client
+   * started over from lastEventId).
+   */
+  get stats() { return { opened: this.#opened, created: this.#created }; }
+
+  /** Receives events of type from now on, without reconnecting. */
+  listen(type) {
+    if (this.#addType(type) && this.#es) {
+      this.#es.addEventListener(type, this.#onMessage);
+    }
+  }
+
+  /** Closes the connection for good. */
+  close() {
+    clearTimeout(this.#timer);
+    this.#probe?.abort();
+    this.#probe = null;
+    this.#es?.close();
+    this.#es = null;
+    this.#setState("closed");
+  }
+
+  /** The URL a new connection would use. */
+  get url() {
+    const u = new URL(this.#base, import.meta.url);
+    for (const s of this.#streams) u.searchParams.append("stream", s);
+    if (this.#lastEventId) u.searchParams.set("last_event_id", this.#lastEventId);
+    if (this.#accessToken) u.searchParams.set("access_token", this.#accessToken);
+    return u.href;
+  }
+
+  #addType(type) {
+    type = String(type).trim();
+    if (!type || type === "message" || SERVER_EVENTS.has(type) || this.#types.has(type)) {
+      return false;
+    }
+    this.#types.add(type);
+    return true;
+  }
+
+  #connect() {
+    const es = new EventSource(this.url, { withCredentials: this.#withCredentials });
+    this.#es = es;
+    this.#created++;
+    if (this.#state !== "reconnecting") this.#setState("connecting");
+    es.onopen = () => {
+      if (es !== this.#es) return;
+      this.#failures = 0;
+      this.#opened++;
+      this.#setState("open");
+    };
+    es.onerror = () => {
+      if (es !== this.#es) return;
+      if (es.readyState === EventSource.CONNECTING) {
+        // The browser reconnects by itself, sending Last-Event-ID.
+        this.#setState("reconnecting");
+      } else {
+        // The browser gave up (a non-200 answer): find out why, then start over.
+        this.#recover(es);
+      }
+    };
+    es.onmessage = this.#onMessage;
+    for (const t of this.#types) es.addEventListener(t, this.#onMessage);
+    for (const t of SERVER_EVENTS) es.addEventListener(t, this.#onServerEvent);
+  }
+
+  #onMessage = (e) => {
+    if (e.target !== this.#es) return;
+    if (e.lastEventId) this.#lastEventId = e.lastEventId;
+    this.#emit("event", {
+      id: e.lastEventId,
+      type: e.type,
+      data: e.data,
+      stream: this.#streams.length === 1 ? this.#streams[0] : null,
+      receivedAt: new Date(),
+    });
+  };
+
+  #onServerEvent = (e) => {
+    if (e.target !== this.#es) return;
+    if (e.lastEventId) this.#lastEventId = e.lastEventId;
+    let info = null;
+    try { info = JSON.parse(e.data); } catch { /* keep null */ }
+    const name = e.type === "streamer.gap" ? "gap" : "shutdown";
+    this.#emit(name, { type: e.type, data: e.data, info, id: e.lastEventId, receivedAt: new Date() });
+  };
+
+  async #recover(es) {
+    es.close();
+    this.#es = null;
+    this.#setState("reconnecting");
+    // EventSource hides the status; ask again with fetch to learn it.
+    const probe = new AbortController();
+    this.#probe = probe;
+    let status = 0, message = "", retryAfter = 0;
+    try {
+      const res = await fetch(this.url, {
+        headers: { Accept: "text/event-stream" },
+        cache: "no-store",
+        credentials: this.#withCredentials ? "include" : "same-origin",
+        signal: probe.signal,
+      });
+      status = res.status;
+      retryAfter = Number(res.headers.get("Retry-After")) || 0;
+      if (res.ok) {
+        probe.abort(); // it works again: leave this stream to the new EventSource
+      } else {
+        message = await errorMessage(res);
+      }
+    } catch (err) {
+      if (this.#probe !== probe) return; // closed meanwhile
+      message = String(err?.message ?? err);
+    }
+    if (this.#probe !== probe) return;
+    this.#probe = null;
+    if (PERMANENT.has(status)) {
+      this.#setState("closed");
+      this.#emit("error", { status, message });
+      return;
+    }
+    // Also after a 200: the probe's own stream needs a moment to close.
+    const wait = this.#backoff(retryAfter);
+    this.#timer = setTimeout(() => {
+      if (this.#state !== "closed") this.#connect();
+    }, wait);
+  }
+
+  #backoff(retryAfterSeconds) {
+    const exp = Math.min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** this.#failures++);
+    const jittered = exp / 2 + Math.random() * (exp / 2);
+    return Math.max(jittered, retryAfterSeconds * 1000);
+  }
+
+  #setState(state) {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.#emit("state", { state });
+  }
+
+  #emit(name, detail) {
+    this.dispatchEvent(new CustomEvent(name, { detail }));
+    const cb = this.#callbacks[name];
+    if (typeof cb === "function") cb(name === "state" ? detail.state : detail);
+  }
+}
+
+async function errorMessage(res) {
+  try {
+    const body = await res.json();
+    if (body && typeof body.error === "string") return body.error;
+  } catch { /* not JSON */ }
+  return `HTTP ${res.status}`;
+}
+
+/**
+ * Subscribes to streams; see Subscription for the options and events.
+ * onEvent(ev), onGap(ev), onShutdown(ev), onState(state), onError({status, message})
+ * are optional callbacks.
+ */
+export function subscribe(options) {
+  return new Subscription(options);
+}
