@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/streamer-dev/streamer/internal/backoff"
 )
 
 // insertSQL inserts a batch with one statement, so the statement-level
@@ -132,7 +134,7 @@ func (b *Batcher) commitUnits(ctx context.Context, units []*unit, prev <-chan st
 			return
 		}
 
-		wait := backoff(attempt, b.cfg.MinBackoff, b.cfg.MaxBackoff)
+		wait := backoff.Delay(attempt, b.cfg.MinBackoff, b.cfg.MaxBackoff)
 		attempt++
 		b.log.Warn().Err(err).Int("attempt", attempt).Dur("backoff", wait).Msg("batch: commit failed; retrying")
 		b.signals.Backoff.Signal(err)
@@ -274,7 +276,7 @@ func (b *Batcher) resolveCommit(ctx context.Context, txid int64, pid uint32) (st
 			err = errInProgress
 		}
 		b.signals.Backoff.Signal(err)
-		if !sleep(ctx, backoff(attempt, b.cfg.MinBackoff, b.cfg.MaxBackoff)) {
+		if !sleep(ctx, backoff.Delay(attempt, b.cfg.MinBackoff, b.cfg.MaxBackoff)) {
 			return "", fmt.Errorf("outcome lookup cut off (%w) after %w", context.Cause(ctx), err)
 		}
 	}

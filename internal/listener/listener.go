@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/rs/zerolog"
+
+	"github.com/streamer-dev/streamer/internal/backoff"
 )
 
 // Waker is told that new events may have been committed. The dispatcher
@@ -201,7 +203,7 @@ func (l *Listener) run(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn,
 				if ctx.Err() != nil {
 					return
 				}
-				d := backoff(attempt, l.cfg.MinBackoff, l.cfg.MaxBackoff)
+				d := backoff.Delay(attempt, l.cfg.MinBackoff, l.cfg.MaxBackoff)
 				l.log.Warn().Err(err).Int("attempt", attempt+1).Dur("backoff", d).Msg("listener: reconnect failed")
 				l.signals.BackoffError.Signal(err)
 				if !sleep(ctx, d) {
@@ -228,7 +230,7 @@ func (l *Listener) run(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn,
 		l.connected.Store(false)
 		closeConn(conn)
 		conn = nil
-		d := backoff(attempt, l.cfg.MinBackoff, l.cfg.MaxBackoff)
+		d := backoff.Delay(attempt, l.cfg.MinBackoff, l.cfg.MaxBackoff)
 		l.log.Error().Err(err).Dur("backoff", d).Msg("listener: lost connection")
 		l.signals.BackoffError.Signal(err)
 		if !sleep(ctx, d) {
