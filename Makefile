@@ -13,7 +13,7 @@ help: ## Show this list of targets
 	@awk -F ":.*## " '/^[a-zA-Z0-9_-]+:.*## / { printf "  %-11s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 .PHONY: deps
-deps: ## Install missing system packages (PostgreSQL) on Debian; needs root
+deps: ## Install missing system packages (PostgreSQL, Chromium) on Debian; needs root
 	@bash scripts/ensure-deps.sh
 
 .PHONY: build
@@ -46,6 +46,11 @@ test: deps ## Vet, then run every test with the race detector
 .PHONY: bench
 bench: deps ## Run every benchmark once, so none rots (use -benchtime for numbers)
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+.PHONY: bench-load
+bench-load: deps ## Load-test streamer against a plain net/http SSE server, every scenario (<10 min; docs/benchmarks.md)
+	@mkdir -p bin
+	$(GO) run ./cmd/streamer-bench -out bin/bench-load.json
 
 .PHONY: fmt
 fmt: ## Format all Go code

@@ -1,0 +1,440 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"os"
+	"runtime/pprof"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The client worker: a process that holds SSE connections and checks what
+// arrives on them. The coordinator starts several (a process may have at most
+// 20,000 file descriptors) and drives each over stdin/stdout, one JSON
+// request and one JSON response per line.
+//
+// A connection is a raw TCP socket with one goroutine blocked in Read and one
+// read buffer: no net/http client, no bufio. Each event's data is
+// "<stream> <n> <unix-nanoseconds> <padding>", where n counts the events of
+// the stream from 1; a connection records the latency of every event, which
+// n it has seen (a bitset), duplicates, events out of order and events of
+// another stream.
+
+// connGroup asks for Count connections subscribed to Stream.
+type connGroup struct {
+	Stream      string `json:"stream"`
+	Count       int    `json:"count"`
+	LastEventID string `json:"last_event_id,omitempty"`
+}
+
+type workerRequest struct {
+	Op string `json:"op"` // open, reset, report, close
+
+	// open
+	Addr        string        `json:"addr,omitempty"`
+	Groups      []connGroup   `json:"groups,omitempty"`
+	Parallel    int           `json:"parallel,omitempty"` // dials in flight
+	DialTimeout time.Duration `json:"dial_timeout,omitempty"`
+
+	// report: Expected[stream] events numbered 1..N were published; Wait
+	// is how long to wait for every connection to have them all.
+	Expected map[string]int64 `json:"expected,omitempty"`
+	Wait     time.Duration    `json:"wait,omitempty"`
+}
+
+type workerResponse struct {
+	Err string `json:"err,omitempty"`
+
+	// open
+	Opened     int      `json:"opened,omitempty"`
+	Failed     int      `json:"failed,omitempty"`
+	OpenErrors []string `json:"open_errors,omitempty"`
+
+	Report *workerReport `json:"report,omitempty"`
+}
+
+// workerReport covers the worker's connections. Latencies and Deliveries
+// count since the last reset; the rest since the connections opened.
+type workerReport struct {
+	Conns      int          `json:"conns"`
+	Open       int          `json:"open"`    // still open
+	Dropped    int          `json:"dropped"` // ended by the server or an error
+	Deliveries int64        `json:"deliveries"`
+	Latency    histSnapshot `json:"latency"`
+	// Against Expected:
+	Complete   bool  `json:"complete"`   // every connection has every expected event
+	Missing    int64 `json:"missing"`    // expected events not received, summed over connections
+	Duplicates int64 `json:"duplicates"` // events received more than once
+	Reordered  int64 `json:"reordered"`  // events received after a later one of their stream
+	Unexpected int64 `json:"unexpected"` // events of another stream, malformed, or beyond Expected
+	Gaps       int64 `json:"gaps"`       // streamer.gap events
+	Other      int64 `json:"other"`      // other streamer.* events (shutdown)
+	Comments   int64 `json:"comments"`   // comment lines (heartbeats, preamble)
+	MinGot     int64 `json:"min_got"`    // fewest distinct events on one connection
+	Errors     []string
+}
+
+func clientMain(args []string) int {
+	fs := flag.NewFlagSet("streamer-bench client", flag.ContinueOnError)
+	bufSize := fs.Int("buf", 8<<10, "read buffer per connection, bytes")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this worker to the file (to keep the client cheap)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "client:", err)
+			return 1
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "client:", err)
+			return 1
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
+	w := &worker{bufSize: *bufSize}
+	in := bufio.NewScanner(os.Stdin)
+	in.Buffer(make([]byte, 64<<10), 64<<20)
+	out := json.NewEncoder(os.Stdout)
+	for !w.closing.Load() && in.Scan() {
+		var req workerRequest
+		var resp workerResponse
+		if err := json.Unmarshal(in.Bytes(), &req); err != nil {
+			resp.Err = err.Error()
+		} else {
+			resp = w.handle(req)
+		}
+		if err := out.Encode(resp); err != nil {
+			fmt.Fprintln(os.Stderr, "client: write response:", err)
+			return 1
+		}
+	}
+	w.closeAll()
+	return 0
+}
+
+type worker struct {
+	bufSize    int
+	hist       histogram
+	deliveries atomic.Int64
+	closing    atomic.Bool
+
+	mu     sync.Mutex
+	conns  []*clientConn
+	errors []string // first few connection errors
+}
+
+func (w *worker) handle(req workerRequest) workerResponse {
+	switch req.Op {
+	case "open":
+		return w.open(req)
+	case "reset":
+		w.hist.Reset()
+		w.deliveries.Store(0)
+		return workerResponse{}
+	case "report":
+		r := w.report(req.Expected, req.Wait)
+		return workerResponse{Report: &r}
+	case "close":
+		w.closeAll()
+		return workerResponse{}
+	default:
+		return workerResponse{Err: "unknown op " + strconv.Quote(req.Op)}
+	}
+}
+
+func (w *worker) noteError(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.errors) < 5 {
+		w.errors = append(w.errors, err.Error())
+	}
+}
+
+// open dials every requested connection, Parallel at a time, and returns
+// once each has its response headers (the server has taken the subscriber).
+func (w *worker) open(req workerRequest) workerResponse {
+	parallel := max(req.Parallel, 1)
+	timeout := cmp(req.DialTimeout, 30*time.Second)
+	sem := make(chan struct{}, parallel)
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		resp   workerResponse
+		opened []*clientConn
+	)
+	for _, g := range req.Groups {
+		for range g.Count {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				c, err := w.dial(req.Addr, g, timeout)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					resp.Failed++
+					if len(resp.OpenErrors) < 5 {
+						resp.OpenErrors = append(resp.OpenErrors, err.Error())
+					}
+					return
+				}
+				resp.Opened++
+				opened = append(opened, c)
+			})
+		}
+	}
+	wg.Wait()
+	w.mu.Lock()
+	w.conns = append(w.conns, opened...)
+	w.mu.Unlock()
+	return resp
+}
+
+func cmp(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// clientConn is one subscriber connection. The reader goroutine owns seen
+// and last; the counters are read by reports.
+type clientConn struct {
+	w      *worker
+	stream []byte
+	nc     net.Conn
+
+	seen []uint64 // bit n: event n received
+	last int64    // highest n received
+
+	distinct   atomic.Int64
+	maxN       atomic.Int64
+	duplicates atomic.Int64
+	reordered  atomic.Int64
+	unexpected atomic.Int64
+	gaps       atomic.Int64
+	other      atomic.Int64
+	comments   atomic.Int64
+	dropped    atomic.Bool
+	now        int64 // receive time of the current read, unix ns
+}
+
+func (w *worker) dial(addr string, g connGroup, timeout time.Duration) (*clientConn, error) {
+	deadline := time.Now().Add(timeout)
+	nc, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	var req bytes.Buffer
+	fmt.Fprintf(&req, "GET /events?stream=%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n", g.Stream, addr)
+	if g.LastEventID != "" {
+		fmt.Fprintf(&req, "Last-Event-ID: %s\r\n", g.LastEventID)
+	}
+	req.WriteString("\r\n")
+	_ = nc.SetDeadline(deadline)
+	if _, err := nc.Write(req.Bytes()); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	buf := make([]byte, w.bufSize)
+	n, chunked, err := readHeaders(nc, buf)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	_ = nc.SetDeadline(time.Time{})
+	c := &clientConn{w: w, stream: []byte(g.Stream), nc: nc}
+	p := &sseParser{chunked: chunked, onEvent: c.event, onComment: func() { c.comments.Add(1) }}
+	go c.read(buf, n, p)
+	return c, nil
+}
+
+// readHeaders reads the response head, checks for status 200, and moves the
+// body bytes that came with it to the front of buf: it returns how many.
+func readHeaders(nc net.Conn, buf []byte) (body int, chunked bool, err error) {
+	n := 0
+	for {
+		if n == len(buf) {
+			return 0, false, errors.New("response head larger than the read buffer")
+		}
+		m, err := nc.Read(buf[n:])
+		n += m
+		if i := bytes.Index(buf[:n], []byte("\r\n\r\n")); i >= 0 {
+			head := buf[:i]
+			status, _, _ := bytes.Cut(head, []byte("\r\n"))
+			if !bytes.HasPrefix(status, []byte("HTTP/1.1 200")) {
+				return 0, false, fmt.Errorf("status %q", status)
+			}
+			chunked = bytes.Contains(bytes.ToLower(head), []byte("\r\ntransfer-encoding: chunked"))
+			return copy(buf, buf[i+4:n]), chunked, nil
+		}
+		if err != nil {
+			return 0, false, fmt.Errorf("reading response head: %w", err)
+		}
+	}
+}
+
+// read is the connection's goroutine; buf[:n] holds the body bytes that
+// arrived with the response head.
+func (c *clientConn) read(buf []byte, n int, p *sseParser) {
+	defer c.nc.Close()
+	for {
+		if n > 0 {
+			c.now = time.Now().UnixNano()
+			if err := p.feed(buf[:n]); err != nil {
+				c.fail(err)
+				return
+			}
+		}
+		var err error
+		n, err = c.nc.Read(buf)
+		if err != nil && n == 0 {
+			if errors.Is(err, io.EOF) {
+				err = errors.New("server closed the connection")
+			}
+			c.fail(err)
+			return
+		}
+	}
+}
+
+func (c *clientConn) fail(err error) {
+	if c.w.closing.Load() {
+		return
+	}
+	c.dropped.Store(true)
+	c.w.noteError(err)
+}
+
+// event checks one event. It runs on the connection's goroutine.
+func (c *clientConn) event(_, typ, data []byte) {
+	if len(typ) > 0 {
+		switch {
+		case bytes.Equal(typ, []byte("streamer.gap")):
+			c.gaps.Add(1)
+			return
+		case bytes.HasPrefix(typ, []byte("streamer.")):
+			c.other.Add(1)
+			return
+		}
+	}
+	stream, rest, ok1 := bytes.Cut(data, []byte{' '})
+	nb, rest, ok2 := bytes.Cut(rest, []byte{' '})
+	tb, _, _ := bytes.Cut(rest, []byte{' '})
+	n, ok3 := parseUint(nb)
+	ts, ok4 := parseUint(tb)
+	if !ok1 || !ok2 || !ok3 || !ok4 || n == 0 || n > maxEventN || !bytes.Equal(stream, c.stream) {
+		c.unexpected.Add(1)
+		return
+	}
+	c.w.hist.Record(time.Duration(c.now - ts))
+	c.w.deliveries.Add(1)
+
+	word, bit := int(n/64), uint64(1)<<(n%64)
+	if word >= len(c.seen) {
+		c.seen = append(c.seen, make([]uint64, word+1-len(c.seen)+len(c.seen)/4)...)
+	}
+	if c.seen[word]&bit != 0 {
+		c.duplicates.Add(1)
+		return
+	}
+	c.seen[word] |= bit
+	c.distinct.Add(1)
+	if n < c.last {
+		c.reordered.Add(1)
+	} else {
+		c.last = n
+		c.maxN.Store(n)
+	}
+}
+
+// maxEventN bounds the event numbers a connection tracks (its bitset).
+const maxEventN = 1 << 26
+
+func parseUint(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 19 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return int64(n), n <= math.MaxInt64
+}
+
+// report sums the connections' counters against expected, waiting up to
+// wait for every connection to have every expected event.
+func (w *worker) report(expected map[string]int64, wait time.Duration) workerReport {
+	w.mu.Lock()
+	conns := w.conns
+	w.mu.Unlock()
+
+	complete := func() bool {
+		for _, c := range conns {
+			if !c.dropped.Load() && c.distinct.Load() < expected[string(c.stream)] {
+				return false
+			}
+		}
+		return true
+	}
+	deadline := time.Now().Add(wait)
+	for !complete() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	r := workerReport{Conns: len(conns), Complete: complete(), MinGot: -1}
+	for _, c := range conns {
+		exp := expected[string(c.stream)]
+		got := c.distinct.Load()
+		if c.dropped.Load() {
+			r.Dropped++
+		} else {
+			r.Open++
+		}
+		if over := c.maxN.Load() > exp; over {
+			r.Unexpected++ // counted once per connection; see Missing
+		}
+		r.Missing += max(exp-got, 0)
+		r.Duplicates += c.duplicates.Load()
+		r.Reordered += c.reordered.Load()
+		r.Unexpected += c.unexpected.Load()
+		r.Gaps += c.gaps.Load()
+		r.Other += c.other.Load()
+		r.Comments += c.comments.Load()
+		if r.MinGot < 0 || got < r.MinGot {
+			r.MinGot = got
+		}
+	}
+	r.Deliveries = w.deliveries.Load()
+	r.Latency = w.hist.Snapshot()
+	w.mu.Lock()
+	r.Errors = append([]string(nil), w.errors...)
+	w.mu.Unlock()
+	return r
+}
+
+func (w *worker) closeAll() {
+	w.closing.Store(true)
+	w.mu.Lock()
+	conns := w.conns
+	w.conns = nil
+	w.mu.Unlock()
+	for _, c := range conns {
+		_ = c.nc.Close()
+	}
+}

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// The floor: not an SSE server anyone would run, but the least a server can
+// do per delivery, as a reference for what is left to gain. Connections are
+// taken over from net/http after the response head; publishing writes each
+// event's frame, encoded once, to every subscriber's socket with one
+// write(2) each, from the publishing goroutine: no goroutine or buffer per
+// connection, no queue, no write deadline, no heartbeat. A socket that would
+// block is dropped. What it costs per delivery is the kernel's write path
+// (on loopback, that includes the receiving side's TCP processing) plus
+// Go's netpoll bookkeeping.
+
+type floorServer struct {
+	mu     sync.Mutex
+	subs   map[string][]*floorSub
+	nextID int64
+}
+
+type floorSub struct {
+	nc   net.Conn
+	raw  syscall.RawConn
+	dead bool
+}
+
+func floorMain(args []string) int {
+	fs := flag.NewFlagSet("streamer-bench floor-server", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:8091", "listen address")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (profiling runs)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if *pprofAddr != "" {
+		go servePprof(*pprofAddr)
+	}
+	f := &floorServer{subs: map[string][]*floorSub{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /events", f.handleEvents)
+	mux.HandleFunc("POST /publish", f.handlePublish)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "floor-server:", err)
+		return 1
+	}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintln(os.Stderr, "floor-server:", err)
+		return 1
+	}
+	return 0
+}
+
+func (f *floorServer) handleEvents(w http.ResponseWriter, r *http.Request) {
+	stream := r.URL.Query().Get("stream")
+	nc, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	const head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n: floor\n\n"
+	if _, err := io.WriteString(nc, head); err != nil {
+		nc.Close()
+		return
+	}
+	raw, err := nc.(syscall.Conn).SyscallConn()
+	if err != nil {
+		nc.Close()
+		return
+	}
+	f.mu.Lock()
+	f.subs[stream] = append(f.subs[stream], &floorSub{nc: nc, raw: raw})
+	f.mu.Unlock()
+}
+
+func (f *floorServer) handlePublish(w http.ResponseWriter, r *http.Request) {
+	sc := bufio.NewScanner(r.Body)
+	sc.Buffer(make([]byte, 64<<10), 2<<20)
+	for sc.Scan() {
+		stream, data, ok := bytes.Cut(sc.Bytes(), []byte{'\t'})
+		if !ok {
+			http.Error(w, "want <stream>\\t<data> per line", http.StatusBadRequest)
+			return
+		}
+		f.publish(string(stream), data)
+	}
+	io.WriteString(w, "ok\n")
+}
+
+func (f *floorServer) publish(stream string, data []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nextID++
+	frame := make([]byte, 0, len(data)+32)
+	frame = append(frame, "id: "...)
+	frame = strconv.AppendInt(frame, f.nextID, 10)
+	frame = append(frame, "\ndata: "...)
+	frame = append(frame, data...)
+	frame = append(frame, "\n\n"...)
+	for _, s := range f.subs[stream] {
+		if s.dead {
+			continue
+		}
+		var n int
+		var werr error
+		err := s.raw.Write(func(fd uintptr) bool {
+			n, werr = syscall.Write(int(fd), frame)
+			return true // one attempt: never wait
+		})
+		if err != nil || werr != nil || n != len(frame) {
+			s.dead = true
+			s.nc.Close()
+		}
+	}
+}
