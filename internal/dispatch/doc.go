@@ -63,10 +63,11 @@
 // The connect sequence joins a replay with live delivery without a gap or a
 // duplicate. On Connect the dispatcher records the subscriber as replaying,
 // so that every live read from then on appends the subscriber's events to its
-// in-flight buffer, and queues a replay job from the resume position (or,
-// without one, from the dispatcher's live head: events committed after the
-// connection was accepted are never missed; a few committed just before it
-// may be delivered). A worker reads every page after the resume position,
+// in-flight buffer, and queues a replay job from the resume position. (A
+// subscriber without a resume position starts at the dispatcher's live head
+// and goes live at once: every later live read starts at or before that
+// head, so events committed after the connection was accepted are never
+// missed, and a few committed just before it may be delivered.) A worker reads every page after the resume position,
 // enqueueing with backpressure, and returns the cursor it reached. That
 // cursor is at or past the live head at Connect time, because the worker's
 // snapshot is later. The buffer holds every live event after that head, so

@@ -33,20 +33,21 @@ type page struct {
 // first bounds the work of one read however far behind the cursor is and
 // however few of those commits touch the wanted streams. The plan is an index
 // range scan of commits_pkey from $1 and, per commit, an index scan of
-// events_txid_id_idx (checked in TestReadPlan). %s is empty or a stream
-// filter on $4.
+// events_txid_id_idx, under an incremental sort that stops as soon as $3
+// events are out (checked in TestReadPlan); "scanned" counts the commits the
+// page covers with an index-only scan. %s is empty or a stream filter on $4.
 const readQueryFormat = `
 WITH head AS (
     SELECT coalesce(max(seq), 0) AS seq FROM streamer.commits
-), c AS MATERIALIZED (
-    SELECT seq, txid FROM streamer.commits WHERE seq >= $1 ORDER BY seq LIMIT $3
 ), scanned AS (
-    SELECT count(*) AS n, max(seq) AS last FROM c
+    SELECT count(*) AS n, max(seq) AS last
+    FROM (SELECT seq FROM streamer.commits WHERE seq >= $1 ORDER BY seq LIMIT $3) s
 )
 SELECT head.seq, scanned.n, scanned.last, p.seq, p.id, p.stream, p.event, p.data
 FROM head CROSS JOIN scanned LEFT JOIN LATERAL (
     SELECT c.seq, e.id, e.stream, e.event, e.data
-    FROM c JOIN LATERAL (
+    FROM (SELECT seq, txid FROM streamer.commits WHERE seq >= $1 ORDER BY seq LIMIT $3) c
+    JOIN LATERAL (
         SELECT e.id, e.stream, e.event, e.data
         FROM streamer.events e
         WHERE e.txid = c.txid AND (c.seq > $1 OR e.id > $2)%s

@@ -61,6 +61,10 @@ func (d *Dispatcher) run(ctx context.Context) {
 // connect starts the race-free sequence for a new subscriber: from now on
 // live reads buffer its streams' events, and a replay worker reads
 // everything after its resume point. replayDone joins the two.
+//
+// A subscriber without a resume point needs no replay: it starts at the
+// live head and goes live at once, since every live read from then on
+// starts at or before that head and delivers to it whatever lies after.
 func (d *Dispatcher) connect(cmd command) {
 	if old, ok := d.subs[cmd.sub]; ok { // resubscribe: forget the old state
 		d.forget(old)
@@ -69,17 +73,24 @@ func (d *Dispatcher) connect(cmd command) {
 	if cmd.from != nil {
 		from = *cmd.from
 	}
-	st := &subState{sub: cmd.sub, streams: cmd.streams, scan: from, replaying: true}
+	st := &subState{sub: cmd.sub, streams: cmd.streams, scan: from, replaying: cmd.from != nil}
 	d.subs[cmd.sub] = st
+	for _, s := range st.streams {
+		d.interest[s]++
+	}
+	cmd.reply <- from
+	if !st.replaying {
+		d.cfg.Registry.Add(st.sub, st.streams)
+		d.cfg.TestSignals.Live.Signal(st.sub)
+		return
+	}
 	for _, s := range st.streams {
 		if d.inflight[s] == nil {
 			d.inflight[s] = make(map[*subState]struct{})
 		}
 		d.inflight[s][st] = struct{}{}
-		d.interest[s]++
 	}
 	d.pending = append(d.pending, replayJob{sub: st.sub, streams: st.streams, from: from})
-	cmd.reply <- from
 }
 
 func (d *Dispatcher) disconnect(sub Subscriber) {
