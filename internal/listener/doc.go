@@ -11,9 +11,11 @@
 // notifications on it and calls [Waker.Wake].
 //
 // The notification carries no data; it only says "something was committed,
-// go and read". So the listener coalesces: after the first notification it
-// drains every further notification that has already arrived and then calls
-// Wake once. A burst of a thousand NOTIFYs becomes a handful of wakes.
+// go and read". So the listener coalesces: it calls Wake at the first
+// notification (its latency is not held back), drains every further
+// notification that has already arrived, and calls Wake once more if there
+// were any. A burst of a thousand NOTIFYs becomes a handful of wakes, and the
+// dispatcher folds wakes that arrive while it reads into one more read.
 //
 // When no notification arrives for Config.PingInterval the connection is
 // pinged, so a dead one is noticed. On any error the listener marks itself

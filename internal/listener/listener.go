@@ -240,8 +240,9 @@ func (l *Listener) run(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn,
 	}
 }
 
-// waitOnce waits up to PingInterval for a notification. On one it drains the
-// burst and wakes once; on an idle timeout it pings. A returned error means
+// waitOnce waits up to PingInterval for a notification. On one it wakes,
+// drains the burst and wakes once more if the burst had more than one
+// notification; on an idle timeout it pings. A returned error means
 // the connection must be replaced (or ctx is done).
 func (l *Listener) waitOnce(ctx context.Context, conn *pgx.Conn) error {
 	waitCtx, cancel := context.WithTimeout(ctx, l.cfg.PingInterval)
@@ -251,8 +252,14 @@ func (l *Listener) waitOnce(ctx context.Context, conn *pgx.Conn) error {
 
 	switch {
 	case err == nil:
+		// Wake at once, so that the first notification of a burst does not
+		// wait for the drain; then once more if the drain found others.
+		l.cfg.Waker.Wake()
 		n, err := l.drain(ctx, conn)
-		l.wake(n) // even if the drain failed: n notifications did arrive
+		if n > 1 {
+			l.cfg.Waker.Wake()
+		}
+		l.signals.Woke.Signal(n) // even if the drain failed: n notifications did arrive
 		return err
 	case ctx.Err() != nil:
 		return context.Cause(ctx)
