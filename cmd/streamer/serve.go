@@ -128,7 +128,9 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 	disp := dispatch.New(dispatch.Config{
 		Pool:          pool,
 		Registry:      reg,
-		ReplayWorkers: max(int(poolCfg.MaxConns)-2, 1),
+		// Half the pool: replays must leave the live path (and PostgreSQL
+		// CPU) room during a reconnect storm.
+		ReplayWorkers: max((int(poolCfg.MaxConns)-2)/2, 1),
 		Logger:        log.With().Str("service", "dispatch").Logger(),
 	})
 	if err := disp.Start(ctx); err != nil {

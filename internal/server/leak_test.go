@@ -25,8 +25,9 @@ func TestNoGoroutinesLeftByClients(t *testing.T) {
 		c.close()
 	}
 	require.NoError(t, goleak.Find(before))
-	// A hijacked stream notices its client left within a sweep (about a
-	// second), and Unsubscribe is then posted to the dispatcher.
+	// A hijacked stream notices its client left within a peek interval
+	// (3s) and a sweep (1s), and Unsubscribe is then posted to the
+	// dispatcher.
 	require.Eventually(t, func() bool { return s.srv.OpenStreams() == 0 && s.reg.Len() == 0 },
-		5*time.Second, 5*time.Millisecond)
+		10*time.Second, 5*time.Millisecond)
 }

@@ -80,6 +80,7 @@ type Conn struct {
 	last     bool         // worker-owned: the current batch ends the Conn
 	stalled  time.Time    // worker-owned: when the current batch stopped moving
 	lastSent atomic.Int64 // unix nanos of the last completed write
+	lastPeek time.Time    // sweeper-owned: the last closed-peer check
 }
 
 // NewConn returns an open Conn writing to w. It uses

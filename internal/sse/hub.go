@@ -18,8 +18,11 @@ type HubOptions struct {
 	// 20ms.
 	WriteSlice time.Duration
 	// Tick is the sweeper's period: stalled writes are retried this often.
-	// Heartbeats and closed-peer checks run every second. Default 50ms.
+	// Heartbeats are checked every second. Default 50ms.
 	Tick time.Duration
+	// PeekInterval is how often each connection is checked for a client
+	// that went away (one non-blocking syscall each). Default 3s.
+	PeekInterval time.Duration
 }
 
 // ErrPeerClosed is the close cause of a detached Conn whose client closed
@@ -58,6 +61,9 @@ func NewHub(opts HubOptions) *Hub {
 	}
 	if opts.Tick <= 0 {
 		opts.Tick = 50 * time.Millisecond
+	}
+	if opts.PeekInterval <= 0 {
+		opts.PeekInterval = 3 * time.Second
 	}
 	h := &Hub{opts: opts, conns: make(map[*Conn]struct{}), stop: make(chan struct{})}
 	h.cond = sync.NewCond(&h.mu)
@@ -308,8 +314,11 @@ func (h *Hub) checkIdle(now time.Time) {
 		if hb := c.opts.Heartbeat; hb > 0 && now.UnixNano()-c.lastSent.Load() >= int64(hb) {
 			c.Enqueue(ping)
 		}
-		if peerClosed(c.nc) {
-			c.Close(ErrPeerClosed)
+		if now.Sub(c.lastPeek) >= h.opts.PeekInterval {
+			c.lastPeek = now
+			if peerClosed(c.nc) {
+				c.Close(ErrPeerClosed)
+			}
 		}
 	}
 }

@@ -18,7 +18,7 @@ import (
 // cause passed to onClose.
 func attached(t *testing.T, opts Options) (*Conn, net.Conn, <-chan error) {
 	t.Helper()
-	h := NewHub(HubOptions{Workers: 2})
+	h := NewHub(HubOptions{Workers: 2, PeekInterval: time.Second})
 	h.Start()
 	t.Cleanup(h.Stop)
 
