@@ -93,17 +93,20 @@
 //
 // # Costs
 //
-// Publishers pay for the commit order: one extra row and one advisory lock
-// per transaction, held through COMMIT. PostgreSQL 15 already serialises
-// committing transactions that issued NOTIFY on a global lock, so the
-// additional cost is the commits insert inside that serialised section.
-// Measured with pgbench on this project's 2-core machine (200-byte rows,
-// fsync on): single-row transactions at 8 clients ran at 3,160 tx/s with
-// this trigger and the NOTIFY trigger, against 3,820 tx/s with the NOTIFY
-// trigger alone (-17%); at 64 clients 2,340 against 2,960 (-21%); 100-row
-// transactions at 8 clients 690 against 790 tx/s (69,000 against 79,000
-// rows/s, -12%). The trigger fires per row, but every firing after the
-// first returns after one current_setting call.
+// Publishers pay for the commit order: per transaction, one row in an
+// unlogged table, one commits row and one advisory lock held through COMMIT
+// (migrations 001 and 002; no per-row function call remains). PostgreSQL 15
+// already serialises committing transactions that issued NOTIFY on a global
+// lock, so the additional cost is the commits insert inside that serialised
+// section. Measured with pgbench on this project's 2-core machine (200-byte
+// rows, fsync on, two rounds each): single-row transactions ran at 3,260 /
+// 2,480 tx/s with all of streamer's triggers against 3,890 / 3,860 with the
+// NOTIFY trigger alone at 8 clients (-16% / -36%; the machine was not
+// quiet), 2,390 / 2,100 against 3,060 / 2,610 at 64 clients (-20%); 100-row
+// transactions at 8 clients 760 / 770 against 950 / 750 tx/s (76,000 rows/s
+// either way, within noise). In the publish benchmark (fsync off) a 100-row
+// INSERT into streamer.events reached 93% of the same INSERT into a table
+// without triggers.
 //
 // A long-open publishing transaction costs nothing: it has no seq until it
 // commits, and is then delivered in commit order like any other, without
