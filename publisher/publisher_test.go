@@ -47,26 +47,6 @@ func stored(t *testing.T, pool *pgxpool.Pool) map[publisher.ID][2]string {
 	return got
 }
 
-// holdCommitLock takes the lock that every publishing COMMIT takes (see
-// migrations/001_events.sql), so that commits wait until release.
-func holdCommitLock(t *testing.T, pool *pgxpool.Pool) (release func()) {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pool.Acquire(ctx)
-	require.NoError(t, err)
-	_, err = conn.Exec(ctx, "SELECT pg_advisory_lock(1400000001, 1)")
-	require.NoError(t, err)
-	var once sync.Once
-	release = func() {
-		once.Do(func() {
-			_, err := conn.Exec(ctx, "SELECT pg_advisory_unlock(1400000001, 1)")
-			require.NoError(t, err)
-			conn.Release()
-		})
-	}
-	t.Cleanup(release)
-	return release
-}
 
 // waitCommitBlocked waits until some backend waits for the commit lock.
 func waitCommitBlocked(t *testing.T, pool *pgxpool.Pool) {
@@ -155,7 +135,7 @@ func TestQueueFull(t *testing.T) {
 	t.Parallel()
 	p, pool := setup(t, publisher.Config{QueueEvents: 2})
 	ctx := context.Background()
-	release := holdCommitLock(t, pool)
+	release := pgtest.HoldCommitLock(t, pool)
 	require.NoError(t, p.Enqueue(publisher.Event{Stream: "s", Data: "0"}))
 	waitCommitBlocked(t, pool) // the first batch is stuck in COMMIT
 	// The queue holds 2 events, and one more batch may be taken to wait
@@ -199,7 +179,7 @@ func TestCloseDrains(t *testing.T) {
 func TestCancelledContextReturnsPromptly(t *testing.T) {
 	t.Parallel()
 	p, pool := setup(t, publisher.Config{})
-	release := holdCommitLock(t, pool)
+	release := pgtest.HoldCommitLock(t, pool)
 	ctx := context.Background()
 
 	committing, cancelCommitting := context.WithCancel(ctx)

@@ -85,27 +85,6 @@ func ev(stream string, i int) Event {
 	return Event{Stream: stream, Data: fmt.Sprintf("%s-%d", stream, i)}
 }
 
-// holdCommitLock takes the commit-order lock that streamer.stamp_commit
-// takes at COMMIT, so that every publishing COMMIT on the database waits
-// until the returned function releases it.
-func holdCommitLock(t *testing.T, pool *pgxpool.Pool) (release func()) {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pool.Acquire(ctx)
-	require.NoError(t, err)
-	_, err = conn.Exec(ctx, "SELECT pg_advisory_lock(1400000001, 1)")
-	require.NoError(t, err)
-	var once sync.Once
-	release = func() {
-		once.Do(func() {
-			_, err := conn.Exec(ctx, "SELECT pg_advisory_unlock(1400000001, 1)")
-			require.NoError(t, err)
-			conn.Release()
-		})
-	}
-	t.Cleanup(release)
-	return release
-}
 
 // waitForLockWait waits until backend pid waits on a lock.
 func waitForLockWait(t *testing.T, pool *pgxpool.Pool, pid uint32) {
@@ -294,7 +273,7 @@ func TestRetry(t *testing.T) {
 	t.Run("BackendKilledDuringCommit", func(t *testing.T) {
 		t.Parallel()
 		b, bb := setup(t, nil)
-		release := holdCommitLock(t, bb.pool)
+		release := pgtest.HoldCommitLock(t, bb.pool)
 		res := publishAsync(b, ctx, []Event{ev("s", 0), ev("s", 1)})
 		pid := bb.signals.Committing.WaitOrTimeout(t)
 		waitForLockWait(t, bb.pool, pid)
@@ -424,7 +403,7 @@ func TestBackpressureAndCancel(t *testing.T) {
 	t.Run("QueueFull", func(t *testing.T) {
 		t.Parallel()
 		b, bb := setup(t, func(c *Config, _ *Batcher) { c.QueueEvents = 3; c.MaxInFlight = 1 })
-		release := holdCommitLock(t, bb.pool)
+		release := pgtest.HoldCommitLock(t, bb.pool)
 		inFlight := publishAsync(b, ctx, []Event{ev("s", 0)})
 		bb.signals.Committing.WaitOrTimeout(t) // taken: the queue is empty again
 		require.NoError(t, b.Enqueue([]Event{ev("s", 1), ev("s", 2)}))
@@ -444,7 +423,7 @@ func TestBackpressureAndCancel(t *testing.T) {
 	t.Run("CancelWhileQueued", func(t *testing.T) {
 		t.Parallel()
 		b, bb := setup(t, nil)
-		release := holdCommitLock(t, bb.pool)
+		release := pgtest.HoldCommitLock(t, bb.pool)
 		first := publishAsync(b, ctx, []Event{ev("first", 0)})
 		bb.signals.Committing.WaitOrTimeout(t)
 
@@ -467,7 +446,7 @@ func TestBackpressureAndCancel(t *testing.T) {
 	t.Run("CancelWhileCommitting", func(t *testing.T) {
 		t.Parallel()
 		b, bb := setup(t, nil)
-		release := holdCommitLock(t, bb.pool)
+		release := pgtest.HoldCommitLock(t, bb.pool)
 		cctx, cancel := context.WithCancel(ctx)
 		res := publishAsync(b, cctx, []Event{ev("s", 0)})
 		bb.signals.Committing.WaitOrTimeout(t)
@@ -506,7 +485,7 @@ func TestClose(t *testing.T) {
 	t.Run("DeadlineReportsUndelivered", func(t *testing.T) {
 		t.Parallel()
 		b, bb := setup(t, func(c *Config, _ *Batcher) { c.MaxBatchEvents = 2 })
-		holdCommitLock(t, bb.pool)
+		pgtest.HoldCommitLock(t, bb.pool)
 		require.NoError(t, b.Enqueue([]Event{ev("s", 0), ev("s", 1)}))
 		bb.signals.Committing.WaitOrTimeout(t)
 		require.NoError(t, b.Enqueue([]Event{ev("s", 2)}))

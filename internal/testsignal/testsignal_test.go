@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
 
 // fakeTB records Fatalf instead of stopping the goroutine, so the failure
@@ -144,3 +145,5 @@ func TestTestSignal(t *testing.T) {
 		s.RequireEmpty(t)
 	})
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
