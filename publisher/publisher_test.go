@@ -47,7 +47,6 @@ func stored(t *testing.T, pool *pgxpool.Pool) map[publisher.ID][2]string {
 	return got
 }
 
-
 // waitCommitBlocked waits until some backend waits for the commit lock.
 func waitCommitBlocked(t *testing.T, pool *pgxpool.Pool) {
 	t.Helper()

@@ -85,7 +85,6 @@ func ev(stream string, i int) Event {
 	return Event{Stream: stream, Data: fmt.Sprintf("%s-%d", stream, i)}
 }
 
-
 // waitForLockWait waits until backend pid waits on a lock.
 func waitForLockWait(t *testing.T, pool *pgxpool.Pool, pid uint32) {
 	t.Helper()
