@@ -54,7 +54,11 @@ type Config struct {
 	// RetryInterval is how long to wait before reading again after a failed
 	// live read. Default 1s.
 	RetryInterval time.Duration
-	Logger        zerolog.Logger
+	// PageCacheBytes bounds the replay page cache (encoded frames of full
+	// pages, shared by replays that resume from the same place). Default
+	// 32 MiB; negative disables it.
+	PageCacheBytes int
+	Logger         zerolog.Logger
 	// TestSignals, when set and initialised, report progress to tests.
 	TestSignals *TestSignals
 }
@@ -72,6 +76,9 @@ func (c *Config) setDefaults() {
 	if c.RetryInterval <= 0 {
 		c.RetryInterval = time.Second
 	}
+	if c.PageCacheBytes == 0 {
+		c.PageCacheBytes = 32 << 20
+	}
 	if c.TestSignals == nil {
 		c.TestSignals = &TestSignals{}
 	}
@@ -86,6 +93,8 @@ type Dispatcher struct {
 	cmdCh   chan command
 	jobs    chan replayJob
 	results chan replayResult
+
+	cache *pageCache // nil when disabled; shared by the replay workers
 
 	startStop sync.Mutex
 	cancel    context.CancelCauseFunc
@@ -148,8 +157,13 @@ type replayResult struct {
 // New returns a dispatcher; Start runs it.
 func New(cfg Config) *Dispatcher {
 	cfg.setDefaults()
+	var cache *pageCache
+	if cfg.PageCacheBytes > 0 {
+		cache = newPageCache(cfg.PageCacheBytes)
+	}
 	return &Dispatcher{
 		cfg:     cfg,
+		cache:   cache,
 		wakeCh:  make(chan struct{}, 1),
 		cmdCh:   make(chan command, 256),
 		jobs:    make(chan replayJob),

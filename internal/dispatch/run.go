@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/streamer-dev/streamer/internal/cursor"
 	"github.com/streamer-dev/streamer/internal/sse"
 )
 
@@ -289,17 +290,17 @@ func (d *Dispatcher) replay(ctx context.Context, job replayJob) replayResult {
 			return res
 		default:
 		}
-		p, err := readPage(ctx, d.cfg.Pool, res.cursor, job.streams, d.cfg.PageSize)
+		p, err := d.replayPage(ctx, res.cursor, job.streams)
 		if err != nil {
 			res.err = err
 			return res
 		}
-		for i := range p.events {
-			if err := job.sub.EnqueueWait(ctx, encode(&p.events[i])); err != nil {
+		for i, frame := range p.frames {
+			if err := job.sub.EnqueueWait(ctx, frame); err != nil {
 				res.err = err
 				return res
 			}
-			res.cursor = p.events[i].pos
+			res.cursor = p.last[i]
 			res.sent++
 		}
 		res.cursor = p.next
@@ -307,6 +308,36 @@ func (d *Dispatcher) replay(ctx context.Context, job replayJob) replayResult {
 			return res
 		}
 	}
+}
+
+// replayPage returns the encoded page after from, from the page cache when
+// another replay has read it already.
+func (d *Dispatcher) replayPage(ctx context.Context, from cursor.Position, streams []string) (replayedPage, error) {
+	key := keyFor(from, streams)
+	if cp, ok := d.cache.get(key); ok {
+		d.cfg.TestSignals.PageCacheHit.Signal(from)
+		return replayedPage{cachedPage: cp, full: true}, nil
+	}
+	p, err := readPage(ctx, d.cfg.Pool, from, streams, d.cfg.PageSize)
+	if err != nil {
+		return replayedPage{}, err
+	}
+	cp := &cachedPage{key: key, next: p.next,
+		frames: make([][]byte, len(p.events)), last: make([]cursor.Position, len(p.events))}
+	for i := range p.events {
+		cp.frames[i] = encode(&p.events[i])
+		cp.last[i] = p.events[i].pos
+		cp.size += len(cp.frames[i]) + 64
+	}
+	if p.full {
+		d.cache.put(cp)
+	}
+	return replayedPage{cachedPage: cp, full: p.full}, nil
+}
+
+type replayedPage struct {
+	*cachedPage
+	full bool
 }
 
 func fmtSub(sub Subscriber) string {

@@ -258,3 +258,28 @@ func streamOf(committed map[string][]string, data string) string {
 	}
 	return ""
 }
+
+// TestReplaySharesPages resumes several clients from the same token: the
+// later ones take the full pages from the replay page cache, and every
+// client still gets exactly the same events.
+func TestReplaySharesPages(t *testing.T) {
+	t.Parallel()
+	s := setup(t, func(o *stackOpts) { o.dispatch.PageSize = 10 })
+	s.dsig.PageCacheHit.Init()
+	for i := range 45 {
+		s.publish(t, "shared", fmt.Sprint(i))
+	}
+	var first []received
+	for c := range 4 {
+		got := subscribe(t, s.url, []string{"shared"}, "0").take(45)
+		requireOrdered(t, got)
+		if c == 0 {
+			first = got
+			continue
+		}
+		require.Equal(t, first, got)
+		for range 4 { // pages 1-4 are full; the fifth reaches the head and is read again
+			s.dsig.PageCacheHit.WaitOrTimeout(t)
+		}
+	}
+}
