@@ -111,10 +111,16 @@
 // A long-open publishing transaction costs nothing: it has no seq until it
 // commits, and is then delivered in commit order like any other, without
 // holding back anyone's delivery while it is open. A long-open transaction
-// of any kind costs nothing either. Readers pay a join from commits to
-// events by txid; a replay scans every commit after its resume point, of
-// every stream, which bounds the cost of a far-behind resume by the commits
-// since then.
+// of any kind costs nothing either. A transaction that makes the
+// constraints immediate early (SET CONSTRAINTS ALL IMMEDIATE) takes the lock
+// then and holds up every other publisher's COMMIT until it ends.
+//
+// Readers pay a join from commits to events by txid; a replay scans every
+// commit after its resume point, of every stream, in pages of at most
+// PageSize commits, which bounds the cost of a far-behind resume by the
+// commits since then. Full replay pages are fixed history, so they are kept
+// encoded in a byte-bounded cache shared by the replay workers: clients that
+// resume from the same place (a reconnect storm) read each page once.
 //
 // # Invariants
 //
