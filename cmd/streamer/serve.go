@@ -126,8 +126,8 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 
 	reg := registry.New[dispatch.Subscriber]()
 	disp := dispatch.New(dispatch.Config{
-		Pool:          pool,
-		Registry:      reg,
+		Pool:     pool,
+		Registry: reg,
 		// Half the pool: replays must leave the live path (and PostgreSQL
 		// CPU) room during a reconnect storm.
 		ReplayWorkers: max((int(poolCfg.MaxConns)-2)/2, 1),
