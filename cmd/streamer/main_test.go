@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -147,6 +148,14 @@ func TestServeSIGTERM(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}, 20*time.Second, 50*time.Millisecond, "server never became ready: %s", &stderr)
+
+	metricsResp, err := http.Get(base + "/metrics")
+	require.NoError(t, err)
+	metricsBody, err := io.ReadAll(metricsResp.Body)
+	metricsResp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, metricsResp.StatusCode)
+	require.Contains(t, string(metricsBody), "streamer_listener_connected 1")
 
 	resp, err := http.Get(base + "/events?stream=sig")
 	require.NoError(t, err)

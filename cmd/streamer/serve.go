@@ -15,6 +15,7 @@ import (
 	"github.com/streamer-dev/streamer/internal/batch"
 	"github.com/streamer-dev/streamer/internal/dispatch"
 	"github.com/streamer-dev/streamer/internal/listener"
+	"github.com/streamer-dev/streamer/internal/metrics"
 	"github.com/streamer-dev/streamer/internal/registry"
 	"github.com/streamer-dev/streamer/internal/server"
 	"github.com/streamer-dev/streamer/internal/ui"
@@ -181,7 +182,14 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 	}
 	defer pub.Stop()
 
-	srv := server.New(server.Config{
+	var srv *server.Server // read by the metrics handler at scrape time
+	scrape := metrics.Handler(metrics.Sources{
+		OpenStreams:       func() int { return srv.OpenStreams() },
+		LiveSubscribers:   reg.Len,
+		LiveStreams:       reg.Streams,
+		ListenerConnected: lis.Connected,
+	})
+	srv = server.New(server.Config{
 		Addr:           cfg.Addr,
 		Heartbeat:      cfg.Heartbeat,
 		Retry:          cfg.Retry,
@@ -194,6 +202,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		Listener:       lis,
 		Logger:         log.With().Str("service", "http").Logger(),
 		UI:             inspector,
+		Metrics:        scrape,
 		Publish: server.PublishConfig{
 			Publisher:      pub,
 			AllowAnonymous: cfg.AnonPublish,

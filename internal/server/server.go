@@ -58,6 +58,9 @@ type Config struct {
 	UI http.Handler
 
 	Publish PublishConfig // POST /publish (publish.go)
+
+	// Metrics, when set, is served at GET /metrics.
+	Metrics http.Handler
 }
 
 func (c *Config) setDefaults() {
@@ -120,6 +123,9 @@ func (s *Server) Routes() http.Handler {
 	r.Post("/publish", s.handlePublish)
 	r.Get("/healthz", s.handleHealthz)
 	r.Get("/readyz", s.handleReadyz)
+	if s.cfg.Metrics != nil {
+		r.Get("/metrics", s.cfg.Metrics.ServeHTTP)
+	}
 	if s.cfg.UI != nil {
 		r.Get("/", s.cfg.UI.ServeHTTP)
 		r.Get("/streamer.js", s.cfg.UI.ServeHTTP)
