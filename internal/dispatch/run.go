@@ -244,7 +244,8 @@ func (d *Dispatcher) deliver(st *subState, ev *event, frame []byte) bool {
 		frame = encode(ev)
 	}
 	if !st.sub.Enqueue(frame) {
-		d.cfg.Logger.Info().Str("subscriber", fmtSub(st.sub)).Msg("dropping subscriber that cannot keep up")
+		// The HTTP side logs the close with the client's address.
+		d.cfg.Logger.Debug().Strs("streams", st.streams).Msg("dropping subscriber that cannot keep up")
 		d.forget(st)
 		return false
 	}
@@ -338,11 +339,4 @@ func (d *Dispatcher) replayPage(ctx context.Context, from cursor.Position, strea
 type replayedPage struct {
 	*cachedPage
 	full bool
-}
-
-func fmtSub(sub Subscriber) string {
-	if s, ok := sub.(interface{ String() string }); ok {
-		return s.String()
-	}
-	return "subscriber"
 }

@@ -301,8 +301,6 @@ func (h *Hub) sweep() {
 	}
 }
 
-var errHeartbeat = errors.New("sse: heartbeat")
-
 func (h *Hub) checkIdle(now time.Time) {
 	h.mu.Lock()
 	conns := make([]*Conn, 0, len(h.conns))
