@@ -461,23 +461,29 @@ func report(ws []*workerProc, expected map[string]int64, wait time.Duration) (me
 		}
 		x := r.Report
 		m.Conns += x.Conns
-		m.Open += x.Open
-		m.Dropped += x.Dropped
-		m.Deliveries += x.Deliveries
-		m.Complete = m.Complete && x.Complete
-		m.Missing += x.Missing
-		m.Duplicates += x.Duplicates
-		m.Reordered += x.Reordered
-		m.Unexpected += x.Unexpected
-		m.Gaps += x.Gaps
+		m.addOutcome(x)
 		m.Other += x.Other
 		if m.MinGot < 0 || x.MinGot < m.MinGot {
 			m.MinGot = x.MinGot
 		}
 		m.lat.add(x.Latency)
-		m.Errors = append(m.Errors, x.Errors...)
 	}
 	return m, err
+}
+
+// addOutcome adds x's delivery outcome (connections still open or dropped,
+// deliveries, completeness, faults, errors) to w.
+func (w *workerReport) addOutcome(x *workerReport) {
+	w.Open += x.Open
+	w.Dropped += x.Dropped
+	w.Deliveries += x.Deliveries
+	w.Complete = w.Complete && x.Complete
+	w.Missing += x.Missing
+	w.Duplicates += x.Duplicates
+	w.Reordered += x.Reordered
+	w.Unexpected += x.Unexpected
+	w.Gaps += x.Gaps
+	w.Errors = append(w.Errors, x.Errors...)
 }
 
 // merged is the sum of workers' reports.

@@ -383,16 +383,7 @@ func (b *bench) replay(ctx context.Context, kind string) (result, error) {
 	var all merged
 	all.workerReport = liveRep.workerReport
 	all.lat = liveRep.lat
-	all.Open += replayRep.Open
-	all.Dropped += replayRep.Dropped
-	all.Deliveries += replayRep.Deliveries
-	all.Complete = liveRep.Complete && replayRep.Complete
-	all.Missing += replayRep.Missing
-	all.Duplicates += replayRep.Duplicates
-	all.Reordered += replayRep.Reordered
-	all.Unexpected += replayRep.Unexpected
-	all.Gaps += replayRep.Gaps
-	all.Errors = append(all.Errors, replayRep.Errors...)
+	all.addOutcome(&replayRep.workerReport)
 	r.fill(all)
 	r.window(a, z)
 	r.memory(base, end)
