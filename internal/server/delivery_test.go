@@ -152,14 +152,29 @@ func TestCheckConstraintsNameTheRule(t *testing.T) {
 		{"bad type", "INSERT INTO streamer.events (stream, event, data) VALUES ('x', 'a b', 'd')", "event_type_rule"},
 		{"reserved type", "SELECT streamer.publish('x', 'd', event => 'streamer.gap')", "event_type_reserved_rule"},
 		{"big data", "SELECT streamer.publish('x', repeat('x', 1048577))", "data_size_rule"},
+		{"empty stream", "SELECT streamer.publish('', 'd')", "stream_name_rule"},
+		{"stream starting with a symbol", "SELECT streamer.publish('_x', 'd')", "stream_name_rule"},
+		{"non-ASCII stream", "SELECT streamer.publish('café', 'd')", "stream_name_rule"},
+		{"stream with a newline", "SELECT streamer.publish(E'x\\n', 'd')", "stream_name_rule"},
+		{"empty type", "INSERT INTO streamer.events (stream, event, data) VALUES ('x', '', 'd')", "event_type_rule"},
+		{"long type", "SELECT streamer.publish('x', 'd', event => repeat('t', 65))", "event_type_rule"},
+		{"non-ASCII type", "SELECT streamer.publish('x', 'd', event => 'é')", "event_type_rule"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := s.pool.Exec(ctx, tc.sql)
 			require.ErrorContains(t, err, tc.rule)
 		})
 	}
-	_, err := s.pool.Exec(ctx, "SELECT streamer.publish('x', repeat('x', 1048576), event => 'ok.type-1:2_3')")
-	require.NoError(t, err)
+	// The longest and most varied values each rule accepts.
+	for _, sql := range []string{
+		"SELECT streamer.publish('x', repeat('x', 1048576), event => 'ok.type-1:2_3')",
+		"SELECT streamer.publish('a' || repeat('b', 199), 'd', event => repeat('t', 64))",
+		"SELECT streamer.publish('0Az_.:/@=+-', 'd', event => 'Az09_.:-')",
+		"SELECT streamer.publish('x', 'd', event => 'x')",
+	} {
+		_, err := s.pool.Exec(ctx, sql)
+		require.NoError(t, err, sql)
+	}
 }
 
 // requireOrdered checks that tokens parse and strictly increase.
