@@ -42,6 +42,7 @@ type serveConfig struct {
 	DBMaxConns      int
 	QueueBytes      int
 	WriteTimeout    time.Duration
+	ReplayRate      int
 
 	// POST /publish and its batcher (internal/batch).
 	PublishBatchEvents int
@@ -69,6 +70,7 @@ func (c *serveConfig) bind(out io.Writer) *settings {
 	s.Int(&c.DBMaxConns, option{"db-max-conns", "STREAMER_DB_MAX_CONNS", "10", "Postgres pool size (reads and replays), besides the LISTEN connection"})
 	s.Int(&c.QueueBytes, option{"queue-bytes", "STREAMER_QUEUE_BYTES", "4194304", "per-connection outbound queue bound in bytes; a client further behind is disconnected and resumes later"})
 	s.Duration(&c.WriteTimeout, option{"write-timeout", "STREAMER_WRITE_TIMEOUT", "10s", "deadline of each write to an SSE client"})
+	s.Int(&c.ReplayRate, option{"replay-rate", "STREAMER_REPLAY_RATE", "500000", "events per second that all replays (reconnecting clients catching up) may send together, so that live delivery keeps its share of the CPU; 0: no bound"})
 	s.Int(&c.PublishBatchEvents, option{"publish-batch-events", "STREAMER_PUBLISH_BATCH_EVENTS", "500", "a publish batch (one transaction) commits at this many events"})
 	s.Int(&c.PublishBatchBytes, option{"publish-batch-bytes", "STREAMER_PUBLISH_BATCH_BYTES", "1048576", "a publish batch commits at this many bytes"})
 	s.Duration(&c.PublishBatchDelay, option{"publish-batch-delay", "STREAMER_PUBLISH_BATCH_DELAY", "2ms", "a publish batch commits when its oldest event has waited this long; 0: no wait, as soon as a batch slot is free"})
@@ -132,6 +134,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		// Half the pool: replays must leave the live path (and PostgreSQL
 		// CPU) room during a reconnect storm.
 		ReplayWorkers: max((int(poolCfg.MaxConns)-2)/2, 1),
+		ReplayRate:    float64(cfg.ReplayRate),
 		Logger:        log.With().Str("service", "dispatch").Logger(),
 	})
 	if err := disp.Start(ctx); err != nil {

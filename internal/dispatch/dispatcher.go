@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 
 	"github.com/streamer-dev/streamer/internal/cursor"
 	"github.com/streamer-dev/streamer/internal/registry"
@@ -58,7 +59,11 @@ type Config struct {
 	// pages, shared by replays that resume from the same place). Default
 	// 32 MiB; negative disables it.
 	PageCacheBytes int
-	Logger         zerolog.Logger
+	// ReplayRate bounds the events all replays together hand to their
+	// connections per second, so that a reconnect storm leaves CPU for live
+	// delivery; it is taken a page at a time. Zero or negative: no bound.
+	ReplayRate float64
+	Logger     zerolog.Logger
 	// TestSignals, when set and initialised, report progress to tests.
 	TestSignals *TestSignals
 }
@@ -95,6 +100,8 @@ type Dispatcher struct {
 	results chan replayResult
 
 	cache *pageCache // nil when disabled; shared by the replay workers
+	// pace spaces out the replay workers' pages; nil without a ReplayRate.
+	pace *rate.Limiter
 
 	startStop sync.Mutex
 	cancel    context.CancelCauseFunc
@@ -161,9 +168,14 @@ func New(cfg Config) *Dispatcher {
 	if cfg.PageCacheBytes > 0 {
 		cache = newPageCache(cfg.PageCacheBytes)
 	}
+	var pace *rate.Limiter
+	if cfg.ReplayRate > 0 {
+		pace = rate.NewLimiter(rate.Limit(cfg.ReplayRate), cfg.PageSize)
+	}
 	return &Dispatcher{
 		cfg:     cfg,
 		cache:   cache,
+		pace:    pace,
 		wakeCh:  make(chan struct{}, 1),
 		cmdCh:   make(chan command, 256),
 		jobs:    make(chan replayJob),

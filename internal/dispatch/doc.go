@@ -23,7 +23,9 @@
 // behind the live position (a resume, a reconnect) are served by replay
 // workers that read with their own cursors, so a far-behind subscriber never
 // holds back live delivery; at most ReplayWorkers replays hold a database
-// connection at once.
+// connection at once, and together they hand at most ReplayRate events per
+// second to their connections (a token bucket taken a page at a time), so
+// that a reconnect storm cannot take the CPU that live delivery needs.
 //
 // # Delivery order
 //

@@ -296,6 +296,12 @@ func (d *Dispatcher) replay(ctx context.Context, job replayJob) replayResult {
 			res.err = err
 			return res
 		}
+		if d.pace != nil && len(p.frames) > 0 {
+			if err := d.pace.WaitN(ctx, len(p.frames)); err != nil {
+				res.err = err
+				return res
+			}
+		}
 		for i, frame := range p.frames {
 			if err := job.sub.EnqueueWait(ctx, frame); err != nil {
 				res.err = err

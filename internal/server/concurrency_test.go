@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -281,5 +282,48 @@ func TestReplaySharesPages(t *testing.T) {
 		for range 4 { // pages 1-4 are full; the fifth reaches the head and is read again
 			s.dsig.PageCacheHit.WaitOrTimeout(t)
 		}
+	}
+}
+
+// TestReplayRate resumes clients under a replay rate: each still gets its
+// backlog and then the live events, once each and in order, and the replays
+// together took at least as long as the token bucket allows (a lower bound
+// only, which a slow machine cannot break).
+func TestReplayRate(t *testing.T) {
+	t.Parallel()
+	const (
+		pageSize = 20
+		rate     = 1000 // events/s for all replays together
+		clients  = 3
+		backlog  = 100
+	)
+	s := setup(t, func(o *stackOpts) {
+		o.dispatch.PageSize = pageSize
+		o.dispatch.ReplayRate = rate
+		o.dispatch.PageCacheBytes = -1 // every page is read and paced on its own
+	})
+	ctx := context.Background()
+	_, err := s.pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) SELECT 'paced', g::text FROM generate_series(1, $1) g", backlog)
+	require.NoError(t, err)
+
+	start := time.Now()
+	subs := make([]*client, clients)
+	for i := range subs {
+		subs[i] = subscribe(t, s.url, []string{"paced"}, "0")
+	}
+	s.waitLive(t, clients)
+	elapsed := time.Since(start)
+	// The bucket starts full (one page) and refills at rate.
+	minimum := time.Duration(float64(clients*backlog-pageSize) / rate * float64(time.Second))
+	require.GreaterOrEqual(t, elapsed, minimum)
+
+	s.publish(t, "paced", "live")
+	for _, c := range subs {
+		got := c.take(backlog + 1)
+		requireOrdered(t, got)
+		for i, ev := range got[:backlog] {
+			require.Equal(t, strconv.Itoa(i+1), ev.Data)
+		}
+		require.Equal(t, "live", got[backlog].Data)
 	}
 }
