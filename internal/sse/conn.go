@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -71,16 +72,19 @@ type Conn struct {
 
 	// Detached mode (see Hub). hub is set once, by Attach.
 	hub      atomic.Pointer[Hub]
-	nc       net.Conn     // the hijacked connection; used by one hub worker at a time
-	onClose  func(error)  // called once, by a hub worker, after the Conn closed
-	sched    bool         // under mu: queued on the hub or held by a worker
-	finished bool         // under mu: onClose has been called
-	pend     *[]byte      // worker-owned: unwritten bytes of the current batch
-	pendOff  int          // worker-owned: how much of *pend is written
-	last     bool         // worker-owned: the current batch ends the Conn
-	stalled  time.Time    // worker-owned: when the current batch stopped moving
-	lastSent atomic.Int64 // unix nanos of the last completed write
-	lastPeek time.Time    // sweeper-owned: the last closed-peer check
+	nc       net.Conn        // the hijacked connection; used by one hub worker at a time
+	onClose  func(error)     // called once, by a hub worker, after the Conn closed
+	sched    bool            // under mu: queued on the hub or held by a worker
+	finished bool            // under mu: onClose has been called
+	raw      syscall.RawConn // nc's descriptor, for non-blocking writes; nil if nc has none
+	out      []byte          // worker-owned: unwritten bytes of the current batch (nil: none)
+	scratch  *[]byte         // worker-owned: the pooled buffer out points into, if any
+	batch    [][]byte        // worker-owned: the current batch's frame slice, for reuse
+	deadline bool            // worker-owned: a write deadline is set on nc
+	last     bool            // worker-owned: the current batch ends the Conn
+	stalled  time.Time       // worker-owned: when the current batch stopped moving
+	lastSent atomic.Int64    // unix nanos of the last completed write
+	lastPeek time.Time       // sweeper-owned: the last closed-peer check
 }
 
 // NewConn returns an open Conn writing to w. It uses
@@ -129,8 +133,19 @@ func (c *Conn) Enqueue(frame []byte) bool {
 		return false
 	}
 	wake := c.pushLocked(frame)
-	c.mu.Unlock()
+	var h *Hub
 	if wake {
+		// A detached Conn is claimed for its hub under this lock rather
+		// than by signal, which would take it again.
+		if h = c.hub.Load(); h != nil && !c.claimLocked() {
+			h = nil // a worker holds it and will see the frame
+		}
+	}
+	c.mu.Unlock()
+	switch {
+	case h != nil:
+		h.push(c)
+	case wake && c.hub.Load() == nil:
 		c.signal()
 	}
 	return true

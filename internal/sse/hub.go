@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -112,10 +113,14 @@ func (h *Hub) Len() int {
 // queued to nc, which must already carry the response head. The
 // ResponseWriter given to NewConn is no longer used (Run must not be
 // called). onClose runs once, on a hub worker, after the Conn closed for
-// any reason and before nc is closed.
+// any reason and before nc is closed. Attach clears nc's write deadline.
 func (c *Conn) Attach(h *Hub, nc net.Conn, onClose func(error)) {
+	// The hub sets its own deadlines, and only when a write must wait; one
+	// left from writing the response head would fail the first write.
+	_ = nc.SetWriteDeadline(time.Time{})
+	raw := rawConn(nc)
 	c.mu.Lock()
-	c.nc, c.onClose = nc, onClose
+	c.nc, c.raw, c.onClose = nc, raw, onClose
 	c.w, c.rc = nil, nil
 	c.running = true
 	c.mu.Unlock()
@@ -130,13 +135,21 @@ func (c *Conn) Attach(h *Hub, nc net.Conn, onClose func(error)) {
 // schedule puts c on the ready list unless it is there or being written.
 func (h *Hub) schedule(c *Conn) {
 	c.mu.Lock()
+	push := c.claimLocked()
+	c.mu.Unlock()
+	if push {
+		h.push(c)
+	}
+}
+
+// claimLocked marks c as scheduled and reports whether it was not already
+// (the caller then pushes it). Call with c.mu held.
+func (c *Conn) claimLocked() bool {
 	if c.sched {
-		c.mu.Unlock()
-		return
+		return false
 	}
 	c.sched = true
-	c.mu.Unlock()
-	h.push(c)
+	return true
 }
 
 func (h *Hub) push(c *Conn) {
@@ -167,12 +180,19 @@ func (h *Hub) work() {
 // serve writes what c has queued. The worker holds c (c.sched is true)
 // until it either unschedules it with nothing left to do, parks it as
 // stalled, requeues it, or finishes it.
+//
+// A batch of one frame is written straight from the shared frame; several
+// are copied into one pooled buffer, so that each batch is one write(2).
+// The first attempt is a single non-blocking write with no deadline (no
+// timer per delivery); only when the socket buffer is full does the worker
+// fall back to a write bounded by WriteSlice, and a Conn still not done
+// after that is set aside for the sweeper to retry.
 func (h *Hub) serve(c *Conn) {
-	if c.Err() != nil {
+	if c.out != nil && c.Err() != nil { // closed while set aside
 		h.finish(c)
 		return
 	}
-	if c.pend == nil {
+	if c.out == nil {
 		batch, last, open := c.take()
 		if !open {
 			h.finish(c)
@@ -182,31 +202,19 @@ func (h *Hub) serve(c *Conn) {
 			h.unschedule(c)
 			return
 		}
-		c.pend, c.pendOff, c.last = getScratch(batch), 0, last
-		clear(batch) // the frames are copied; inflight still counts their bytes
-		c.mu.Lock()
-		if c.err == nil && cap(batch) <= maxSpareFrames {
-			c.spare = batch[:0]
+		c.batch, c.last = batch, last
+		if len(batch) == 1 {
+			c.out = batch[0]
+		} else {
+			c.scratch = getScratch(batch)
+			c.out = *c.scratch
 		}
-		c.mu.Unlock()
 	}
 
 	now := time.Now()
-	if err := c.nc.SetWriteDeadline(now.Add(h.opts.WriteSlice)); err != nil {
-		h.fail(c, fmt.Errorf("sse: set write deadline: %w", err))
-		return
-	}
-	n, err := c.nc.Write((*c.pend)[c.pendOff:])
-	c.pendOff += n
-	if err != nil {
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
+	if err := h.write(c, now); err != nil {
+		if err != errStalled {
 			h.fail(c, fmt.Errorf("sse: write: %w", err))
-			return
-		}
-		if n > 0 || c.stalled.IsZero() {
-			c.stalled = now
-		} else if now.Sub(c.stalled) > c.opts.WriteTimeout {
-			h.fail(c, fmt.Errorf("sse: write: no progress for %s: %w", c.opts.WriteTimeout, err))
 			return
 		}
 		h.mu.Lock()
@@ -214,20 +222,87 @@ func (h *Hub) serve(c *Conn) {
 		h.mu.Unlock()
 		return
 	}
+	h.written(c, now)
+}
 
-	putScratch(c.pend)
-	c.pend, c.stalled = nil, time.Time{}
+// errStalled: the client is not reading for now; set the Conn aside.
+var errStalled = errors.New("sse: write stalled")
+
+// write writes c.out, advancing it, and returns nil once all of it is
+// written, errStalled when the client is not reading for now, or the error
+// that ends the Conn (also once it made no progress for WriteTimeout).
+func (h *Hub) write(c *Conn, now time.Time) error {
+	if c.raw != nil && !c.deadline {
+		n, err := writeNonBlocking(c.raw, c.out)
+		c.out = c.out[n:]
+		switch {
+		case err != nil && !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, os.ErrDeadlineExceeded):
+			return err
+		case len(c.out) == 0:
+			return nil
+		case n > 0:
+			c.stalled = time.Time{} // progress: the stall clock restarts below
+		}
+	}
+	if err := c.nc.SetWriteDeadline(now.Add(h.opts.WriteSlice)); err != nil {
+		return fmt.Errorf("set write deadline: %w", err)
+	}
+	c.deadline = true
+	n, err := c.nc.Write(c.out)
+	c.out = c.out[n:]
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	if n > 0 || c.stalled.IsZero() {
+		c.stalled = now
+	} else if now.Sub(c.stalled) > c.opts.WriteTimeout {
+		return fmt.Errorf("no progress for %s: %w", c.opts.WriteTimeout, err)
+	}
+	return errStalled
+}
+
+// written ends a batch that is all written: the queue bound is released,
+// the frame slice kept for reuse, and c unscheduled (or requeued when more
+// arrived), all under one lock.
+func (h *Hub) written(c *Conn, now time.Time) {
+	if c.scratch != nil {
+		putScratch(c.scratch)
+		c.scratch = nil
+	}
+	if c.deadline {
+		// Clear it, so that the next batch is tried without one again; a
+		// failure shows up on that write.
+		_ = c.nc.SetWriteDeadline(time.Time{})
+		c.deadline = false
+	}
+	batch := c.batch
+	clear(batch)
+	c.out, c.batch, c.stalled = nil, nil, time.Time{}
 	c.lastSent.Store(now.UnixNano())
+
 	c.mu.Lock()
 	c.inflight = 0
 	c.wakeWaitersLocked()
-	c.mu.Unlock()
+	if c.err == nil && cap(batch) <= maxSpareFrames {
+		c.spare = batch[:0]
+	}
 	if c.last {
+		c.mu.Unlock()
 		c.Close(ErrClosed)
 		h.finish(c)
 		return
 	}
-	h.unschedule(c)
+	requeue := len(c.queue) > 0 || c.err != nil || (c.draining && !c.last)
+	if !requeue {
+		c.sched = false
+	}
+	c.mu.Unlock()
+	if requeue {
+		h.push(c)
+	}
 }
 
 // unschedule releases c, or requeues it if something arrived meanwhile
@@ -260,10 +335,11 @@ func (h *Hub) finish(c *Conn) {
 	c.onClose = nil
 	c.mu.Unlock()
 
-	if c.pend != nil {
-		putScratch(c.pend)
-		c.pend = nil
+	if c.scratch != nil {
+		putScratch(c.scratch)
+		c.scratch = nil
 	}
+	c.out, c.batch = nil, nil
 	h.mu.Lock()
 	delete(h.conns, c)
 	h.mu.Unlock()
@@ -312,7 +388,11 @@ func (h *Hub) checkIdle(now time.Time) {
 		if hb := c.opts.Heartbeat; hb > 0 && now.UnixNano()-c.lastSent.Load() >= int64(hb) {
 			c.Enqueue(ping)
 		}
-		if now.Sub(c.lastPeek) >= h.opts.PeekInterval {
+		// A Conn written to within the interval needs no peek: writing to
+		// a departed client fails by the second write (the first draws a
+		// reset), so only quiet Conns are checked.
+		quiet := now.UnixNano()-c.lastSent.Load() >= int64(h.opts.PeekInterval)
+		if quiet && now.Sub(c.lastPeek) >= h.opts.PeekInterval {
 			c.lastPeek = now
 			if peerClosed(c.nc) {
 				c.Close(ErrPeerClosed)

@@ -102,6 +102,29 @@ func TestHubPeerClosed(t *testing.T) {
 	require.ErrorIs(t, c.Err(), ErrPeerClosed)
 }
 
+// TestHubPeerClosedWhileWritten: a Conn written to often is not peeked at;
+// its departed client is noticed by the writes themselves.
+func TestHubPeerClosedWhileWritten(t *testing.T) {
+	t.Parallel()
+	c, client, closed := attached(t, Options{})
+	require.NoError(t, client.Close())
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case err := <-closed:
+			require.NotErrorIs(t, err, ErrPeerClosed, "noticed by a peek, not by a write")
+			require.ErrorContains(t, err, "sse: write")
+			return
+		case <-tick.C:
+			c.Enqueue([]byte("data: x\n\n"))
+		case <-timeout:
+			t.Fatal("closed peer not noticed")
+		}
+	}
+}
+
 func TestHubCloseAfter(t *testing.T) {
 	t.Parallel()
 	c, client, closed := attached(t, Options{})
