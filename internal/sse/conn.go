@@ -111,8 +111,10 @@ func NewConn(w http.ResponseWriter, opts Options) *Conn {
 
 // Enqueue queues frame for writing without blocking and reports whether it
 // was accepted. It never waits on the network. frame is treated as
-// read-only and is not retained after it is written or the Conn closes, so
-// one frame may be shared by many connections.
+// read-only, so one frame may be shared by many connections, and must not
+// be changed afterwards: it is retained until it is written, or after the
+// Conn closes until a write in progress ends (a detached Conn's until the
+// hub's next sweep).
 //
 // If accepting frame would take the bytes queued and not yet written past
 // MaxQueueBytes, Enqueue closes the Conn with [ErrSlowConsumer] and returns

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -21,8 +20,10 @@ type HubOptions struct {
 	// Tick is the sweeper's period: stalled writes are retried this often.
 	// Heartbeats are checked every second. Default 50ms.
 	Tick time.Duration
-	// PeekInterval is how often each connection is checked for a client
-	// that went away (one non-blocking syscall each). Default 3s.
+	// PeekInterval is how often each connection not written to for that
+	// long is checked for a client that went away (one non-blocking
+	// syscall each); a connection written to more often learns of it from
+	// its writes, by the second write after the client left. Default 3s.
 	PeekInterval time.Duration
 }
 
@@ -225,8 +226,12 @@ func (h *Hub) serve(c *Conn) {
 	h.written(c, now)
 }
 
-// errStalled: the client is not reading for now; set the Conn aside.
-var errStalled = errors.New("sse: write stalled")
+var (
+	// errStalled: the client is not reading for now; set the Conn aside.
+	errStalled = errors.New("sse: write stalled")
+	// errWouldBlock: a non-blocking write found the socket buffer full.
+	errWouldBlock = errors.New("sse: socket buffer full")
+)
 
 // write writes c.out, advancing it, and returns nil once all of it is
 // written, errStalled when the client is not reading for now, or the error
@@ -236,8 +241,8 @@ func (h *Hub) write(c *Conn, now time.Time) error {
 		n, err := writeNonBlocking(c.raw, c.out)
 		c.out = c.out[n:]
 		switch {
-		case err != nil && !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, os.ErrDeadlineExceeded):
-			return err
+		case err != nil && err != errWouldBlock && !errors.Is(err, os.ErrDeadlineExceeded):
+			return fmt.Errorf("write to %s: %w", c.nc.RemoteAddr(), err)
 		case len(c.out) == 0:
 			return nil
 		case n > 0:

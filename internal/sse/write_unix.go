@@ -23,7 +23,7 @@ func rawConn(nc net.Conn) syscall.RawConn {
 
 // writeNonBlocking makes one write(2) of b on the non-blocking descriptor:
 // it never waits for room and sets no deadline. It returns how much was
-// written and syscall.EAGAIN when the socket buffer had no room for all of
+// written and errWouldBlock when the socket buffer had no room for all of
 // b.
 func writeNonBlocking(rc syscall.RawConn, b []byte) (int, error) {
 	var n int
@@ -38,11 +38,11 @@ func writeNonBlocking(rc syscall.RawConn, b []byte) (int, error) {
 		return true // one attempt: never wait for writability
 	})
 	n = max(n, 0)
-	if err != nil {
+	switch {
+	case err != nil:
 		return n, err
-	}
-	if werr == nil && n < len(b) {
-		werr = syscall.EAGAIN
+	case werr == syscall.EAGAIN || (werr == nil && n < len(b)):
+		return n, errWouldBlock
 	}
 	return n, werr
 }
