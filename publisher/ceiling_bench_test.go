@@ -11,24 +11,14 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/stretchr/testify/require"
 
+	"github.com/streamer-dev/streamer/internal/batch"
 	"github.com/streamer-dev/streamer/internal/pgtest"
 )
 
-// ceilingInsertSQL is the batcher's INSERT (internal/batch), repeated here
-// because the ceiling drives the protocol directly.
-const ceilingInsertSQL = `WITH ins AS (
-    INSERT INTO streamer.events (stream, event, data)
-    SELECT u.stream, nullif(u.event, ''), u.data
-    FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS u(stream, event, data, n)
-    ORDER BY u.n
-    RETURNING id
-)
-SELECT coalesce(array_agg(id ORDER BY id), '{}'), pg_current_xact_id()::text::bigint FROM ins`
-
 // BenchmarkPublishCeiling bounds what any batcher can reach with 64 events
 // in flight (64 callers of a synchronous Publish), with no callers, queue or
-// error handling at all: transactions of the batcher's INSERT, as fast as
-// one program can send them. It reports events/s; compare with
+// error handling at all: transactions of the batcher's INSERT
+// (batch.InsertSQL), as fast as one program can send them. It reports events/s; compare with
 // BenchmarkPublish's baseline-100-no-trigger at 64 clients.
 //
 //   - twoTrips: goroutines on their own connections, each repeating BEGIN +
@@ -93,12 +83,12 @@ func ceilingTwoTrips(b *testing.B, ctx context.Context, dbURL string, workers, t
 			for range next {
 				var ids []int64
 				var txid int64
-				batch := &pgx.Batch{}
-				batch.Queue("BEGIN")
-				batch.Queue(ceilingInsertSQL, a.streams, a.types, a.data).QueryRow(func(r pgx.Row) error {
+				trip := &pgx.Batch{}
+				trip.Queue("BEGIN")
+				trip.Queue(batch.InsertSQL, a.streams, a.types, a.data).QueryRow(func(r pgx.Row) error {
 					return r.Scan(&ids, &txid)
 				})
-				if err := conn.SendBatch(ctx, batch).Close(); err != nil {
+				if err := conn.SendBatch(ctx, trip).Close(); err != nil {
 					errs <- err
 					return
 				}
@@ -120,7 +110,7 @@ func ceilingPipelined(b *testing.B, ctx context.Context, dbURL string, depth, tr
 	require.NoError(b, err)
 	b.Cleanup(func() { conn.Close(ctx) })
 	pc := conn.PgConn()
-	_, err = pc.Prepare(ctx, "ceiling_insert", ceilingInsertSQL, nil)
+	_, err = pc.Prepare(ctx, "ceiling_insert", batch.InsertSQL, nil)
 	require.NoError(b, err)
 	encode := func(v []string) []byte {
 		buf, err := conn.TypeMap().Encode(pgtype.TextArrayOID, pgtype.BinaryFormatCode, v, nil)

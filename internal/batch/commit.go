@@ -11,14 +11,16 @@ import (
 	"github.com/streamer-dev/streamer/internal/backoff"
 )
 
-// insertSQL inserts a batch with one statement, so the statement-level
-// NOTIFY trigger fires once per batch. WITH ORDINALITY ... ORDER BY feeds
+// InsertSQL is the statement Insert and the Batcher run, with the text
+// arrays of streams, types (empty for none) and data as $1-$3; exported for
+// the publish benchmarks. It inserts a batch with one statement, so the
+// statement-level NOTIFY trigger fires once per batch. WITH ORDINALITY ... ORDER BY feeds
 // the rows to the INSERT in array order, and identity values are drawn from
 // the sequence one row at a time as the INSERT receives them, so the ids in
 // ascending order belong to the events in array order. Returning them as
 // one sorted array (rather than relying on the order of RETURNING rows)
 // makes that mapping independent of how rows come back.
-const insertSQL = `WITH ins AS (
+const InsertSQL = `WITH ins AS (
     INSERT INTO streamer.events (stream, event, data)
     SELECT u.stream, nullif(u.event, ''), u.data
     FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS u(stream, event, data, n)
@@ -48,7 +50,7 @@ func Insert(ctx context.Context, q Querier, events []Event) ([]int64, error) {
 	streams, types, data := columns(events)
 	var ids []int64
 	var txid int64
-	if err := q.QueryRow(ctx, insertSQL, streams, types, data).Scan(&ids, &txid); err != nil {
+	if err := q.QueryRow(ctx, InsertSQL, streams, types, data).Scan(&ids, &txid); err != nil {
 		if classify(err) == rejected {
 			return nil, rejection(err)
 		}
@@ -179,7 +181,7 @@ func (b *Batcher) attempt(ctx context.Context, units []*unit, prev <-chan struct
 	var txid int64
 	batch := &pgx.Batch{}
 	batch.Queue("BEGIN")
-	batch.Queue(insertSQL, streams, types, data).QueryRow(func(row pgx.Row) error {
+	batch.Queue(InsertSQL, streams, types, data).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&ids, &txid)
 	})
 	err = conn.SendBatch(actx, batch).Close()
