@@ -134,20 +134,21 @@ func (c *Conn) Enqueue(frame []byte) bool {
 		c.signal() // a detached Conn is finished by a hub worker
 		return false
 	}
+	var push *Hub // a detached Conn to put on its hub's ready list
 	wake := c.pushLocked(frame)
-	var h *Hub
-	if wake {
-		// A detached Conn is claimed for its hub under this lock rather
-		// than by signal, which would take it again.
-		if h = c.hub.Load(); h != nil && !c.claimLocked() {
-			h = nil // a worker holds it and will see the frame
+	if h := c.hub.Load(); wake && h != nil {
+		// Claimed for the hub under this lock rather than by signal, which
+		// would take it again; if a worker holds it, it will see the frame.
+		if c.claimLocked() {
+			push = h
 		}
+		wake = false
 	}
 	c.mu.Unlock()
-	switch {
-	case h != nil:
-		h.push(c)
-	case wake && c.hub.Load() == nil:
+	if push != nil {
+		push.push(c)
+	}
+	if wake {
 		c.signal()
 	}
 	return true

@@ -300,10 +300,7 @@ func (h *Hub) written(c *Conn, now time.Time) {
 		h.finish(c)
 		return
 	}
-	requeue := len(c.queue) > 0 || c.err != nil || (c.draining && !c.last)
-	if !requeue {
-		c.sched = false
-	}
+	requeue := c.releaseLocked()
 	c.mu.Unlock()
 	if requeue {
 		h.push(c)
@@ -314,13 +311,23 @@ func (h *Hub) written(c *Conn, now time.Time) {
 // (Enqueue saw c.sched and did not schedule it).
 func (h *Hub) unschedule(c *Conn) {
 	c.mu.Lock()
-	if len(c.queue) > 0 || c.err != nil || (c.draining && !c.last) {
-		c.mu.Unlock()
+	requeue := c.releaseLocked()
+	c.mu.Unlock()
+	if requeue {
 		h.push(c)
-		return
+	}
+}
+
+// releaseLocked gives up the worker's hold on c (clears c.sched), unless c
+// has more to do: frames queued, a close to finish, or a final frame to
+// take after CloseAfter. It reports whether c must be pushed again instead.
+// Call with c.mu held, between batches (c.last is false).
+func (c *Conn) releaseLocked() (requeue bool) {
+	if len(c.queue) > 0 || c.err != nil || c.draining {
+		return true
 	}
 	c.sched = false
-	c.mu.Unlock()
+	return false
 }
 
 func (h *Hub) fail(c *Conn, err error) {
