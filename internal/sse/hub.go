@@ -406,7 +406,7 @@ func (h *Hub) checkIdle(now time.Time) {
 		quiet := now.UnixNano()-c.lastSent.Load() >= int64(h.opts.PeekInterval)
 		if quiet && now.Sub(c.lastPeek) >= h.opts.PeekInterval {
 			c.lastPeek = now
-			if peerClosed(c.nc) {
+			if peerClosed(c.raw) {
 				c.Close(ErrPeerClosed)
 			}
 		}

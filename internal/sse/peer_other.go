@@ -2,8 +2,8 @@
 
 package sse
 
-import "net"
+import "syscall"
 
 // peerClosed cannot peek on this platform; a closed client is noticed on
 // the next write (at the latest the next heartbeat).
-func peerClosed(net.Conn) bool { return false }
+func peerClosed(syscall.RawConn) bool { return false }

@@ -2,26 +2,19 @@
 
 package sse
 
-import (
-	"net"
-	"syscall"
-)
+import "syscall"
 
-// peerClosed reports whether the client closed nc, without blocking and
-// without consuming anything: a peek that returns no bytes and no error is
-// end of stream.
-func peerClosed(nc net.Conn) bool {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
+// peerClosed reports whether the client closed the connection behind rc
+// (see rawConn), without blocking and without consuming anything: a peek
+// that returns no bytes and no error is end of stream. A nil rc cannot be
+// peeked at: its client is noticed on the next write.
+func peerClosed(rc syscall.RawConn) bool {
+	if rc == nil {
 		return false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return true
 	}
 	closed := false
 	var buf [1]byte
-	err = rc.Read(func(fd uintptr) bool {
+	err := rc.Read(func(fd uintptr) bool {
 		n, _, rerr := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		switch {
 		case rerr == syscall.EAGAIN || rerr == syscall.EINTR:
