@@ -76,7 +76,9 @@ type Config struct {
 	// or MaxBatchBytes bytes (default 1 MiB), when its oldest event has
 	// waited MaxDelay (default 2ms; negative: no wait, send as soon as a
 	// batch slot is free: two batches may be under way, committing in
-	// order), or on Flush.
+	// order), or on Flush. MaxDelay is an upper bound: as soon as the
+	// Publish callers the last batches answered are queued again, the
+	// batch is sent.
 	MaxBatchEvents int
 	MaxBatchBytes  int
 	MaxDelay       time.Duration

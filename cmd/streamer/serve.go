@@ -73,7 +73,7 @@ func (c *serveConfig) bind(out io.Writer) *settings {
 	s.Int(&c.ReplayRate, option{"replay-rate", "STREAMER_REPLAY_RATE", "500000", "events per second that all replays (reconnecting clients catching up) may send together, so that live delivery keeps its share of the CPU; 0: no bound"})
 	s.Int(&c.PublishBatchEvents, option{"publish-batch-events", "STREAMER_PUBLISH_BATCH_EVENTS", "500", "a publish batch (one transaction) commits at this many events"})
 	s.Int(&c.PublishBatchBytes, option{"publish-batch-bytes", "STREAMER_PUBLISH_BATCH_BYTES", "1048576", "a publish batch commits at this many bytes"})
-	s.Duration(&c.PublishBatchDelay, option{"publish-batch-delay", "STREAMER_PUBLISH_BATCH_DELAY", "2ms", "a publish batch commits when its oldest event has waited this long; 0: no wait, as soon as a batch slot is free"})
+	s.Duration(&c.PublishBatchDelay, option{"publish-batch-delay", "STREAMER_PUBLISH_BATCH_DELAY", "2ms", "a publish batch commits when its oldest event has waited this long (at most: sooner once the last batch's callers are back); 0: no wait, as soon as a batch slot is free"})
 	s.Int(&c.PublishQueueEvents, option{"publish-queue-events", "STREAMER_PUBLISH_QUEUE_EVENTS", "100000", "events waiting to be published; beyond it POST /publish answers 503"})
 	s.Int(&c.PublishQueueBytes, option{"publish-queue-bytes", "STREAMER_PUBLISH_QUEUE_BYTES", "67108864", "bytes waiting to be published; beyond it POST /publish answers 503"})
 	s.Int(&c.PublishMaxBody, option{"publish-max-body", "STREAMER_PUBLISH_MAX_BODY", "4194304", "POST /publish body limit in bytes; beyond it 413"})

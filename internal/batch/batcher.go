@@ -82,6 +82,8 @@ type Batcher struct {
 	head         int
 	qEvents      int // events of queued (not withdrawn) units
 	qBytes       int
+	qUnits       int
+	expected     int    // Publish callers expected back; see callersBack
 	lastSeq      uint64 // seq of the latest unit submitted
 	takenTo      uint64 // every unit with a seq up to this has left the queue
 	resolvedTo   uint64 // every unit with a seq up to this is resolved
@@ -218,9 +220,12 @@ func (b *Batcher) submit(events []Event, wait bool) (*unit, error) {
 	b.queue = append(b.queue, u)
 	b.qEvents += len(events)
 	b.qBytes += size
-	// The flusher needs waking only when it may be idle or a batch just
-	// filled up; otherwise it is committing or timing the current batch.
-	poke := wasEmpty || b.qEvents >= b.cfg.MaxBatchEvents || b.qBytes >= b.cfg.MaxBatchBytes
+	b.qUnits++
+	// The flusher needs waking only when it may be idle, a batch just
+	// filled up or the last expected caller is back; otherwise it is
+	// committing or timing the current batch.
+	poke := wasEmpty || b.qEvents >= b.cfg.MaxBatchEvents || b.qBytes >= b.cfg.MaxBatchBytes ||
+		b.callersBack()
 	b.mu.Unlock()
 
 	b.signals.Enqueued.Signal(len(events))
@@ -241,6 +246,7 @@ func (b *Batcher) withdraw(u *unit) bool {
 	u.state = withdrawn
 	b.qEvents -= len(u.events)
 	b.qBytes -= u.bytes
+	b.qUnits--
 	b.poke() // so that the flusher trims it and Flush waiters move on
 	return true
 }
@@ -343,9 +349,16 @@ func (b *Batcher) run(ctx context.Context, done chan struct{}) {
 		mine, before := make(chan struct{}), prev
 		wg.Go(func() {
 			b.commitUnits(ctx, units, before)
+			answered := 0
+			for _, u := range units {
+				if u.done != nil && u.flight.Load() != abandoned {
+					answered++
+				}
+			}
 			<-before // resolve in order, so that resolvedTo only grows
 			b.mu.Lock()
 			b.inFlight--
+			b.expected += answered
 			b.advance(takenTo)
 			b.mu.Unlock()
 			close(mine)
@@ -359,6 +372,14 @@ func (b *Batcher) run(ctx context.Context, done chan struct{}) {
 
 // next waits until a batch is due and a slot is free, and takes the batch;
 // nil when the flusher should exit (ctx ended, or closing with nothing left).
+//
+// A batch is due when it is full (MaxBatchEvents, MaxBatchBytes), when its
+// oldest unit has waited MaxDelay, on Flush or Close, and also as soon as
+// the callers the last batches answered are back (callersBack): a caller
+// of Publish waits for its batch, so in a closed loop nobody else is coming
+// and waiting out MaxDelay would only idle the database. When MaxDelay
+// passes first, some of them did not come back, and the expectation is
+// dropped.
 func (b *Batcher) next(ctx context.Context, timer *time.Timer) ([]*unit, uint64) {
 	for {
 		b.mu.Lock()
@@ -371,12 +392,29 @@ func (b *Batcher) next(ctx context.Context, timer *time.Timer) ([]*unit, uint64)
 		case b.qEvents > 0 && b.inFlight < b.cfg.MaxInFlight:
 			oldest := b.queue[b.head]
 			age := time.Since(oldest.at)
-			if b.phase != running || b.flushTo >= oldest.seq || age >= b.cfg.MaxDelay ||
-				b.qEvents >= b.cfg.MaxBatchEvents || b.qBytes >= b.cfg.MaxBatchBytes {
+			reason := ""
+			switch {
+			case b.phase != running:
+				reason = "closing"
+			case b.flushTo >= oldest.seq:
+				reason = "flush"
+			case b.qEvents >= b.cfg.MaxBatchEvents:
+				reason = "events"
+			case b.qBytes >= b.cfg.MaxBatchBytes:
+				reason = "bytes"
+			case b.callersBack():
+				reason = "callers"
+			case age >= b.cfg.MaxDelay:
+				reason = "delay"
+				b.expected = 0
+			}
+			if reason != "" {
 				units := b.take()
+				b.expected = max(0, b.expected-len(units))
 				b.inFlight++
 				takenTo := b.takenTo
 				b.mu.Unlock()
+				b.signals.Taken.Signal(reason)
 				return units, takenTo
 			}
 			wait = b.cfg.MaxDelay - age
@@ -400,6 +438,15 @@ func (b *Batcher) next(ctx context.Context, timer *time.Timer) ([]*unit, uint64)
 		}
 		timer.Stop()
 	}
+}
+
+// callersBack reports whether the callers the flusher expects back are
+// back: whether at least b.expected units are queued. b.expected counts the
+// Publish callers that resolved batches answered, less the units taken
+// since, and is reset when MaxDelay passes first; in a closed loop, these
+// are the callers about to publish again. Call with mu held.
+func (b *Batcher) callersBack() bool {
+	return b.expected > 0 && b.qUnits >= b.expected
 }
 
 // trimHead drops withdrawn units from the head of the queue. Call with mu held.
@@ -426,6 +473,7 @@ func (b *Batcher) take() []*unit {
 			u.state = taken
 			b.qEvents -= len(u.events)
 			b.qBytes -= u.bytes
+			b.qUnits--
 			n += len(u.events)
 			size += u.bytes
 			units = append(units, u)
@@ -481,7 +529,7 @@ func (b *Batcher) failQueued(ctx context.Context) {
 		}
 	}
 	clear(b.queue)
-	b.queue, b.head, b.qEvents, b.qBytes = nil, 0, 0, 0
+	b.queue, b.head, b.qEvents, b.qBytes, b.qUnits = nil, 0, 0, 0, 0
 	b.takenTo = b.lastSeq
 	b.mu.Unlock()
 

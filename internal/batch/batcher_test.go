@@ -222,6 +222,80 @@ func TestPublish(t *testing.T) {
 // TestRejectedUnitFailsAlone has the database refuse one unit of a batch
 // (a rule Validate does not know, added for the test) and checks that only
 // that unit fails, naming the rule, and that the others commit.
+// TestCallersBack: once the callers a batch answered are queued again, the
+// next batch leaves without waiting out MaxDelay; when one of them stays
+// away, MaxDelay still bounds the wait, and the expectation is reset.
+func TestCallersBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	// round starts callers Publish calls, waits until they are queued and,
+	// with flush, calls Flush; it returns the reason the batch was taken.
+	round := func(t *testing.T, b *Batcher, bb *bundle, callers int, flush bool) string {
+		t.Helper()
+		results := make([]<-chan result, callers)
+		for i := range results {
+			results[i] = publishAsync(b, ctx, []Event{ev("s", i)})
+		}
+		for range callers {
+			bb.signals.Enqueued.WaitOrTimeout(t)
+		}
+		if flush {
+			require.NoError(t, b.Flush(ctx))
+		}
+		reason := bb.signals.Taken.WaitOrTimeout(t)
+		for _, r := range results {
+			require.NoError(t, waitResult(t, r).err)
+		}
+		return reason
+	}
+
+	t.Run("ClosedLoop", func(t *testing.T) {
+		t.Parallel()
+		// MaxDelay is an hour: only Flush or the callers' return sends a batch.
+		b, bb := setup(t, func(c *Config, _ *Batcher) {
+			c.MaxDelay = time.Hour
+			c.TestSignals.Enqueued.Init()
+			c.TestSignals.Taken.Init()
+		})
+		require.Equal(t, "flush", round(t, b, bb, 4, true))
+		require.Equal(t, "callers", round(t, b, bb, 4, false))
+		require.Equal(t, "callers", round(t, b, bb, 4, false))
+		require.Len(t, rows(t, bb.pool), 12)
+	})
+
+	t.Run("OneCallerStaysAway", func(t *testing.T) {
+		t.Parallel()
+		b, bb := setup(t, func(c *Config, _ *Batcher) {
+			c.MaxDelay = 300 * time.Millisecond
+			c.TestSignals.Enqueued.Init()
+			c.TestSignals.Taken.Init()
+		})
+		require.Equal(t, "flush", round(t, b, bb, 4, true))
+		// Three of the four come back: the batch waits MaxDelay for the
+		// fourth, then goes, and three callers are expected next time.
+		require.Equal(t, "delay", round(t, b, bb, 3, false))
+		require.Equal(t, "callers", round(t, b, bb, 3, false))
+		require.Len(t, rows(t, bb.pool), 10)
+	})
+
+	// Enqueue has no caller waiting, so nobody is expected back after it.
+	t.Run("EnqueueIsNotExpectedBack", func(t *testing.T) {
+		t.Parallel()
+		b, bb := setup(t, func(c *Config, _ *Batcher) {
+			c.MaxDelay = time.Hour
+			c.TestSignals.Taken.Init()
+		})
+		require.NoError(t, b.Enqueue([]Event{ev("s", 0)}))
+		require.NoError(t, b.Flush(ctx))
+		require.Equal(t, "flush", bb.signals.Taken.WaitOrTimeout(t))
+		require.NoError(t, b.Enqueue([]Event{ev("s", 1)}))
+		require.NoError(t, b.Flush(ctx))
+		require.Equal(t, "flush", bb.signals.Taken.WaitOrTimeout(t))
+		require.Len(t, rows(t, bb.pool), 2)
+	})
+}
+
 func TestRejectedUnitFailsAlone(t *testing.T) {
 	t.Parallel()
 	b, bb := setup(t, func(c *Config, _ *Batcher) { c.MaxDelay = time.Hour })

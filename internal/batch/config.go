@@ -30,9 +30,12 @@ type Config struct {
 	// A batch is sent when it holds MaxBatchEvents events or MaxBatchBytes
 	// bytes, when its oldest event has waited MaxDelay, or on Flush. A
 	// negative MaxDelay means no wait: a batch is sent as soon as fewer
-	// than MaxInFlight batches are under way. A group of events larger
-	// than a batch's bounds is sent as a batch of its own; groups are
-	// never split.
+	// than MaxInFlight batches are under way. MaxDelay is a bound, not a
+	// fixed wait: once as many groups are queued as the last batches had
+	// Publish callers (who wait for their batch, and so in a closed loop
+	// are the only ones coming), the batch is sent without waiting it
+	// out. A group of events larger than a batch's bounds is sent as a
+	// batch of its own; groups are never split.
 	MaxBatchEvents int
 	MaxBatchBytes  int
 	MaxDelay       time.Duration

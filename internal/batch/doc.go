@@ -9,7 +9,15 @@
 // of whole units from the head of the queue when it holds MaxBatchEvents
 // events or MaxBatchBytes bytes, when its oldest unit has waited MaxDelay,
 // or on Flush (with no delay configured, as soon as a batch slot is free),
-// and hands it to a goroutine of its own that commits it:
+// and hands it to a goroutine of its own that commits it. MaxDelay is a
+// bound rather than a fixed wait: a Publish caller blocks until its batch
+// is resolved, so when as many units are queued as the batches resolved
+// since the last one taken had Publish callers, the callers it expects
+// are back and the batch goes at once (callersBack). When MaxDelay passes
+// first, some did not come back, and the expectation is dropped.
+// Enqueued units expect nobody back.
+//
+// A batch is committed like this:
 //
 //	BEGIN; INSERT INTO streamer.events ... SELECT FROM unnest($1, $2, $3) WITH ORDINALITY ...   -- one round trip
 //	COMMIT                                                                                    -- a second

@@ -7,6 +7,7 @@ import "github.com/streamer-dev/streamer/internal/testsignal"
 // the signals a test waits on: an unread signal overflows its buffer.
 type TestSignals struct {
 	Enqueued   testsignal.TestSignal[int]    // a group of this many events entered the queue
+	Taken      testsignal.TestSignal[string] // a batch was taken, for this reason: events, bytes, delay, callers, flush or closing
 	Committing testsignal.TestSignal[uint32] // about to send COMMIT, on the backend with this PID
 	Committed  testsignal.TestSignal[int]    // a batch of this many events committed
 	Backoff    testsignal.TestSignal[error]  // an attempt failed with this error and will be retried
@@ -17,6 +18,7 @@ type TestSignals struct {
 // Init enables every signal.
 func (s *TestSignals) Init() {
 	s.Enqueued.Init()
+	s.Taken.Init()
 	s.Committing.Init()
 	s.Committed.Init()
 	s.Backoff.Init()
