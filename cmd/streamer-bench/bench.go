@@ -386,6 +386,19 @@ func (s *session) end() {
 	s.b.logf("   stopped")
 }
 
+// openFor opens groups (see open) for the scenario whose result is r: the
+// connections that failed are added to r.Failed and the open errors to
+// r.Notes, under note. It returns how long opening took.
+func (s *session) openFor(r *result, note string, groups []connGroup, parallel int) ([]*workerProc, time.Duration, error) {
+	start := time.Now()
+	ws, _, failed, errs, err := s.open(groups, parallel)
+	r.Failed += failed
+	if len(errs) > 0 {
+		r.Notes = append(r.Notes, fmt.Sprint(note, ": ", errs))
+	}
+	return ws, time.Since(start), err
+}
+
 // open spreads the connections of groups over new workers, opens them all
 // at once and returns those workers with the counts of opened and failed
 // connections.

@@ -160,12 +160,8 @@ func (b *bench) idle(ctx context.Context, kind string) (result, error) {
 	if err != nil {
 		return r, err
 	}
-	start := time.Now()
-	ws, _, failed, errs, err := s.open([]connGroup{{Stream: "idle", Count: b.cfg.IdleConns}}, b.cfg.DialParallel)
-	r.OpenSeconds, r.Failed = time.Since(start).Seconds(), failed
-	if len(errs) > 0 {
-		r.Notes = append(r.Notes, fmt.Sprint("open errors: ", errs))
-	}
+	ws, took, err := s.openFor(&r, "open errors", []connGroup{{Stream: "idle", Count: b.cfg.IdleConns}}, b.cfg.DialParallel)
+	r.OpenSeconds = took.Seconds()
 	if err != nil {
 		return r, err
 	}
@@ -207,12 +203,8 @@ func (b *bench) deliver(ctx context.Context, label, kind string, groups []connGr
 	if err != nil {
 		return r, err
 	}
-	start := time.Now()
-	ws, _, failed, errs, err := s.open(groups, b.cfg.DialParallel)
-	r.OpenSeconds, r.Failed = time.Since(start).Seconds(), failed
-	if len(errs) > 0 {
-		r.Notes = append(r.Notes, fmt.Sprint("open errors: ", errs))
-	}
+	ws, took, err := s.openFor(&r, "open errors", groups, b.cfg.DialParallel)
+	r.OpenSeconds = took.Seconds()
 	if err != nil {
 		return r, err
 	}
@@ -269,11 +261,7 @@ func (b *bench) replay(ctx context.Context, kind string) (result, error) {
 	if err != nil {
 		return r, err
 	}
-	liveWs, _, failed, errs, err := s.open([]connGroup{{Stream: "live", Count: c.ReplayLive}}, c.DialParallel)
-	r.Failed += failed
-	if len(errs) > 0 {
-		r.Notes = append(r.Notes, fmt.Sprint("open errors: ", errs))
-	}
+	liveWs, _, err := s.openFor(&r, "open errors", []connGroup{{Stream: "live", Count: c.ReplayLive}}, c.DialParallel)
 	if err != nil {
 		return r, err
 	}
@@ -328,11 +316,7 @@ func (b *bench) replay(ctx context.Context, kind string) (result, error) {
 	a := s.mark(ctx)
 	profiled := s.profileCPU(30 * time.Second)
 	t0 := time.Now()
-	replayWs, _, failed, errs, err := s.open([]connGroup{{Stream: "replay", Count: c.ReplayClients, LastEventID: token}}, c.ReplayClients)
-	r.Failed += failed
-	if len(errs) > 0 {
-		r.Notes = append(r.Notes, fmt.Sprint("replay open errors: ", errs))
-	}
+	replayWs, _, err := s.openFor(&r, "replay open errors", []connGroup{{Stream: "replay", Count: c.ReplayClients, LastEventID: token}}, c.ReplayClients)
 	if err != nil {
 		return r, err
 	}
