@@ -355,10 +355,11 @@ type session struct {
 	b       *bench
 	label   string
 	t       *target
+	base    memory // the server's memory once settled, before any client
 	workers []*workerProc
 }
 
-// begin starts the target and waits for it to settle.
+// begin starts the target, waits for it to settle and reads its memory.
 func (b *bench) begin(ctx context.Context, label, kind string) (*session, error) {
 	t, err := b.startTarget(ctx, kind, label)
 	if err != nil {
@@ -367,6 +368,10 @@ func (b *bench) begin(ctx context.Context, label, kind string) (*session, error)
 	s := &session{b: b, label: label, t: t}
 	b.logf("   %s server ready", kind)
 	if err := sleep(ctx, b.cfg.Settle); err != nil {
+		s.end()
+		return nil, err
+	}
+	if s.base, err = procMemory(t.pid); err != nil {
 		s.end()
 		return nil, err
 	}

@@ -156,10 +156,6 @@ func (b *bench) idle(ctx context.Context, kind string) (result, error) {
 		return r, err
 	}
 	defer s.end()
-	base, err := procMemory(s.t.pid)
-	if err != nil {
-		return r, err
-	}
 	ws, took, err := s.openFor(&r, "open errors", []connGroup{{Stream: "idle", Count: b.cfg.IdleConns}}, b.cfg.DialParallel)
 	r.OpenSeconds = took.Seconds()
 	if err != nil {
@@ -182,7 +178,7 @@ func (b *bench) idle(ctx context.Context, kind string) (result, error) {
 	}
 	r.fill(m)
 	r.window(a, z)
-	r.memory(base, end)
+	r.memory(s.base, end)
 	s.profileMemory()
 	return r, nil
 }
@@ -199,10 +195,6 @@ func (b *bench) deliver(ctx context.Context, label, kind string, groups []connGr
 		return r, err
 	}
 	defer s.end()
-	base, err := procMemory(s.t.pid)
-	if err != nil {
-		return r, err
-	}
 	ws, took, err := s.openFor(&r, "open errors", groups, b.cfg.DialParallel)
 	r.OpenSeconds = took.Seconds()
 	if err != nil {
@@ -230,7 +222,7 @@ func (b *bench) deliver(ctx context.Context, label, kind string, groups []connGr
 	}
 	r.fill(m)
 	r.window(a, z)
-	r.memory(base, end)
+	r.memory(s.base, end)
 	r.Published, r.PublishErrors = p.sent, p.errors
 	r.PublishP50Ms, r.PublishP99Ms = p.publishLatency()
 	r.PublishRate = float64(p.sent) / elapsed.Seconds()
@@ -257,10 +249,6 @@ func (b *bench) replay(ctx context.Context, kind string) (result, error) {
 		return r, err
 	}
 	defer s.end()
-	base, err := procMemory(s.t.pid)
-	if err != nil {
-		return r, err
-	}
 	liveWs, _, err := s.openFor(&r, "open errors", []connGroup{{Stream: "live", Count: c.ReplayLive}}, c.DialParallel)
 	if err != nil {
 		return r, err
@@ -370,7 +358,7 @@ func (b *bench) replay(ctx context.Context, kind string) (result, error) {
 	all.addOutcome(&replayRep.workerReport)
 	r.fill(all)
 	r.window(a, z)
-	r.memory(base, end)
+	r.memory(s.base, end)
 	r.Published = live.sent + backlog.sent
 	r.PublishErrors = live.errors + backlog.errors
 	r.PublishP50Ms, r.PublishP99Ms = live.publishLatency()
