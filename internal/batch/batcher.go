@@ -396,14 +396,14 @@ func (b *Batcher) next(ctx context.Context, timer *time.Timer) ([]*unit, uint64)
 			switch {
 			case b.phase != running:
 				reason = "closing"
-			case b.flushTo >= oldest.seq:
-				reason = "flush"
 			case b.qEvents >= b.cfg.MaxBatchEvents:
 				reason = "events"
 			case b.qBytes >= b.cfg.MaxBatchBytes:
 				reason = "bytes"
 			case b.callersBack():
 				reason = "callers"
+			case b.flushTo >= oldest.seq:
+				reason = "flush"
 			case age >= b.cfg.MaxDelay:
 				reason = "delay"
 				b.expected = 0

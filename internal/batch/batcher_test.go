@@ -219,9 +219,6 @@ func TestPublish(t *testing.T) {
 	})
 }
 
-// TestRejectedUnitFailsAlone has the database refuse one unit of a batch
-// (a rule Validate does not know, added for the test) and checks that only
-// that unit fails, naming the rule, and that the others commit.
 // TestCallersBack: once the callers a batch answered are queued again, the
 // next batch leaves without waiting out MaxDelay; when one of them stays
 // away, MaxDelay still bounds the wait, and the expectation is reset.
@@ -279,7 +276,9 @@ func TestCallersBack(t *testing.T) {
 		require.Len(t, rows(t, bb.pool), 10)
 	})
 
-	// Enqueue has no caller waiting, so nobody is expected back after it.
+	// Enqueue has no caller waiting, so nobody is expected back after it:
+	// the second batch still goes on Flush (the callers rule, were it
+	// counted, would be named first).
 	t.Run("EnqueueIsNotExpectedBack", func(t *testing.T) {
 		t.Parallel()
 		b, bb := setup(t, func(c *Config, _ *Batcher) {
@@ -296,6 +295,9 @@ func TestCallersBack(t *testing.T) {
 	})
 }
 
+// TestRejectedUnitFailsAlone has the database refuse one unit of a batch
+// (a rule Validate does not know, added for the test) and checks that only
+// that unit fails, naming the rule, and that the others commit.
 func TestRejectedUnitFailsAlone(t *testing.T) {
 	t.Parallel()
 	b, bb := setup(t, func(c *Config, _ *Batcher) { c.MaxDelay = time.Hour })
