@@ -247,34 +247,37 @@ func TestCallersBack(t *testing.T) {
 		return reason
 	}
 
-	t.Run("ClosedLoop", func(t *testing.T) {
-		t.Parallel()
+	type step struct {
+		callers int
+		flush   bool
+		want    string // the reason the batch is taken
+	}
+	for _, tc := range []struct {
+		name     string
+		maxDelay time.Duration
+		steps    []step
+	}{
 		// MaxDelay is an hour: only Flush or the callers' return sends a batch.
-		b, bb := setup(t, func(c *Config, _ *Batcher) {
-			c.MaxDelay = time.Hour
-			c.TestSignals.Enqueued.Init()
-			c.TestSignals.Taken.Init()
-		})
-		require.Equal(t, "flush", round(t, b, bb, 4, true))
-		require.Equal(t, "callers", round(t, b, bb, 4, false))
-		require.Equal(t, "callers", round(t, b, bb, 4, false))
-		require.Len(t, rows(t, bb.pool), 12)
-	})
-
-	t.Run("OneCallerStaysAway", func(t *testing.T) {
-		t.Parallel()
-		b, bb := setup(t, func(c *Config, _ *Batcher) {
-			c.MaxDelay = 300 * time.Millisecond
-			c.TestSignals.Enqueued.Init()
-			c.TestSignals.Taken.Init()
-		})
-		require.Equal(t, "flush", round(t, b, bb, 4, true))
+		{"ClosedLoop", time.Hour, []step{{4, true, "flush"}, {4, false, "callers"}, {4, false, "callers"}}},
 		// Three of the four come back: the batch waits MaxDelay for the
 		// fourth, then goes, and three callers are expected next time.
-		require.Equal(t, "delay", round(t, b, bb, 3, false))
-		require.Equal(t, "callers", round(t, b, bb, 3, false))
-		require.Len(t, rows(t, bb.pool), 10)
-	})
+		{"OneCallerStaysAway", 300 * time.Millisecond, []step{{4, true, "flush"}, {3, false, "delay"}, {3, false, "callers"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b, bb := setup(t, func(c *Config, _ *Batcher) {
+				c.MaxDelay = tc.maxDelay
+				c.TestSignals.Enqueued.Init()
+				c.TestSignals.Taken.Init()
+			})
+			published := 0
+			for _, st := range tc.steps {
+				require.Equal(t, st.want, round(t, b, bb, st.callers, st.flush))
+				published += st.callers
+			}
+			require.Len(t, rows(t, bb.pool), published)
+		})
+	}
 
 	// Enqueue has no caller waiting, so nobody is expected back after it:
 	// the second batch still goes on Flush (the callers rule, were it
