@@ -218,8 +218,10 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	}
 	head, err := readHead(ctx, d.cfg.Pool)
 	if err != nil {
+		// Read the cause before stopped, which cancels ctx with ErrStop.
+		stoppedMeanwhile := errors.Is(context.Cause(ctx), startstop.ErrStop)
 		stopped()
-		if errors.Is(context.Cause(ctx), startstop.ErrStop) {
+		if stoppedMeanwhile {
 			return nil // a concurrent Stop ended this run before it began
 		}
 		return fmt.Errorf("start dispatcher: %w", err)

@@ -243,6 +243,20 @@ func TestLifecycle(t *testing.T) {
 		startstoptest.Stress(t, New(Config{Pool: b.pool, Registry: b.reg}))
 	})
 
+	t.Run("BadPoolFailsStart", func(t *testing.T) {
+		t.Parallel()
+		cfg, err := pgxpool.ParseConfig("postgres://nobody@127.0.0.1:1/none?connect_timeout=1")
+		require.NoError(t, err)
+		pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+		require.NoError(t, err)
+		defer pool.Close()
+		d := New(Config{Pool: pool, Registry: registry.New[Subscriber]()})
+		require.ErrorContains(t, d.Start(context.Background()), "start dispatcher")
+		_, err = d.Subscribe(context.Background(), newFakeSub(), []string{"s"}, nil)
+		require.ErrorIs(t, err, ErrStopped)
+		d.Stop()
+	})
+
 	t.Run("SubscribeWhileNotRunning", func(t *testing.T) {
 		t.Parallel()
 		b := newBundle(t)
