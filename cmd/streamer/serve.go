@@ -184,7 +184,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		QueueBytes:     cfg.PublishQueueBytes,
 		Logger:         log.With().Str("service", "publish").Logger(),
 	})
-	if err := pub.Start(ctx); err != nil {
+	if err := pub.Start(svcCtx); err != nil {
 		return err
 	}
 	defer pub.Stop()
