@@ -169,6 +169,13 @@ func subscribe(t *testing.T, d *Dispatcher, b *bundle, streams ...string) *fakeS
 	return s
 }
 
+// waitLive waits until s goes live, skipping others that do meanwhile.
+func waitLive(t *testing.T, b *bundle, s Subscriber) {
+	t.Helper()
+	for b.sig.Live.WaitOrTimeout(t) != s {
+	}
+}
+
 // readCaughtUp wakes the dispatcher and waits for its live read to catch up.
 func readCaughtUp(t *testing.T, d *Dispatcher, b *bundle) LiveRead {
 	t.Helper()
@@ -361,8 +368,12 @@ func TestSubscribeCancelledContext(t *testing.T) {
 		}
 		release()
 		// The cancelled connect was handed over before its undo: once a
-		// later subscriber is live, the cancelled one is not.
-		later := subscribe(t, d, b, "s")
+		// later subscriber is live, the cancelled one is not (it may have
+		// been live in between).
+		later := newFakeSub()
+		_, err := d.Subscribe(context.Background(), later, []string{"s"}, nil)
+		require.NoError(t, err)
+		waitLive(t, b, later)
 		require.Equal(t, []Subscriber{later}, b.reg.Lookup("s"))
 	})
 }
@@ -512,4 +523,43 @@ func TestReplayJoinsLive(t *testing.T) {
 	d.Wake()
 	require.Equal(t, "live", s.next(t))
 	require.Empty(t, s.frames)
+}
+
+// TestLiveReadFilterFollowsSubscribers checks that the streams a live read
+// names follow subscribers as they come and go, replaying ones included.
+func TestLiveReadFilterFollowsSubscribers(t *testing.T) {
+	t.Parallel()
+	d, b := setup(t, nil)
+	a := subscribe(t, d, b, "a")
+	b.publish(t, "a", "a1")
+	require.Equal(t, LiveRead{Events: 1, Streams: 1}, readCaughtUp(t, d, b))
+	require.Equal(t, "a1", a.next(t))
+
+	// A stream subscribed after a read is in the next one.
+	bb := subscribe(t, d, b, "b")
+	b.publish(t, "b", "b1")
+	require.Equal(t, LiveRead{Events: 1, Streams: 2}, readCaughtUp(t, d, b))
+	require.Equal(t, "b1", bb.next(t))
+
+	// An unsubscribed stream is not.
+	d.Unsubscribe(a)
+	require.Eventually(t, func() bool { return b.reg.Len() == 1 }, testsignal.Timeout, time.Millisecond)
+	require.Equal(t, 1, readCaughtUp(t, d, b).Streams)
+
+	// A replaying subscriber's streams count: 1,000 live streams and one
+	// replaying make 1,001, read unfiltered. The replay is held in
+	// EnqueueWait by a subscriber that takes no frame until told.
+	b.publish(t, "r", "r1")
+	names := make([]string, maxFilterStreams-1) // with "b", 1,000 live
+	for i := range names {
+		names[i] = fmt.Sprint("s", i)
+	}
+	subscribe(t, d, b, names...)
+	require.Equal(t, maxFilterStreams, readCaughtUp(t, d, b).Streams)
+	r := &fakeSub{frames: make(chan []byte), done: make(chan struct{})}
+	_, err := d.Subscribe(context.Background(), r, []string{"r"}, &cursor.Start)
+	require.NoError(t, err)
+	require.Equal(t, 0, readCaughtUp(t, d, b).Streams)
+	require.Equal(t, "r1", r.next(t))
+	require.Equal(t, Subscriber(r), b.sig.Live.WaitOrTimeout(t))
 }

@@ -181,10 +181,15 @@ func (d *Dispatcher) replayDone(res replayResult) {
 
 // streamsToRead returns the stream filter of the next live read (nil: every
 // stream) and whether anybody is subscribed at all. The filter is rebuilt
-// only after a subscriber came or went.
+// only after a subscriber came or went, and not at all while the registry
+// alone has more streams than a filter may name.
 func (d *Dispatcher) streamsToRead() (streams []string, some bool) {
-	if d.cfg.Registry.Streams() == 0 && len(d.replaying) == 0 {
+	live := d.cfg.Registry.Streams()
+	switch {
+	case live == 0 && len(d.replaying) == 0:
 		return nil, false
+	case live > maxFilterStreams:
+		return nil, true
 	}
 	if d.filterStale {
 		names := d.cfg.Registry.AppendStreams(d.filter[:0])
