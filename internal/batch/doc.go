@@ -42,9 +42,10 @@
 // whose caller's context ended before its COMMIT was sent is dropped (a
 // transaction that already holds it is rolled back and sent again without
 // it), and the caller is told it was not published; a caller that gives up
-// while its COMMIT is under way is told ErrOutcomeUnknown. Enqueued units have no deadline
-// of their own; they are retried until Close gives up on them, and the
-// bounded queue pushes back on their producers meanwhile (ErrFull).
+// while its COMMIT is under way is told ErrOutcomeUnknown. Enqueued units
+// have no deadline of their own; they are retried until the run ends (Stop,
+// or Close giving up on them), and the bounded queue pushes back on their
+// producers meanwhile (ErrFull).
 //
 // A rejection (the database refused a row: CHECK violation, bad encoding)
 // is bisected: the batch's units are split in halves and each half is

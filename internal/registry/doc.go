@@ -6,10 +6,11 @@
 // The dispatcher is the only writer: it adds a subscriber once its replay is
 // done (from then on the subscriber receives live events) and removes it
 // when it disconnects, is dropped as too slow, or the dispatcher stops.
-// Other goroutines read it concurrently: the dispatcher's fan-out (Lookup),
-// metrics (Len, Streams), and whoever needs every live connection at once
-// (ForEach: a shutdown drain, an admin listing). Subscribers still replaying
-// are not in it; the dispatcher tracks those itself.
+// Any goroutine may read it concurrently with that writer: the fan-out
+// looks up a stream's subscribers (Lookup), the metrics handler counts them
+// (Len, Streams), and ForEach visits every live subscriber for whoever needs
+// them all at once. Subscribers still replaying are not in it; the
+// dispatcher tracks those itself.
 //
 // Each stream keeps a set of subscribers and an immutable snapshot slice
 // built from it on the first Lookup after a change, so a reader iterates
