@@ -539,6 +539,12 @@ func TestBackpressureAndCancel(t *testing.T) {
 	})
 }
 
+// TestLifecycle runs the shared lifecycle stress test on a real Batcher.
+func TestLifecycle(t *testing.T) {
+	t.Parallel()
+	startstoptest.Stress(t, New(Config{Pool: pgtest.NewPool(t)}))
+}
+
 func TestClose(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -591,11 +597,6 @@ func TestClose(t *testing.T) {
 		b.Stop()
 		require.NoError(t, b.Close(ctx))
 		require.ErrorIs(t, b.Enqueue([]Event{ev("s", 0)}), ErrClosed)
-	})
-
-	t.Run("Lifecycle", func(t *testing.T) {
-		t.Parallel()
-		startstoptest.Stress(t, New(Config{Pool: pgtest.NewPool(t)}))
 	})
 
 	// Close and Stop end a run, not the Batcher: Start starts it again,
