@@ -76,10 +76,10 @@
 // subscriber without a resume position starts at the dispatcher's live head
 // and goes live at once: every later live read starts at or before that
 // head, so events committed after the connection was accepted are never
-// missed, and a few committed just before it may be delivered.) A worker reads every page after the resume position,
-// enqueueing with backpressure, and returns the cursor it reached. That
-// cursor is at or past the live head at Connect time, because the worker's
-// snapshot is later. The buffer holds every live event after that head, so
+// missed, and a few committed just before it may be delivered.) A worker
+// reads every page after the resume position, enqueueing with backpressure,
+// and returns the cursor it reached. That cursor is at or past the live head
+// at Subscribe time, because the worker's snapshot is later. The buffer holds every live event after that head, so
 // the union covers everything; the dispatcher moves the subscriber into the
 // registry and enqueues the buffered events whose position is past the
 // subscriber's scan cursor (de-duplication by position). If more than
@@ -145,7 +145,9 @@
 // # Invariants
 //
 //   - Only the dispatcher goroutine reads or writes the subscribers' state,
-//     the live head and the replay buffers, and only it writes the registry.
+//     the live head and the replay buffers, and only it writes the registry
+//     (Start, before the goroutine begins, and the end of a run, after it
+//     has returned, touch them too).
 //   - Wake, Unsubscribe and Subscribe's hand-over never wait for the
 //     dispatcher goroutine; requests are taken in the order they were made.
 //   - A subscriber is in the registry only after its replay is done, and
