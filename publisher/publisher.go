@@ -3,6 +3,7 @@ package publisher
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -108,7 +109,8 @@ type Publisher struct {
 }
 
 // New starts a Publisher that commits on pool. It fails if the database
-// does not answer. Close it when done.
+// does not answer within ctx; ctx bounds only that check, and the Publisher
+// runs until Close. Close it when done.
 func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Publisher, error) {
 	onError := cfg.OnError
 	if onError == nil {
@@ -132,7 +134,12 @@ func New(ctx context.Context, pool *pgxpool.Pool, cfg Config) (*Publisher, error
 		},
 		Logger: zerolog.Nop(),
 	})
-	if err := b.Start(ctx); err != nil {
+	if err := pool.Ping(ctx); err != nil {
+		return nil, fmt.Errorf("streamer publisher: connect: %w", err)
+	}
+	// The batcher stops when its Start context ends; the Publisher must
+	// outlive New's.
+	if err := b.Start(context.WithoutCancel(ctx)); err != nil {
 		return nil, err
 	}
 	return &Publisher{b: b}, nil

@@ -154,6 +154,20 @@ func TestQueueFull(t *testing.T) {
 	require.Len(t, stored(t, pool), accepted)
 }
 
+// New's context bounds only New: the Publisher keeps running after it ends.
+func TestOutlivesNewContext(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewPool(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	p, err := publisher.New(ctx, pool, publisher.Config{})
+	require.NoError(t, err)
+	cancel()
+	id, err := p.Publish(context.Background(), publisher.Event{Stream: "s", Data: "after"})
+	require.NoError(t, err)
+	require.NotZero(t, id)
+	require.NoError(t, p.Close(context.Background()))
+}
+
 // Acceptance: Close delivers everything enqueued before it.
 func TestCloseDrains(t *testing.T) {
 	t.Parallel()

@@ -137,7 +137,11 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		ReplayRate:    float64(cfg.ReplayRate),
 		Logger:        log.With().Str("service", "dispatch").Logger(),
 	})
-	if err := disp.Start(ctx); err != nil {
+	// The dispatcher and the batcher stop when their Start context ends;
+	// they must outlive ctx, which ends when the shutdown begins, and are
+	// stopped by the deferred calls below once the HTTP server has drained.
+	svcCtx := context.WithoutCancel(ctx)
+	if err := disp.Start(svcCtx); err != nil {
 		return fmt.Errorf("%w (has `streamer migrate` run?)", err)
 	}
 	defer disp.Stop()
@@ -180,7 +184,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		QueueBytes:     cfg.PublishQueueBytes,
 		Logger:         log.With().Str("service", "publish").Logger(),
 	})
-	if err := pub.Start(ctx); err != nil {
+	if err := pub.Start(svcCtx); err != nil {
 		return err
 	}
 	defer pub.Stop()

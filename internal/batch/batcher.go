@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
+
+	"github.com/streamer-dev/streamer/internal/startstop"
 )
 
 // commitFunc sends COMMIT on conn and reports whether it succeeded.
@@ -52,10 +54,9 @@ type unit struct {
 type phase uint8
 
 const (
-	notStarted phase = iota
-	running
-	closing // no intake; the flusher drains the queue
-	closed
+	notRunning phase = iota // no flusher: submissions fail with ErrClosed
+	running                 // the flusher runs and the queue takes submissions
+	closing                 // no intake; the flusher drains the queue or is ending
 )
 
 type flushWaiter struct {
@@ -66,6 +67,7 @@ type flushWaiter struct {
 // Batcher coalesces concurrent publishers' events into transactions. See
 // the package documentation.
 type Batcher struct {
+	startstop.Base
 	cfg     Config
 	log     zerolog.Logger
 	signals *TestSignals // never nil
@@ -90,10 +92,8 @@ type Batcher struct {
 	inFlight     int    // batches under way
 	flushTo      uint64 // Flush wants units up to this seq sent without delay
 	flushWaiters []flushWaiter
-	undelivered  []Failure     // enqueued units cut off by Close or Stop
-	lastDone     chan struct{} // closed when the latest batch taken is resolved; flusher only
-	cancel       context.CancelCauseFunc
-	done         chan struct{} // closed when the flusher has exited
+	undelivered  []Failure               // enqueued units cut off by the end of a run
+	cancelRun    context.CancelCauseFunc // ends the current run's flusher with Close's cause
 }
 
 // New returns a Batcher for cfg with defaults applied. Start runs it.
@@ -113,28 +113,50 @@ func New(cfg Config) *Batcher {
 }
 
 // Start checks that the database answers (so a bad DSN fails here) and
-// starts the flusher. The flusher runs until Close or Stop, not until ctx
-// ends: it must outlive the signal that begins a shutdown in order to drain.
-// Start on a running Batcher does nothing; on a closed one it returns
-// ErrClosed.
+// starts the flusher. The flusher runs until Close or Stop, or until ctx
+// ends, which stops it like Stop; a service that must drain after the
+// signal that begins its shutdown passes a context that outlives it.
+// Start on a running Batcher does nothing (also while a Close drains it);
+// after Close or Stop it starts the Batcher again.
 func (b *Batcher) Start(ctx context.Context) error {
+	// mu is held from StartInit until the phase says running, so that Close
+	// sees the run and its phase together.
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	switch b.phase {
-	case running, closing:
+	ctx, shouldStart, started, stopped := b.StartInit(ctx)
+	if !shouldStart {
 		return nil
-	case closed:
-		return ErrClosed
+	}
+	fail := func(err error) error {
+		// Read the cause before stopped, which cancels ctx with ErrStop.
+		stoppedMeanwhile := errors.Is(context.Cause(ctx), startstop.ErrStop)
+		stopped()
+		if stoppedMeanwhile {
+			return nil // a concurrent Stop ended this run before it began
+		}
+		return err
 	}
 	if b.cfg.Pool == nil {
-		return errors.New("batch: Config.Pool is nil")
+		return fail(errors.New("batch: Config.Pool is nil"))
 	}
 	if err := b.cfg.Pool.Ping(ctx); err != nil {
-		return fmt.Errorf("batch: connect: %w", err)
+		return fail(fmt.Errorf("batch: connect: %w", err))
 	}
-	runCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	b.cancel, b.done, b.phase = cancel, make(chan struct{}), running
-	go b.run(runCtx, b.done)
+	if len(b.undelivered) > 0 { // the last run ended by its context, with nobody to tell
+		b.log.Error().Err(&UndeliveredError{Failures: b.undelivered}).Msg("batch: stopped with events undelivered")
+		b.undelivered = nil
+	}
+	runCtx, cancel := context.WithCancelCause(ctx)
+	b.phase, b.cancelRun = running, cancel
+	go func() {
+		defer stopped()
+		started()
+		b.run(runCtx)
+		cancel(nil)
+		b.mu.Lock()
+		b.phase = notRunning
+		b.mu.Unlock()
+	}()
 	return nil
 }
 
@@ -287,34 +309,26 @@ func (b *Batcher) Flush(ctx context.Context) error {
 // flusher, cutting off what is left: Publish callers get ErrClosed (not
 // sent) or ErrOutcomeUnknown (being committed), and Close returns an
 // *UndeliveredError listing the enqueued events it could not deliver.
-// Close is safe before Start, more than once, and concurrently with Stop.
+// Close is safe before Start, more than once, and concurrently with Stop;
+// Start starts the Batcher again afterwards.
 func (b *Batcher) Close(ctx context.Context) error {
 	b.mu.Lock()
-	if b.phase == notStarted || b.done == nil {
-		b.phase = closed
-		b.mu.Unlock()
-		return nil
-	}
+	stopped, cancel := b.Stopped(), b.cancelRun
 	if b.phase == running {
 		b.phase = closing
 	}
-	done := b.done
 	b.mu.Unlock()
 	b.poke()
 
 	select {
-	case <-done:
+	case <-stopped:
 	case <-ctx.Done():
-		b.cancel(fmt.Errorf("close: %w", context.Cause(ctx)))
-		<-done
+		if cancel != nil { // nil only before the first Start
+			cancel(fmt.Errorf("close: %w", context.Cause(ctx)))
+		}
+		<-stopped
 	}
-
-	b.mu.Lock()
-	b.phase = closed
-	failures := b.undelivered
-	b.undelivered = nil
-	b.mu.Unlock()
-	if len(failures) > 0 {
+	if failures := b.takeUndelivered(); len(failures) > 0 {
 		return &UndeliveredError{Failures: failures}
 	}
 	return nil
@@ -324,18 +338,29 @@ func (b *Batcher) Close(ctx context.Context) error {
 // queued events are failed with ErrClosed (enqueued ones are logged). It
 // blocks until the flusher has exited. Safe before Start and more than once.
 func (b *Batcher) Stop() {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := b.Close(ctx); err != nil {
-		b.log.Error().Err(err).Msg("batch: stopped with events undelivered")
+	b.mu.Lock()
+	if b.phase == running {
+		b.phase = closing
 	}
+	b.mu.Unlock()
+	b.Base.Stop()
+	if failures := b.takeUndelivered(); len(failures) > 0 {
+		b.log.Error().Err(&UndeliveredError{Failures: failures}).Msg("batch: stopped with events undelivered")
+	}
+}
+
+func (b *Batcher) takeUndelivered() []Failure {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	failures := b.undelivered
+	b.undelivered = nil
+	return failures
 }
 
 // run is the flusher: it takes batches in queue order, up to MaxInFlight
 // at once, each committed (with retries) by a goroutine of its own that
 // sends COMMIT only after the batch before it is resolved.
-func (b *Batcher) run(ctx context.Context, done chan struct{}) {
-	defer close(done)
+func (b *Batcher) run(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	prev := make(chan struct{})

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/streamer-dev/streamer/internal/pgtest"
+	"github.com/streamer-dev/streamer/internal/startstop/startstoptest"
 	"github.com/streamer-dev/streamer/internal/testsignal"
 )
 
@@ -538,6 +539,12 @@ func TestBackpressureAndCancel(t *testing.T) {
 	})
 }
 
+// TestLifecycle runs the shared lifecycle stress test on a real Batcher.
+func TestLifecycle(t *testing.T) {
+	t.Parallel()
+	startstoptest.Stress(t, New(Config{Pool: pgtest.NewPool(t)}))
+}
+
 func TestClose(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -589,8 +596,39 @@ func TestClose(t *testing.T) {
 		b.Stop()
 		b.Stop()
 		require.NoError(t, b.Close(ctx))
-		require.ErrorIs(t, b.Start(ctx), ErrClosed)
 		require.ErrorIs(t, b.Enqueue([]Event{ev("s", 0)}), ErrClosed)
+	})
+
+	// Close and Stop end a run, not the Batcher: Start starts it again,
+	// and cancelling Start's context ends the run like Stop.
+	t.Run("RestartAfterCloseStopAndCancel", func(t *testing.T) {
+		t.Parallel()
+		b, bb := setup(t, nil)
+		publish := func(i int) {
+			t.Helper()
+			_, err := b.Publish(ctx, []Event{ev("s", i)})
+			require.NoError(t, err)
+		}
+		publish(0)
+		require.NoError(t, b.Close(ctx))
+		require.ErrorIs(t, b.Enqueue([]Event{ev("s", 0)}), ErrClosed)
+
+		require.NoError(t, b.Start(ctx))
+		publish(1)
+		b.Stop()
+		_, err := b.Publish(ctx, []Event{ev("s", 0)})
+		require.ErrorIs(t, err, ErrClosed)
+
+		cctx, cancel := context.WithCancel(ctx)
+		require.NoError(t, b.Start(cctx))
+		publish(2)
+		cancel()
+		<-b.Stopped()
+		require.ErrorIs(t, b.Enqueue([]Event{ev("s", 0)}), ErrClosed)
+
+		require.NoError(t, b.Start(ctx))
+		publish(3)
+		require.Len(t, rows(t, bb.pool), 4)
 	})
 
 	t.Run("ManyCycles", func(t *testing.T) {

@@ -42,9 +42,10 @@
 // whose caller's context ended before its COMMIT was sent is dropped (a
 // transaction that already holds it is rolled back and sent again without
 // it), and the caller is told it was not published; a caller that gives up
-// while its COMMIT is under way is told ErrOutcomeUnknown. Enqueued units have no deadline
-// of their own; they are retried until Close gives up on them, and the
-// bounded queue pushes back on their producers meanwhile (ErrFull).
+// while its COMMIT is under way is told ErrOutcomeUnknown. Enqueued units
+// have no deadline of their own; they are retried until the run ends (Stop,
+// or Close giving up on them), and the bounded queue pushes back on their
+// producers meanwhile (ErrFull).
 //
 // A rejection (the database refused a row: CHECK violation, bad encoding)
 // is bisected: the batch's units are split in halves and each half is
@@ -72,6 +73,20 @@
 // before Close's deadline the callers get ErrOutcomeUnknown rather than a
 // guess.
 //
+// # Lifecycle
+//
+// A Batcher follows package startstop. Start checks that the database
+// answers and runs the flusher until Stop is called, Start's context ends
+// (which is the same as Stop) or Close has drained the queue. Stop ends a
+// run at once: the batches under way are abandoned (their callers learn
+// ErrOutcomeUnknown or ErrClosed) and the queue is failed with ErrClosed.
+// Close ends it gracefully: intake stops, everything queued is sent, and
+// only what is left when Close's context ends is cut off as by Stop. Either
+// way the Batcher can be started again; while no run is under way every
+// submission fails with ErrClosed. A server that drains its publishers after
+// the signal that begins its shutdown starts the Batcher with a context that
+// outlives that signal and calls Close.
+//
 // # Invariants
 //
 //   - A unit's events commit in one transaction or not at all; a unit is
@@ -85,7 +100,9 @@
 //     have committed.
 //   - Submission never blocks: a full queue fails at once with ErrFull.
 //   - Every accepted unit is resolved exactly once: ids, or an error to its
-//     waiter, to OnError, or in Close's report.
+//     waiter, to OnError, or in Close's report (logged instead when a run
+//     ends by Stop or by its context).
+//   - Submissions succeed only while a run is under way and not closing.
 //   - A caller told "not published" (a context error alone, ErrClosed,
 //     ErrFull, a *RuleError) will never see its events committed.
 package batch

@@ -15,6 +15,7 @@ import (
 	"github.com/streamer-dev/streamer/internal/cursor"
 	"github.com/streamer-dev/streamer/internal/registry"
 	"github.com/streamer-dev/streamer/internal/sse"
+	"github.com/streamer-dev/streamer/internal/startstop"
 )
 
 // Subscriber is where the dispatcher puts a connection's frames. sse.Conn
@@ -25,7 +26,7 @@ type Subscriber interface {
 	Enqueue(frame []byte) bool
 	// EnqueueWait queues a frame, waiting for room (replay backpressure).
 	EnqueueWait(ctx context.Context, frame []byte) error
-	// Close ends the subscriber with a cause.
+	// Close ends the subscriber with a cause. It must not block.
 	Close(cause error)
 	// Done is closed once the subscriber is closed.
 	Done() <-chan struct{}
@@ -33,7 +34,8 @@ type Subscriber interface {
 
 var _ Subscriber = (*sse.Conn)(nil)
 
-// ErrStopped is returned by Subscribe once the dispatcher is stopping.
+// ErrStopped is returned by Subscribe while the dispatcher is not running,
+// and is the cause given to the subscribers it closes when it stops.
 var ErrStopped = errors.New("dispatcher stopped")
 
 // Config configures a Dispatcher.
@@ -41,7 +43,8 @@ type Config struct {
 	// Pool serves the dispatcher's reads; it needs at least ReplayWorkers+1
 	// connections to run every reader at once.
 	Pool *pgxpool.Pool
-	// Registry receives subscribers once they are live. Required.
+	// Registry receives subscribers once they are live; the dispatcher is
+	// its only writer. Required.
 	Registry *registry.Registry[Subscriber]
 	// PageSize bounds the events one read returns. Default 500.
 	PageSize int
@@ -92,45 +95,66 @@ func (c *Config) setDefaults() {
 // Dispatcher reads committed events and fans them out. See the package
 // documentation for the ordering argument.
 type Dispatcher struct {
+	startstop.Base
 	cfg Config
 
-	wakeCh  chan struct{}
-	cmdCh   chan command
-	jobs    chan replayJob
-	results chan replayResult
+	wakeCh chan struct{} // capacity 1: a pending wake
+	cmdCh  chan struct{} // capacity 1: commands are waiting in cmds
 
 	cache *pageCache // nil when disabled; shared by the replay workers
 	// pace spaces out the replay workers' pages; nil without a ReplayRate.
 	pace *rate.Limiter
 
-	startStop sync.Mutex
-	cancel    context.CancelCauseFunc
-	stopped   chan struct{} // closed when the goroutines have exited
-	done      chan struct{} // closed when Stop begins: unblocks senders
+	// mu guards running and cmds: the hand-off from Subscribe and
+	// Unsubscribe, which never wait on the dispatcher goroutine to take
+	// a command.
+	mu      sync.Mutex
+	running bool      // between a successful Start and the end of that run
+	cmds    []command // in the order they were made
 
-	// Owned by the run goroutine.
-	head     cursor.Position
-	subs     map[Subscriber]*subState
-	inflight map[string]map[*subState]struct{}
-	interest map[string]int
-	pending  []replayJob
-	retry    *time.Timer
+	// Set by Start before the run's goroutines begin; one pair per run, so
+	// that nothing of a stopped run reaches the next one.
+	jobs    chan replayJob
+	results chan replayResult
+
+	// Owned by the run goroutine (and by Start and the end of the run,
+	// which happen before and after it).
+	head cursor.Position
+	// states holds every subscriber of this run: its scan cursor, and its
+	// replay while it has one. Which streams a live subscriber receives is
+	// in the registry alone.
+	states map[Subscriber]*subState
+	// replaying indexes the subscribers still replaying by stream.
+	replaying map[string]map[*subState]struct{}
+	// filter is the stream names a live read asks for: every stream of the
+	// registry and of replaying, or nil for every stream when there are
+	// more than maxFilterStreams. Rebuilt on the first read after a
+	// subscriber came or went.
+	filter      []string
+	filterStale bool
+	pending     []replayJob
+	retry       *time.Timer
 }
 
-// subState is the dispatcher's view of one subscriber.
+// subState is the dispatcher's private view of one subscriber.
 type subState struct {
-	sub     Subscriber
+	sub Subscriber
+	// scan: every event up to here has been considered for this
+	// subscriber. Today every event considered is sent; it is kept apart
+	// from "sent" on purpose, so that per-connection filtering can move it
+	// past events the subscriber may not see.
+	scan cursor.Position
+	// replay is non-nil until the subscriber goes live.
+	replay *replayState
+}
+
+// replayState is a subscriber's connect sequence while it runs.
+type replayState struct {
 	streams []string
-	// scan: every event up to here has been considered for this subscriber
-	// (delivered, or skipped by a filter). Separate from lastSent so that
-	// per-connection filtering can skip events without losing its place.
-	scan     cursor.Position
-	lastSent cursor.Position
-	// While replaying: live events read meanwhile, or overflow once more
-	// than MaxBuffered arrived.
-	replaying bool
-	buffer    []*event
-	overflow  bool
+	// Live events read meanwhile, or overflow once more than MaxBuffered
+	// arrived.
+	buffer   []*event
+	overflow bool
 }
 
 type commandKind int
@@ -150,14 +174,15 @@ type command struct {
 
 type replayJob struct {
 	sub     Subscriber
+	round   *replayState // identifies the connect sequence the job belongs to
 	streams []string
 	from    cursor.Position
 }
 
 type replayResult struct {
 	sub    Subscriber
+	round  *replayState
 	cursor cursor.Position
-	sent   int
 	err    error
 }
 
@@ -173,66 +198,73 @@ func New(cfg Config) *Dispatcher {
 		pace = rate.NewLimiter(rate.Limit(cfg.ReplayRate), cfg.PageSize)
 	}
 	return &Dispatcher{
-		cfg:     cfg,
-		cache:   cache,
-		pace:    pace,
-		wakeCh:  make(chan struct{}, 1),
-		cmdCh:   make(chan command, 256),
-		jobs:    make(chan replayJob),
-		results: make(chan replayResult, cfg.ReplayWorkers),
+		cfg:    cfg,
+		cache:  cache,
+		pace:   pace,
+		wakeCh: make(chan struct{}, 1),
+		cmdCh:  make(chan struct{}, 1),
 	}
 }
 
 // Start reads the current head synchronously (so a bad pool fails here) and
-// starts the dispatcher goroutine and its replay workers.
+// starts the dispatcher goroutine and its replay workers. They run until
+// Stop is called or ctx ends; then every subscriber still served is closed
+// with ErrStopped and removed from the registry, so a later Start begins
+// afresh. Start on a running dispatcher does nothing.
 func (d *Dispatcher) Start(ctx context.Context) error {
-	d.startStop.Lock()
-	defer d.startStop.Unlock()
-	if d.cancel != nil {
-		return errors.New("dispatcher already started")
+	ctx, shouldStart, started, stopped := d.StartInit(ctx)
+	if !shouldStart {
+		return nil
 	}
 	head, err := readHead(ctx, d.cfg.Pool)
 	if err != nil {
+		// Read the cause before stopped, which cancels ctx with ErrStop.
+		stoppedMeanwhile := errors.Is(context.Cause(ctx), startstop.ErrStop)
+		stopped()
+		if stoppedMeanwhile {
+			return nil // a concurrent Stop ended this run before it began
+		}
 		return fmt.Errorf("start dispatcher: %w", err)
 	}
 	d.head = head
-	d.subs = make(map[Subscriber]*subState)
-	d.inflight = make(map[string]map[*subState]struct{})
-	d.interest = make(map[string]int)
-
-	runCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	d.cancel = cancel
-	d.stopped = make(chan struct{})
-	d.done = make(chan struct{})
+	d.states = make(map[Subscriber]*subState)
+	d.replaying = make(map[string]map[*subState]struct{})
+	d.filter, d.filterStale = nil, true
+	d.pending, d.retry = nil, nil
+	d.jobs = make(chan replayJob)
+	d.results = make(chan replayResult, d.cfg.ReplayWorkers)
+	d.mu.Lock()
+	d.running, d.cmds = true, nil
+	d.mu.Unlock()
 
 	var wg sync.WaitGroup
 	for range d.cfg.ReplayWorkers {
-		wg.Go(func() { d.replayWorker(runCtx) })
+		wg.Go(func() { d.replayWorker(ctx) })
 	}
-	wg.Go(func() { d.run(runCtx) })
+	wg.Go(func() { d.run(ctx) })
 	go func() {
+		started()
 		wg.Wait()
-		close(d.stopped)
+		d.end()
+		stopped()
 	}()
 	return nil
 }
 
-// Stop ends the dispatcher and waits for its goroutines. Subscribers are not
-// closed: their owners (the HTTP handlers) end them. Stop is safe to call
-// before Start and more than once.
-func (d *Dispatcher) Stop() {
-	d.startStop.Lock()
-	defer d.startStop.Unlock()
-	if d.cancel == nil {
-		return
+// end closes the run: Subscribe and Unsubscribe stop handing over, and every
+// subscriber still served is closed (its owner sees ErrStopped and
+// unsubscribes, which is then a no-op) and leaves the registry.
+func (d *Dispatcher) end() {
+	d.mu.Lock()
+	d.running, d.cmds = false, nil
+	d.mu.Unlock()
+	for _, st := range d.states {
+		if st.replay == nil {
+			d.cfg.Registry.Remove(st.sub)
+		}
+		st.sub.Close(ErrStopped)
 	}
-	select {
-	case <-d.done:
-	default:
-		close(d.done)
-	}
-	d.cancel(ErrStopped)
-	<-d.stopped
+	d.states, d.replaying, d.pending, d.filter = nil, nil, nil, nil
 }
 
 // Wake asks the dispatcher to read new commits. It never blocks; wakes that
@@ -248,42 +280,61 @@ func (d *Dispatcher) Wake() {
 // now). It returns once the dispatcher has taken the subscriber, with the
 // position its delivery starts after: every event after it on the streams
 // will be enqueued exactly once, in order. The caller must call Unsubscribe
-// when the subscriber ends.
+// when the subscriber ends. It returns ErrStopped at once when the
+// dispatcher is not running, and ctx's error when ctx ends first.
 func (d *Dispatcher) Subscribe(ctx context.Context, sub Subscriber, streams []string, from *cursor.Position) (cursor.Position, error) {
-	reply := make(chan cursor.Position, 1)
-	cmd := command{kind: cmdConnect, sub: sub, streams: slices.Clone(streams), from: from, reply: reply}
-	if err := d.send(ctx, cmd); err != nil {
+	if err := ctx.Err(); err != nil {
 		return cursor.Position{}, err
+	}
+	reply := make(chan cursor.Position, 1)
+	stopped, ok := d.hand(command{kind: cmdConnect, sub: sub, streams: slices.Clone(streams), from: from, reply: reply})
+	if !ok {
+		return cursor.Position{}, ErrStopped
 	}
 	select {
 	case pos := <-reply:
 		return pos, nil
 	case <-ctx.Done():
-		d.Unsubscribe(sub)
+		d.Unsubscribe(sub) // handed over after the connect, so it undoes it
 		return cursor.Position{}, ctx.Err()
-	case <-d.done:
+	case <-stopped:
 		return cursor.Position{}, ErrStopped
 	}
 }
 
-// Unsubscribe forgets sub. It does not close it.
+// Unsubscribe forgets sub; it does not close it. It never blocks: the
+// request is handed to the dispatcher goroutine, which takes it after
+// whatever it is doing (a database read, say). Requests are taken in the
+// order they were made, so an Unsubscribe after a Subscribe undoes it.
 func (d *Dispatcher) Unsubscribe(sub Subscriber) {
-	_ = d.send(context.Background(), command{kind: cmdDisconnect, sub: sub})
+	d.hand(command{kind: cmdDisconnect, sub: sub})
 }
 
-func (d *Dispatcher) send(ctx context.Context, cmd command) error {
-	d.startStop.Lock()
-	done := d.done
-	d.startStop.Unlock()
-	if done == nil {
-		return ErrStopped
+// hand queues cmd for the dispatcher goroutine without waiting for it. It
+// returns the channel closed when the current run has stopped, and false
+// when the dispatcher is not running (cmd is dropped: a stopped run has no
+// subscribers left to forget).
+func (d *Dispatcher) hand(cmd command) (<-chan struct{}, bool) {
+	d.mu.Lock()
+	if !d.running {
+		d.mu.Unlock()
+		return nil, false
 	}
+	d.cmds = append(d.cmds, cmd)
+	stopped := d.Stopped()
+	d.mu.Unlock()
 	select {
-	case d.cmdCh <- cmd:
-		return nil
-	case <-done:
-		return ErrStopped
-	case <-ctx.Done():
-		return ctx.Err()
+	case d.cmdCh <- struct{}{}:
+	default: // already signalled; the dispatcher takes every queued command at once
 	}
+	return stopped, true
+}
+
+// takeCommands returns the commands handed over since the last call.
+func (d *Dispatcher) takeCommands() []command {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cmds := d.cmds
+	d.cmds = nil
+	return cmds
 }

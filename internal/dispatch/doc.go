@@ -4,15 +4,22 @@
 // # Overview
 //
 // One goroutine, the dispatcher, owns all dispatch state: the live read
-// position, every subscriber's scan cursor, the in-flight buffers of
-// subscribers that are still replaying, and the per-stream interest counts.
-// It takes three kinds of message: Wake (from the listener, coalesced: any
-// number of wakes while one is pending is one read), Connect and Disconnect
-// (from HTTP handlers), plus replay results from a small pool of replay
-// workers. Database reads for live delivery run on the dispatcher goroutine;
-// socket writes never do (each connection's writer is its own goroutine, fed
-// through a bounded, non-blocking queue), so a slow client cannot stall the
-// dispatcher and the dispatcher never waits on a socket.
+// position, every subscriber's scan cursor, and the replay buffers of the
+// subscribers that are still replaying. It is the only writer of the
+// registry (package registry), the one index of live subscribers by stream,
+// which metrics and anything else that needs every connection read
+// concurrently. It takes Wake (from the listener, coalesced: any number of
+// wakes while one is pending is one read), Subscribe (from HTTP handlers),
+// Unsubscribe (from whoever ends a connection: a hub worker running the
+// connection's close callback, or a handler), plus replay results from a
+// small pool of replay workers. Subscribe and Unsubscribe hand their request
+// over through a mutex-guarded list and a one-slot notification, so neither
+// waits for the dispatcher goroutine, which may be in a database read;
+// Subscribe then waits for its reply, Unsubscribe returns at once. Database
+// reads for live delivery run on the dispatcher goroutine; socket writes
+// never do (each connection is written by its own writer, fed through a
+// bounded, non-blocking queue), so a slow client cannot stall the dispatcher
+// and the dispatcher never waits on a socket.
 //
 // A wake costs one read, whatever the number of streams or subscribers:
 // positions are global, so the dispatcher keeps a single live read position
@@ -63,19 +70,19 @@
 // advancing as above visits every committed event once.
 //
 // The connect sequence joins a replay with live delivery without a gap or a
-// duplicate. On Connect the dispatcher records the subscriber as replaying,
+// duplicate. On Subscribe the dispatcher records the subscriber as replaying,
 // so that every live read from then on appends the subscriber's events to its
-// in-flight buffer, and queues a replay job from the resume position. (A
+// replay buffer, and queues a replay job from the resume position. (A
 // subscriber without a resume position starts at the dispatcher's live head
 // and goes live at once: every later live read starts at or before that
 // head, so events committed after the connection was accepted are never
-// missed, and a few committed just before it may be delivered.) A worker reads every page after the resume position,
-// enqueueing with backpressure, and returns the cursor it reached. That
-// cursor is at or past the live head at Connect time, because the worker's
-// snapshot is later. The buffer holds every live event after that head, so
-// the union covers everything; the dispatcher enqueues the buffered events
-// whose position is past the subscriber's scan cursor (de-duplication by
-// position) and moves the subscriber into the registry. If more than
+// missed, and a few committed just before it may be delivered.) A worker
+// reads every page after the resume position, enqueueing with backpressure,
+// and returns the cursor it reached. That cursor is at or past the live head
+// at Subscribe time, because the worker's snapshot is later. The buffer holds every live event after that head, so
+// the union covers everything; the dispatcher moves the subscriber into the
+// registry and enqueues the buffered events whose position is past the
+// subscriber's scan cursor (de-duplication by position). If more than
 // MaxBuffered events arrived during the replay, the buffer is dropped and
 // another round runs from the cursor; each round's buffer starts at a live
 // head no later than the next round's snapshot, so the argument repeats.
@@ -124,12 +131,33 @@
 // encoded in a byte-bounded cache shared by the replay workers: clients that
 // resume from the same place (a reconnect storm) read each page once.
 //
+// # Lifecycle
+//
+// Start reads the head (a bad pool fails Start) and runs the dispatcher
+// goroutine and the replay workers (package startstop) until Stop is called
+// or Start's context ends. A run that ends closes every subscriber it still
+// serves with ErrStopped and removes it from the registry: its owner sees
+// the connection end and the client resumes with its Last-Event-ID, here
+// after a restart or elsewhere. A stopped dispatcher can be started again;
+// while it is not running Subscribe returns ErrStopped at once and
+// Unsubscribe does nothing.
+//
 // # Invariants
 //
-//   - Only the dispatcher goroutine reads or writes subState, head, the
-//     in-flight buffers and interest.
-//   - Wake never blocks.
-//   - A subscriber is in the registry only after its replay is done, and it
-//     is never both buffered and delivered live for the same read.
-//   - A subscriber's scan cursor never moves backwards.
+//   - Only the dispatcher goroutine reads or writes the subscribers' state,
+//     the live head and the replay buffers, and only it writes the registry
+//     (Start, before the goroutine begins, and the end of a run, after it
+//     has returned, touch them too).
+//   - Wake, Unsubscribe and Subscribe's hand-over never wait for the
+//     dispatcher goroutine; requests are taken in the order they were made.
+//   - A subscriber is in the registry only after its replay is done, and
+//     then it is no longer in the replaying index: it is never both
+//     buffered and delivered live for the same read.
+//   - A subscriber's scan cursor never moves backwards, and an event is
+//     enqueued for it only when its position is past the cursor.
+//   - A live read names the subscribed streams (live and replaying) when
+//     there are at most 1,000 of them, else it reads every stream; either
+//     way each wake costs one read per page.
+//   - After a run ends, no subscriber of that run is in the registry, and
+//     each has been closed.
 package dispatch

@@ -18,15 +18,21 @@ const maxFilterStreams = 1000
 // errReplayFailed is the cause given to a subscriber whose replay failed.
 var errReplayFailed = errors.New("replay failed")
 
-// run is the dispatcher goroutine: the only writer of the dispatcher's state.
+// run is the dispatcher goroutine: the only writer of the dispatcher's state
+// and of the registry.
 func (d *Dispatcher) run(ctx context.Context) {
-	d.retry = nil
+	defer func() {
+		if d.retry != nil {
+			d.retry.Stop()
+		}
+	}()
 	for {
 		var (
 			jobs   chan replayJob
 			next   replayJob
 			retryC <-chan time.Time
 		)
+		d.dropStaleJobs()
 		if len(d.pending) > 0 {
 			jobs, next = d.jobs, d.pending[0]
 		}
@@ -35,27 +41,39 @@ func (d *Dispatcher) run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-			if d.retry != nil {
-				d.retry.Stop()
-			}
 			return
 		case <-d.wakeCh:
 			d.readLive(ctx)
 		case <-retryC:
 			d.retry = nil
 			d.readLive(ctx)
-		case cmd := <-d.cmdCh:
-			switch cmd.kind {
-			case cmdConnect:
-				d.connect(cmd)
-			case cmdDisconnect:
-				d.disconnect(cmd.sub)
+		case <-d.cmdCh:
+			for _, cmd := range d.takeCommands() {
+				switch cmd.kind {
+				case cmdConnect:
+					d.connect(cmd)
+				case cmdDisconnect:
+					d.disconnect(cmd.sub)
+				}
 			}
 		case res := <-d.results:
 			d.replayDone(res)
 		case jobs <- next:
 			d.pending = d.pending[1:]
 		}
+	}
+}
+
+// dropStaleJobs drops queued replay jobs whose subscriber has gone (or
+// connected again) since they were queued, so no worker spends a read on
+// them.
+func (d *Dispatcher) dropStaleJobs() {
+	for len(d.pending) > 0 {
+		st := d.states[d.pending[0].sub]
+		if st != nil && st.replay == d.pending[0].round {
+			return
+		}
+		d.pending = d.pending[1:]
 	}
 }
 
@@ -67,51 +85,57 @@ func (d *Dispatcher) run(ctx context.Context) {
 // live head and goes live at once, since every live read from then on
 // starts at or before that head and delivers to it whatever lies after.
 func (d *Dispatcher) connect(cmd command) {
-	if old, ok := d.subs[cmd.sub]; ok { // resubscribe: forget the old state
+	if old, ok := d.states[cmd.sub]; ok { // resubscribe: forget the old state
 		d.forget(old)
 	}
 	from := d.head
 	if cmd.from != nil {
 		from = *cmd.from
 	}
-	st := &subState{sub: cmd.sub, streams: cmd.streams, scan: from, replaying: cmd.from != nil}
-	d.subs[cmd.sub] = st
-	for _, s := range st.streams {
-		d.interest[s]++
-	}
+	st := &subState{sub: cmd.sub, scan: from}
+	d.states[cmd.sub] = st
+	d.filterStale = true
 	cmd.reply <- from
-	if !st.replaying {
-		d.cfg.Registry.Add(st.sub, st.streams)
+	if cmd.from == nil {
+		d.cfg.Registry.Add(st.sub, cmd.streams)
 		d.cfg.TestSignals.Live.Signal(st.sub)
 		return
 	}
-	for _, s := range st.streams {
-		if d.inflight[s] == nil {
-			d.inflight[s] = make(map[*subState]struct{})
+	st.replay = &replayState{streams: cmd.streams}
+	for _, s := range cmd.streams {
+		if d.replaying[s] == nil {
+			d.replaying[s] = make(map[*subState]struct{})
 		}
-		d.inflight[s][st] = struct{}{}
+		d.replaying[s][st] = struct{}{}
 	}
-	d.pending = append(d.pending, replayJob{sub: st.sub, streams: st.streams, from: from})
+	d.pending = append(d.pending, replayJob{sub: st.sub, round: st.replay, streams: cmd.streams, from: from})
 }
 
 func (d *Dispatcher) disconnect(sub Subscriber) {
-	if st, ok := d.subs[sub]; ok {
+	if st, ok := d.states[sub]; ok {
 		d.forget(st)
 	}
 }
 
+// forget drops every trace of st: from the registry when it is live, from
+// replaying when it is not.
 func (d *Dispatcher) forget(st *subState) {
-	delete(d.subs, st.sub)
-	d.cfg.Registry.Remove(st.sub)
-	for _, s := range st.streams {
-		if set := d.inflight[s]; set != nil {
+	delete(d.states, st.sub)
+	d.filterStale = true
+	if st.replay == nil {
+		d.cfg.Registry.Remove(st.sub)
+		return
+	}
+	d.unindexReplay(st)
+}
+
+func (d *Dispatcher) unindexReplay(st *subState) {
+	for _, s := range st.replay.streams {
+		if set := d.replaying[s]; set != nil {
 			delete(set, st)
 			if len(set) == 0 {
-				delete(d.inflight, s)
+				delete(d.replaying, s)
 			}
-		}
-		if d.interest[s]--; d.interest[s] <= 0 {
-			delete(d.interest, s)
 		}
 	}
 }
@@ -121,10 +145,11 @@ func (d *Dispatcher) forget(st *subState) {
 // and the subscriber goes live. If too many live events arrived meanwhile,
 // another replay round starts from the cursor instead.
 func (d *Dispatcher) replayDone(res replayResult) {
-	st, ok := d.subs[res.sub]
-	if !ok || !st.replaying {
-		return // disconnected meanwhile
+	st, ok := d.states[res.sub]
+	if !ok || st.replay == nil || st.replay != res.round {
+		return // disconnected (or connected again) meanwhile
 	}
+	rs := st.replay
 	if res.err != nil {
 		d.cfg.Logger.Warn().Err(res.err).Msg("replay failed; closing subscriber")
 		st.sub.Close(errors.Join(errReplayFailed, res.err))
@@ -134,29 +159,49 @@ func (d *Dispatcher) replayDone(res replayResult) {
 	if st.scan.Less(res.cursor) {
 		st.scan = res.cursor
 	}
-	if st.overflow || len(st.buffer) > d.cfg.MaxBuffered {
-		st.overflow, st.buffer = false, nil
-		d.pending = append(d.pending, replayJob{sub: st.sub, streams: st.streams, from: st.scan})
+	if rs.overflow || len(rs.buffer) > d.cfg.MaxBuffered {
+		rs.overflow, rs.buffer = false, nil
+		d.pending = append(d.pending, replayJob{sub: st.sub, round: rs, streams: rs.streams, from: st.scan})
 		d.cfg.TestSignals.ReplayRound.Signal(st.sub)
 		return
 	}
-	for _, ev := range st.buffer {
+	// The subscriber joins the registry before its buffer is enqueued, so
+	// that deliver can drop it like any live subscriber; nothing is read
+	// between the two.
+	d.unindexReplay(st)
+	st.replay = nil
+	d.cfg.Registry.Add(st.sub, rs.streams)
+	for _, ev := range rs.buffer {
 		if !d.deliver(st, ev, nil) {
 			return
 		}
 	}
-	st.buffer = nil
-	st.replaying = false
-	for _, s := range st.streams {
-		if set := d.inflight[s]; set != nil {
-			delete(set, st)
-			if len(set) == 0 {
-				delete(d.inflight, s)
-			}
-		}
-	}
-	d.cfg.Registry.Add(st.sub, st.streams)
 	d.cfg.TestSignals.Live.Signal(st.sub)
+}
+
+// streamsToRead returns the stream filter of the next live read (nil: every
+// stream) and whether anybody is subscribed at all. The filter is rebuilt
+// only after a subscriber came or went, and not at all while the registry
+// alone has more streams than a filter may name.
+func (d *Dispatcher) streamsToRead() (streams []string, some bool) {
+	live := d.cfg.Registry.Streams()
+	switch {
+	case live == 0 && len(d.replaying) == 0:
+		return nil, false
+	case live > maxFilterStreams:
+		return nil, true
+	}
+	if d.filterStale {
+		names := d.cfg.Registry.AppendStreams(d.filter[:0])
+		names = slices.AppendSeq(names, maps.Keys(d.replaying))
+		slices.Sort(names)
+		names = slices.Compact(names)
+		d.filter, d.filterStale = names, false
+	}
+	if len(d.filter) > maxFilterStreams {
+		return nil, true
+	}
+	return d.filter, true
 }
 
 // readLive reads the commits after the live head and fans their events out.
@@ -164,7 +209,8 @@ func (d *Dispatcher) replayDone(res replayResult) {
 // disconnects are served between pages while it keeps reading until caught
 // up.
 func (d *Dispatcher) readLive(ctx context.Context) {
-	if len(d.interest) == 0 {
+	streams, some := d.streamsToRead()
+	if !some {
 		head, err := readHead(ctx, d.cfg.Pool)
 		if err != nil {
 			d.readFailed(ctx, err)
@@ -173,12 +219,8 @@ func (d *Dispatcher) readLive(ctx context.Context) {
 		if d.head.Less(head) {
 			d.head = head
 		}
-		d.cfg.TestSignals.LiveRead.Signal(0)
+		d.cfg.TestSignals.LiveRead.Signal(LiveRead{HeadOnly: true})
 		return
-	}
-	var streams []string
-	if len(d.interest) <= maxFilterStreams {
-		streams = slices.Collect(maps.Keys(d.interest))
 	}
 	p, err := readPage(ctx, d.cfg.Pool, d.head, streams, d.cfg.PageSize)
 	if err != nil {
@@ -193,7 +235,7 @@ func (d *Dispatcher) readLive(ctx context.Context) {
 		d.Wake()
 		return
 	}
-	d.cfg.TestSignals.LiveRead.Signal(len(p.events))
+	d.cfg.TestSignals.LiveRead.Signal(LiveRead{Events: len(p.events), Streams: len(streams)})
 }
 
 func (d *Dispatcher) readFailed(ctx context.Context, err error) {
@@ -212,29 +254,31 @@ func (d *Dispatcher) readFailed(ctx context.Context, err error) {
 func (d *Dispatcher) fanout(ev *event) {
 	var frame []byte
 	for _, sub := range d.cfg.Registry.Lookup(ev.stream) {
-		st, ok := d.subs[sub]
-		if !ok || st.replaying {
-			continue
+		st := d.states[sub]
+		if st == nil || st.replay != nil {
+			continue // dropped earlier in this read; the snapshot predates it
 		}
 		if frame == nil {
 			frame = encode(ev)
 		}
 		d.deliver(st, ev, frame)
 	}
-	for st := range d.inflight[ev.stream] {
-		if st.overflow {
+	for st := range d.replaying[ev.stream] {
+		rs := st.replay
+		if rs.overflow {
 			continue
 		}
-		if len(st.buffer) >= d.cfg.MaxBuffered {
-			st.overflow, st.buffer = true, nil
+		if len(rs.buffer) >= d.cfg.MaxBuffered {
+			rs.overflow, rs.buffer = true, nil
 			continue
 		}
-		st.buffer = append(st.buffer, ev)
+		rs.buffer = append(rs.buffer, ev)
 	}
 }
 
-// deliver enqueues ev for st unless st has already scanned past it. It
-// reports false when the subscriber could not keep up and was dropped.
+// deliver enqueues ev for the live subscriber st unless st has already
+// scanned past it. It reports false when the subscriber could not keep up
+// and was dropped.
 func (d *Dispatcher) deliver(st *subState, ev *event, frame []byte) bool {
 	if !st.scan.Less(ev.pos) {
 		return true
@@ -245,11 +289,10 @@ func (d *Dispatcher) deliver(st *subState, ev *event, frame []byte) bool {
 	}
 	if !st.sub.Enqueue(frame) {
 		// The HTTP side logs the close with the client's address.
-		d.cfg.Logger.Debug().Strs("streams", st.streams).Msg("dropping subscriber that cannot keep up")
+		d.cfg.Logger.Debug().Msg("dropping subscriber that cannot keep up")
 		d.forget(st)
 		return false
 	}
-	st.lastSent = ev.pos
 	return true
 }
 
@@ -262,14 +305,15 @@ func encode(ev *event) []byte {
 
 // replayWorker serves replay jobs until ctx ends.
 func (d *Dispatcher) replayWorker(ctx context.Context) {
+	jobs, results := d.jobs, d.results
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case job := <-d.jobs:
+		case job := <-jobs:
 			res := d.replay(ctx, job)
 			select {
-			case d.results <- res:
+			case results <- res:
 			case <-ctx.Done():
 				return
 			}
@@ -280,7 +324,7 @@ func (d *Dispatcher) replayWorker(ctx context.Context) {
 // replay enqueues every event after job.from on the job's streams, waiting
 // for room in the subscriber's queue, and returns the position it read to.
 func (d *Dispatcher) replay(ctx context.Context, job replayJob) replayResult {
-	res := replayResult{sub: job.sub, cursor: job.from}
+	res := replayResult{sub: job.sub, round: job.round, cursor: job.from}
 	for {
 		select {
 		case <-job.sub.Done():
@@ -308,7 +352,6 @@ func (d *Dispatcher) replay(ctx context.Context, job replayJob) replayResult {
 				return res
 			}
 			res.cursor = p.last[i]
-			res.sent++
 		}
 		res.cursor = p.next
 		if !p.full {

@@ -8,13 +8,24 @@ import (
 // TestSignals report the dispatcher's progress to tests. Uninitialised
 // signals are no-ops, which is how production runs them.
 type TestSignals struct {
-	Live        testsignal.TestSignal[Subscriber] // a subscriber went live after its replay
+	Live        testsignal.TestSignal[Subscriber] // a subscriber went live (at connect, or after its replay)
 	ReplayRound testsignal.TestSignal[Subscriber] // a replay needed another round
-	LiveRead    testsignal.TestSignal[int]        // a live read caught up, after this many pages
+	LiveRead    testsignal.TestSignal[LiveRead]   // a live read caught up
 	ReadError   testsignal.TestSignal[error]      // a live read failed
 	// PageCacheHit: a replay took the page after this position from the
 	// page cache instead of the database.
 	PageCacheHit testsignal.TestSignal[cursor.Position]
+}
+
+// LiveRead describes the last page of a live read that caught up.
+type LiveRead struct {
+	// HeadOnly: nobody was subscribed, so only the head was read.
+	HeadOnly bool
+	// Events is the number of events in the page.
+	Events int
+	// Streams is the number of stream names the read asked for; 0 means
+	// every stream (more than 1,000 were subscribed).
+	Streams int
 }
 
 // Init enables every signal.

@@ -24,10 +24,11 @@
 // have been committed while nobody was listening. The same wake-all happens
 // after the first LISTEN in [Listener.Start].
 //
-// Lifecycle follows riverqueue/river's startstop shape: Start makes the first
-// connection synchronously (a bad DSN fails Start) and returns once the
-// goroutine runs; Stop cancels it with the cause [ErrStopped] and blocks until
-// the goroutine has exited and the connection is closed.
+// Lifecycle is package startstop's: Start makes the first connection
+// synchronously (a bad DSN fails Start) and returns once the goroutine runs;
+// the goroutine runs until Stop is called (its context's cause is then
+// startstop.ErrStop) or Start's context ends, and Stop blocks until it has
+// exited and the connection is closed.
 //
 // # Reading notifications without losing the connection
 //
@@ -56,5 +57,6 @@
 //     error on, or closing of, that connection.
 //   - Stop is safe before Start, twice, and concurrently; Start on a running
 //     Listener is a no-op; a stopped Listener can be started again.
+//     Cancelling Start's context stops the Listener as Stop does.
 //   - A nil Config.TestSignals is inert; signals cost nothing in production.
 package listener

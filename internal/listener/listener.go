@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,14 +13,12 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/streamer-dev/streamer/internal/backoff"
+	"github.com/streamer-dev/streamer/internal/startstop"
 )
 
 // Waker is told that new events may have been committed. The dispatcher
 // implements it; Wake must not block and should coalesce repeated calls.
 type Waker interface{ Wake() }
-
-// ErrStopped is the cancellation cause Stop gives the listener's context.
-var ErrStopped = errors.New("listener: stopped")
 
 const (
 	// connectTimeout bounds one connect + LISTEN attempt, so a server that
@@ -51,6 +48,7 @@ type waitFunc func(ctx context.Context, conn *pgx.Conn) (*pgconn.Notification, e
 // Listener LISTENs on one channel over a dedicated connection and wakes a
 // [Waker]. Create it with [New]; see the package documentation.
 type Listener struct {
+	startstop.Base
 	cfg     Config
 	log     zerolog.Logger
 	signals *TestSignals // never nil; inert unless the test initialised it
@@ -60,11 +58,6 @@ type Listener struct {
 	waitForNotification waitFunc
 
 	connected atomic.Bool
-
-	// mu serialises Start and Stop and guards the fields below.
-	mu     sync.Mutex
-	cancel context.CancelCauseFunc // cancels the running goroutine
-	done   chan struct{}           // closed when the goroutine has exited; nil when not started
 }
 
 // New returns a Listener for cfg with defaults applied. It does not connect.
@@ -89,61 +82,57 @@ func New(cfg Config) *Listener {
 // Connection and LISTEN errors are returned (wrapped), so a bad DSN fails
 // fast. Start on a running Listener does nothing and returns nil.
 //
-// The goroutine runs until Stop is called or ctx is cancelled, so ctx must
-// live as long as the service, not just the start-up.
+// The goroutine runs until Stop is called or ctx ends, so ctx must live as
+// long as the service, not just the start-up.
 func (l *Listener) Start(ctx context.Context) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-
-	if l.done != nil {
-		select {
-		case <-l.done: // ended on its own because ctx was cancelled; start afresh
-			l.cancel(ErrStopped)
-			l.cancel, l.done = nil, nil
-		default:
-			return nil
+	ctx, shouldStart, started, stopped := l.StartInit(ctx)
+	if !shouldStart {
+		return nil
+	}
+	conn, connConfig, err := l.first(ctx)
+	if err != nil {
+		// Read the cause before stopped, which cancels ctx with ErrStop.
+		stoppedMeanwhile := errors.Is(context.Cause(ctx), startstop.ErrStop)
+		stopped()
+		if stoppedMeanwhile {
+			return nil // a concurrent Stop ended this run before it began
 		}
+		return err
 	}
-	if l.cfg.Waker == nil {
-		return errors.New("listener: Config.Waker is nil")
-	}
+	go func() {
+		defer stopped()
+		started()
+		l.run(ctx, connConfig, conn)
+	}()
+	return nil
+}
 
+// first makes the first connection, runs LISTEN on it and wakes the Waker.
+func (l *Listener) first(ctx context.Context) (*pgx.Conn, *pgx.ConnConfig, error) {
+	if l.cfg.Waker == nil {
+		return nil, nil, errors.New("listener: Config.Waker is nil")
+	}
 	connConfig, err := l.connConfig()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	conn, err := l.connectAndListen(ctx, connConfig)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	l.connected.Store(true)
 	l.log.Info().Uint32("pid", conn.PgConn().PID()).Msg("listener: listening")
 	l.signals.Listening.Signal(conn.PgConn().PID())
 	l.wake(0)
-
-	runCtx, cancel := context.WithCancelCause(ctx)
-	done := make(chan struct{})
-	l.cancel, l.done = cancel, done
-	go l.run(runCtx, connConfig, conn, done)
-	return nil
+	return conn, connConfig, nil
 }
 
 // Stop stops the goroutine and blocks until it has exited and its connection
 // is closed. It is safe before Start, more than once, and concurrently; a
 // concurrent Stop returns only after the goroutine has exited. A Stop that
-// races a Start in progress waits for that Start (at most its context or the
-// connect timeout) and then stops what it started.
+// races a Start in progress interrupts its connection attempt.
 func (l *Listener) Stop() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-
-	if l.done == nil {
-		return
-	}
-	l.cancel(ErrStopped)
-	<-l.done
-	l.cancel, l.done = nil, nil
-	l.log.Debug().Msg("listener: stopped")
+	l.Base.Stop()
 }
 
 // Connected reports whether LISTEN is currently established.
@@ -185,9 +174,8 @@ func (l *Listener) connectAndListen(ctx context.Context, cfg *pgx.ConnConfig) (*
 }
 
 // run is the listening goroutine. It owns conn (nil while disconnected) and
-// closes it before closing done.
-func (l *Listener) run(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn, done chan struct{}) {
-	defer close(done)
+// closes it before it returns.
+func (l *Listener) run(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn) {
 	defer func() {
 		l.connected.Store(false)
 		if conn != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/streamer-dev/streamer/internal/pgtest"
+	"github.com/streamer-dev/streamer/internal/startstop/startstoptest"
 	"github.com/streamer-dev/streamer/internal/testsignal"
 )
 
@@ -531,6 +532,13 @@ func TestStop(t *testing.T) {
 		require.NotEqual(t, pid, bundle.signals.Listening.WaitOrTimeout(t))
 		require.True(t, l.Connected())
 	})
+}
+
+// TestLifecycle runs the shared lifecycle stress test on a real Listener.
+func TestLifecycle(t *testing.T) {
+	t.Parallel()
+	l, _ := setup(t, func(cfg *Config) { cfg.TestSignals = nil })
+	startstoptest.Stress(t, l)
 }
 
 func TestStartStopCycles(t *testing.T) {

@@ -5,12 +5,13 @@ import (
 	"sync"
 )
 
-// Registry maps stream names to subscribers. The zero value is not usable;
-// call New.
+// Registry maps stream names to live subscribers. One goroutine writes it
+// (Add, Remove); any number read it concurrently. The zero value is not
+// usable; call New.
 type Registry[S comparable] struct {
 	mu      sync.RWMutex
 	streams map[string]*entry[S]
-	subs    map[S][]string
+	subs    map[S][]string // each subscriber's streams, as added
 }
 
 type entry[S comparable] struct {
@@ -110,13 +111,30 @@ func (r *Registry[S]) Streams() int {
 	return len(r.streams)
 }
 
-// All returns a snapshot of every subscriber.
-func (r *Registry[S]) All() []S {
+// AppendStreams appends the name of every stream with at least one
+// subscriber to dst, in no particular order, and returns the result.
+func (r *Registry[S]) AppendStreams(dst []string) []string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
+	for name := range r.streams {
+		dst = append(dst, name)
+	}
+	return dst
+}
+
+// ForEach calls f with every subscriber, in no particular order, until f
+// returns false. It works on a snapshot taken first, so f may take as long
+// as it likes and may even cause the subscriber to be removed.
+func (r *Registry[S]) ForEach(f func(S) bool) {
+	r.mu.RLock()
 	all := make([]S, 0, len(r.subs))
 	for s := range r.subs {
 		all = append(all, s)
 	}
-	return all
+	r.mu.RUnlock()
+	for _, s := range all {
+		if !f(s) {
+			return
+		}
+	}
 }

@@ -48,6 +48,30 @@ func TestRegistry(t *testing.T) {
 		require.Equal(t, []*sub{b}, r.Lookup("x"))
 	})
 
+	t.Run("streams and for each", func(t *testing.T) {
+		t.Parallel()
+		r := registry.New[*sub]()
+		a, b := &sub{"a"}, &sub{"b"}
+		r.Add(a, []string{"x", "y"})
+		r.Add(b, []string{"y", "z"})
+		require.ElementsMatch(t, []string{"x", "y", "z"}, r.AppendStreams(nil))
+		var seen []*sub
+		r.ForEach(func(s *sub) bool {
+			seen = append(seen, s)
+			r.Remove(s) // removing from inside f is allowed
+			return true
+		})
+		require.ElementsMatch(t, []*sub{a, b}, seen)
+		require.Zero(t, r.Len())
+		require.Empty(t, r.AppendStreams(nil))
+
+		r.Add(a, []string{"x"})
+		r.Add(b, []string{"x"})
+		n := 0
+		r.ForEach(func(*sub) bool { n++; return false })
+		require.Equal(t, 1, n, "ForEach stops when f returns false")
+	})
+
 	t.Run("re-add replaces streams", func(t *testing.T) {
 		t.Parallel()
 		r := registry.New[*sub]()
@@ -78,7 +102,8 @@ func TestRegistry(t *testing.T) {
 					for _, s := range r.Lookup("s") {
 						require.NotNil(t, s)
 					}
-					_ = r.All()
+					r.ForEach(func(s *sub) bool { require.NotNil(t, s); return true })
+					_ = r.AppendStreams(nil)
 				}
 			})
 		}
