@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages that building and testing streamer need and
-# that are missing, on a Debian machine; none is left running as a service. Run as root; idempotent, and quick
-# (no apt call at all) when nothing is missing. As another user it only says
+# that are missing, on a Debian machine; none is left running as a service.
+# Run as root; idempotent, and quick (no apt call at all) when nothing is
+# missing. As another user it only says
 # what to install and exits 1.
 #
 # Each need_* function checks one thing and appends the Debian packages it
