@@ -18,7 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/streamer-dev/streamer/internal/pgtest"
+	"github.com/streamer-dev/streamer/internal/pgcluster"
 )
 
 // config is one run of the load tool. Every scenario runs against each
@@ -278,18 +278,20 @@ func (b *bench) setUp(ctx context.Context) (cleanup func(), err error) {
 	b.dbURL = b.cfg.DatabaseURL
 	if b.dbURL == "" {
 		b.logf("starting a throwaway PostgreSQL cluster")
-		admin, stop, err := pgtest.StartStandalone(ctx,
+		cluster, err := pgcluster.Start(ctx,
 			"shared_preload_libraries = 'pg_stat_statements'",
 			"max_connections = 300")
 		if err != nil {
 			return cleanup, err
 		}
 		undo = append(undo, func() {
-			if err := stop(); err != nil {
+			stopCtx, cancel := context.WithTimeout(context.Background(), clusterStopTimeout)
+			defer cancel()
+			if err := cluster.Stop(stopCtx); err != nil {
 				b.logf("stopping PostgreSQL: %v", err)
 			}
 		})
-		if b.dbURL, err = createDatabase(ctx, admin, "streamer_bench"); err != nil {
+		if b.dbURL, err = createDatabase(ctx, cluster.ConnString(), "streamer_bench"); err != nil {
 			return cleanup, err
 		}
 	}
@@ -326,6 +328,10 @@ func (b *bench) setUp(ctx context.Context) (cleanup func(), err error) {
 
 // benchAppName is the application_name of the tool's own connections.
 const benchAppName = "streamer-bench"
+
+// clusterStopTimeout bounds stopping the throwaway cluster; past it
+// postgres is killed.
+const clusterStopTimeout = 30 * time.Second
 
 // createDatabase creates db on the server of admin (dropping an old one)
 // and returns its connection string.

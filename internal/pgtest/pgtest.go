@@ -14,6 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/streamer-dev/streamer/internal/pgcluster"
 )
 
 // cleanupTimeout bounds each DROP DATABASE and each teardown step.
@@ -132,7 +134,7 @@ func get(t testing.TB) *server {
 	if err == nil {
 		return s
 	}
-	var unavailable *unavailableError
+	var unavailable *pgcluster.UnavailableError
 	if errors.As(err, &unavailable) {
 		if !inCI() {
 			t.Skipf("pgtest: skipping, no PostgreSQL server to test against: %v", err)
@@ -148,18 +150,4 @@ func get(t testing.TB) *server {
 func inCI() bool {
 	ci, _ := strconv.ParseBool(os.Getenv("CI"))
 	return ci
-}
-
-// unavailableError means no server could be found or started because
-// something is missing (as opposed to a server that failed).
-type unavailableError struct {
-	reasons []string
-}
-
-func (e *unavailableError) Error() string {
-	msg := "no PostgreSQL server available"
-	for _, r := range e.reasons {
-		msg += "; " + r
-	}
-	return msg
 }
