@@ -14,6 +14,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/streamer-dev/streamer/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -32,9 +34,7 @@ func start(t *testing.T, settings ...string) *Cluster {
 	c, err := Start(ctx, settings...)
 	var unavailable *UnavailableError
 	if errors.As(err, &unavailable) {
-		if ci, _ := strconv.ParseBool(os.Getenv("CI")); !ci {
-			t.Skipf("no throwaway cluster on this machine: %v", err)
-		}
+		testenv.Unavailable(t, "no throwaway cluster on this machine: %v", err)
 	}
 	require.NoError(t, err)
 	t.Cleanup(func() {

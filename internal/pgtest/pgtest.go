@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/streamer-dev/streamer/internal/pgcluster"
+	"github.com/streamer-dev/streamer/internal/testenv"
 )
 
 // cleanupTimeout bounds each DROP DATABASE and each teardown step.
@@ -136,18 +136,8 @@ func get(t testing.TB) *server {
 	}
 	var unavailable *pgcluster.UnavailableError
 	if errors.As(err, &unavailable) {
-		if !inCI() {
-			t.Skipf("pgtest: skipping, no PostgreSQL server to test against: %v", err)
-		}
-		t.Fatalf("pgtest: CI is set, so failing rather than skipping: %v", err)
+		testenv.Unavailable(t, "pgtest: no PostgreSQL server to test against: %v", err)
 	}
 	t.Fatalf("pgtest: %v", err)
 	return nil
-}
-
-// inCI reports whether CI is set to a true value; CI must never pass by
-// skipping the database tests.
-func inCI() bool {
-	ci, _ := strconv.ParseBool(os.Getenv("CI"))
-	return ci
 }
