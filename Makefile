@@ -27,11 +27,11 @@ run: deps db-start ## Migrate the dev database and run the server on it (anonymo
 		$(GO) run ./cmd/streamer serve
 
 .PHONY: db-start
-db-start: deps ## Start the dev database (.data/pg, unix socket only), creating it on first use
+db-start: deps ## Start the dev database (in .data/, or where start says; unix socket only), creating it on first use
 	@$(DEVDB) start
 
 .PHONY: db-stop
-db-stop: ## Stop the dev database; its data stays in .data/
+db-stop: ## Stop the dev database; its data stays
 	@$(DEVDB) stop
 
 .PHONY: psql
@@ -61,5 +61,5 @@ clean: ## Remove build output (bin/); the dev database stays
 	rm -rf bin/
 
 .PHONY: clean-data
-clean-data: db-stop ## Stop the dev database and delete it (.data/)
-	rm -rf .data/
+clean-data: ## Stop the dev database and delete it
+	@$(DEVDB) clean
