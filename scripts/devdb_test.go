@@ -11,14 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/streamer-dev/streamer/internal/testenv"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // commandTimeout bounds each run of the script; a first start runs initdb.
 const commandTimeout = 2 * time.Minute
@@ -87,14 +83,13 @@ func TestDevDBFromAnywhere(t *testing.T) {
 				require.Equal(t, filepath.Join(checkout, ".data"), where)
 			}
 
+			// As a user would: psql, on the URL the script prints.
 			ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 			defer cancel()
-			conn, err := pgx.Connect(ctx, strings.TrimSpace(devdb("url")))
-			require.NoError(t, err)
-			var one int
-			require.NoError(t, conn.QueryRow(ctx, "SELECT 1").Scan(&one))
-			require.Equal(t, 1, one)
-			require.NoError(t, conn.Close(ctx))
+			psql := exec.CommandContext(ctx, "psql", "-X", "-A", "-t", "-d", strings.TrimSpace(devdb("url")), "-c", "SELECT 1")
+			one, err := psql.CombinedOutput()
+			require.NoError(t, err, "psql: %s", one)
+			require.Equal(t, "1", strings.TrimSpace(string(one)))
 
 			require.Contains(t, devdb("start"), "already running")
 			require.Contains(t, devdb("stop"), "devdb: stopped")

@@ -13,14 +13,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/streamer-dev/streamer/internal/testenv"
 )
-
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
 
 // testTimeout bounds each test's cluster work.
 const testTimeout = 2 * time.Minute
