@@ -13,7 +13,7 @@ help: ## Show this list of targets
 	@awk -F ":.*## " '/^[a-zA-Z0-9_-]+:.*## / { printf "  %-11s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 .PHONY: deps
-deps: ## Install missing system packages (PostgreSQL, Chromium) on Debian; needs root
+deps: ## Install missing system packages (PostgreSQL, Chromium, nginx) on Debian; needs root
 	@bash scripts/ensure-deps.sh
 
 .PHONY: build
@@ -27,11 +27,11 @@ run: deps db-start ## Migrate the dev database and run the server on it (anonymo
 		$(GO) run ./cmd/streamer serve
 
 .PHONY: db-start
-db-start: deps ## Start the dev database (.data/pg, unix socket only), creating it on first use
+db-start: deps ## Start the dev database (in .data/, or where start says; unix socket only), creating it on first use
 	@$(DEVDB) start
 
 .PHONY: db-stop
-db-stop: ## Stop the dev database; its data stays in .data/
+db-stop: ## Stop the dev database; its data stays
 	@$(DEVDB) stop
 
 .PHONY: psql
@@ -61,5 +61,5 @@ clean: ## Remove build output (bin/); the dev database stays
 	rm -rf bin/
 
 .PHONY: clean-data
-clean-data: db-stop ## Stop the dev database and delete it (.data/)
-	rm -rf .data/
+clean-data: ## Stop the dev database and delete it
+	@$(DEVDB) clean

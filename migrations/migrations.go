@@ -23,17 +23,28 @@ var files embed.FS
 // VersionTable is where tern records the applied migration version.
 const VersionTable = "streamer.schema_version"
 
-// schemaLockKey serialises the bootstrap CREATE SCHEMA across hosts.
-const schemaLockKey = 1400000001
+// LockClass is the first key of every advisory lock streamer takes,
+// pg_advisory_lock(LockClass, id); the SQL of the migrations writes the
+// number itself (streamer.stamp_commit), so it never changes.
+const LockClass = 1400000001
+
+// The second keys of streamer's advisory locks.
+const (
+	// SchemaLockID serialises Migrate's bootstrap CREATE SCHEMA across hosts.
+	SchemaLockID = 0
+	// CommitLockID orders commits: streamer.stamp_commit takes it
+	// transaction-level at every publishing COMMIT.
+	CommitLockID = 1
+)
 
 // Migrate applies every migration not yet applied to the database conn is
 // connected to.
 func Migrate(ctx context.Context, conn *pgx.Conn) error {
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, 0)", int32(schemaLockKey)); err != nil {
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, $2)", int32(LockClass), int32(SchemaLockID)); err != nil {
 		return fmt.Errorf("migrate: take schema lock: %w", err)
 	}
 	_, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS streamer")
-	if _, uerr := conn.Exec(ctx, "SELECT pg_advisory_unlock($1, 0)", int32(schemaLockKey)); err == nil && uerr != nil {
+	if _, uerr := conn.Exec(ctx, "SELECT pg_advisory_unlock($1, $2)", int32(LockClass), int32(SchemaLockID)); err == nil && uerr != nil {
 		err = uerr
 	}
 	if err != nil {

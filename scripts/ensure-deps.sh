@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages that building and testing streamer need and
-# that are missing, on a Debian machine. Run as root; idempotent, and quick
-# (no apt call at all) when nothing is missing. As another user it only says
+# that are missing, on a Debian machine; none is left running as a service.
+# Run as root; idempotent, and quick (no apt call at all) when nothing is
+# missing. As another user it only says
 # what to install and exits 1.
 #
 # Each need_* function checks one thing and appends the Debian packages it
@@ -33,9 +34,17 @@ need_chromium() {
 	[[ -x /usr/bin/chromium ]] || missing+=(chromium)
 }
 
+# nginx, for the reverse-proxy tests, which start their own with a generated
+# configuration. The package's system service is never wanted: see
+# before_install and after_install.
+need_nginx() {
+	[[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null 2>&1 || missing+=(nginx)
+}
+
 need_make
 need_postgres
 need_chromium
+need_nginx
 
 if ((${#missing[@]} == 0)); then
 	exit 0
@@ -56,6 +65,32 @@ before_install() {
 		sed -i 's/^#\{0,1\}[[:space:]]*create_main_cluster[[:space:]]*=.*/create_main_cluster = false/' \
 			/etc/postgresql-common/createcluster.conf
 	fi
+	# Debian's nginx package starts a system nginx on port 80 when installed,
+	# through invoke-rc.d or deb-systemd-invoke, which both ask policy-rc.d
+	# first. Answer "no service may start" (101) for the install, unless the
+	# machine already has a policy of its own.
+	if [[ " ${missing[*]} " == *" nginx "* && ! -e /usr/sbin/policy-rc.d ]]; then
+		printf '#!/bin/sh\n# ensure-deps.sh: no service starts during the install\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod 755 /usr/sbin/policy-rc.d
+		trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+	fi
+}
+
+after_install() {
+	# And keep it from starting at the next boot; stop it should a policy
+	# of the machine's own have let it start.
+	if [[ " ${missing[*]} " == *" nginx "* ]]; then
+		if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
+			systemctl disable --now nginx.service >/dev/null 2>&1 || true
+		else
+			if command -v update-rc.d >/dev/null 2>&1; then
+				update-rc.d nginx disable >/dev/null 2>&1 || true
+			fi
+			if [[ -x /etc/init.d/nginx ]]; then
+				/etc/init.d/nginx stop >/dev/null 2>&1 || true
+			fi
+		fi
+	fi
 }
 
 echo "ensure-deps: installing ${missing[*]}"
@@ -63,3 +98,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update
 before_install
 apt-get install -y --no-install-recommends "${missing[@]}"
+after_install

@@ -18,7 +18,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/streamer-dev/streamer/internal/pgtest"
+	"github.com/streamer-dev/streamer/cmd/streamer-bench/internal/client"
+	"github.com/streamer-dev/streamer/cmd/streamer-bench/internal/hist"
+	"github.com/streamer-dev/streamer/internal/pgcluster"
 )
 
 // config is one run of the load tool. Every scenario runs against each
@@ -217,15 +219,15 @@ func (b *bench) runScenario(ctx context.Context, sc, kind string) (result, error
 	case "idle":
 		return b.idle(ctx, kind)
 	case "fanout":
-		return b.deliver(ctx, sc, kind, []connGroup{{Stream: "fanout", Count: c.FanoutConns}}, c.FanoutRate, oneStream("fanout"))
+		return b.deliver(ctx, sc, kind, []client.ConnGroup{{Stream: "fanout", Count: c.FanoutConns}}, c.FanoutRate, oneStream("fanout"))
 	case "fanout-fast":
-		return b.deliver(ctx, sc, kind, []connGroup{{Stream: "fast", Count: c.FastConns}}, c.FastRate, oneStream("fast"))
+		return b.deliver(ctx, sc, kind, []client.ConnGroup{{Stream: "fast", Count: c.FastConns}}, c.FastRate, oneStream("fast"))
 	case "streams":
-		groups := make([]connGroup, c.Streams)
+		groups := make([]client.ConnGroup, c.Streams)
 		names := make([]string, c.Streams)
 		for i := range groups {
 			names[i] = fmt.Sprintf("s.%d", i)
-			groups[i] = connGroup{Stream: names[i], Count: 1}
+			groups[i] = client.ConnGroup{Stream: names[i], Count: 1}
 		}
 		return b.deliver(ctx, sc, kind, groups, c.StreamsRate, func(i int64) string { return names[i%int64(len(names))] })
 	case "replay":
@@ -278,18 +280,20 @@ func (b *bench) setUp(ctx context.Context) (cleanup func(), err error) {
 	b.dbURL = b.cfg.DatabaseURL
 	if b.dbURL == "" {
 		b.logf("starting a throwaway PostgreSQL cluster")
-		admin, stop, err := pgtest.StartStandalone(ctx,
+		cluster, err := pgcluster.Start(ctx,
 			"shared_preload_libraries = 'pg_stat_statements'",
 			"max_connections = 300")
 		if err != nil {
 			return cleanup, err
 		}
 		undo = append(undo, func() {
-			if err := stop(); err != nil {
+			stopCtx, cancel := context.WithTimeout(context.Background(), clusterStopTimeout)
+			defer cancel()
+			if err := cluster.Stop(stopCtx); err != nil {
 				b.logf("stopping PostgreSQL: %v", err)
 			}
 		})
-		if b.dbURL, err = createDatabase(ctx, admin, "streamer_bench"); err != nil {
+		if b.dbURL, err = createDatabase(ctx, cluster.ConnString(), "streamer_bench"); err != nil {
 			return cleanup, err
 		}
 	}
@@ -326,6 +330,10 @@ func (b *bench) setUp(ctx context.Context) (cleanup func(), err error) {
 
 // benchAppName is the application_name of the tool's own connections.
 const benchAppName = "streamer-bench"
+
+// clusterStopTimeout bounds stopping the throwaway cluster; past it
+// postgres is killed.
+const clusterStopTimeout = 30 * time.Second
 
 // createDatabase creates db on the server of admin (dropping an old one)
 // and returns its connection string.
@@ -394,7 +402,7 @@ func (s *session) end() {
 // openFor opens groups (see open) for the scenario whose result is r: the
 // connections that failed are added to r.Failed and the open errors to
 // r.Notes, under note. It returns how long opening took.
-func (s *session) openFor(r *result, note string, groups []connGroup, parallel int) ([]*workerProc, time.Duration, error) {
+func (s *session) openFor(r *result, note string, groups []client.ConnGroup, parallel int) ([]*workerProc, time.Duration, error) {
 	start := time.Now()
 	ws, _, failed, errs, err := s.open(groups, parallel)
 	r.Failed += failed
@@ -407,15 +415,15 @@ func (s *session) openFor(r *result, note string, groups []connGroup, parallel i
 // open spreads the connections of groups over new workers, opens them all
 // at once and returns those workers with the counts of opened and failed
 // connections.
-func (s *session) open(groups []connGroup, parallel int) (ws []*workerProc, opened, failed int, errs []string, err error) {
+func (s *session) open(groups []client.ConnGroup, parallel int) (ws []*workerProc, opened, failed int, errs []string, err error) {
 	per := max(s.b.cfg.ConnsPerWorker, 1)
-	var batches [][]connGroup
-	var cur []connGroup
+	var batches [][]client.ConnGroup
+	var cur []client.ConnGroup
 	n := 0
 	for _, g := range groups {
 		for g.Count > 0 {
 			k := min(g.Count, per-n)
-			cur = append(cur, connGroup{Stream: g.Stream, Count: k, LastEventID: g.LastEventID})
+			cur = append(cur, client.ConnGroup{Stream: g.Stream, Count: k, LastEventID: g.LastEventID})
 			g.Count -= k
 			if n += k; n == per {
 				batches, cur, n = append(batches, cur), nil, 0
@@ -433,12 +441,12 @@ func (s *session) open(groups []connGroup, parallel int) (ws []*workerProc, open
 		ws = append(ws, w)
 		s.workers = append(s.workers, w)
 	}
-	resps := make([]workerResponse, len(ws))
+	resps := make([]client.Response, len(ws))
 	errsCall := make([]error, len(ws))
 	var wg sync.WaitGroup
 	for i, w := range ws {
 		wg.Go(func() {
-			resps[i], errsCall[i] = w.call(workerRequest{
+			resps[i], errsCall[i] = w.call(client.Request{
 				Op: "open", Addr: s.t.addr, Groups: batches[i],
 				Parallel: parallel, DialTimeout: 30 * time.Second,
 			}, 5*time.Minute)
@@ -454,8 +462,8 @@ func (s *session) open(groups []connGroup, parallel int) (ws []*workerProc, open
 }
 
 // each calls every worker of ws at once.
-func each(ws []*workerProc, req workerRequest, timeout time.Duration) ([]workerResponse, error) {
-	resps := make([]workerResponse, len(ws))
+func each(ws []*workerProc, req client.Request, timeout time.Duration) ([]client.Response, error) {
+	resps := make([]client.Response, len(ws))
 	errs := make([]error, len(ws))
 	var wg sync.WaitGroup
 	for i, w := range ws {
@@ -468,7 +476,7 @@ func each(ws []*workerProc, req workerRequest, timeout time.Duration) ([]workerR
 // report merges the reports of ws against expected, after waiting up to
 // wait for every connection to have everything.
 func report(ws []*workerProc, expected map[string]int64, wait time.Duration) (merged, error) {
-	resps, err := each(ws, workerRequest{Op: "report", Expected: expected, Wait: wait}, wait+time.Minute)
+	resps, err := each(ws, client.Request{Op: "report", Expected: expected, Wait: wait}, wait+time.Minute)
 	var m merged
 	m.Complete = true
 	m.MinGot = -1
@@ -479,39 +487,24 @@ func report(ws []*workerProc, expected map[string]int64, wait time.Duration) (me
 		}
 		x := r.Report
 		m.Conns += x.Conns
-		m.addOutcome(x)
+		m.AddOutcome(x)
 		m.Other += x.Other
 		if m.MinGot < 0 || x.MinGot < m.MinGot {
 			m.MinGot = x.MinGot
 		}
-		m.lat.add(x.Latency)
+		m.lat.Add(x.Latency)
 	}
 	return m, err
 }
 
-// addOutcome adds x's delivery outcome (connections still open or dropped,
-// deliveries, completeness, faults, errors) to w.
-func (w *workerReport) addOutcome(x *workerReport) {
-	w.Open += x.Open
-	w.Dropped += x.Dropped
-	w.Deliveries += x.Deliveries
-	w.Complete = w.Complete && x.Complete
-	w.Missing += x.Missing
-	w.Duplicates += x.Duplicates
-	w.Reordered += x.Reordered
-	w.Unexpected += x.Unexpected
-	w.Gaps += x.Gaps
-	w.Errors = append(w.Errors, x.Errors...)
-}
-
 // merged is the sum of workers' reports.
 type merged struct {
-	workerReport
-	lat latencies
+	client.Report
+	lat hist.Latencies
 }
 
 func resetAll(ws []*workerProc) error {
-	_, err := each(ws, workerRequest{Op: "reset"}, 30*time.Second)
+	_, err := each(ws, client.Request{Op: "reset"}, 30*time.Second)
 	return err
 }
 

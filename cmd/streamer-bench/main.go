@@ -26,6 +26,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/streamer-dev/streamer/cmd/streamer-bench/internal/client"
+	"github.com/streamer-dev/streamer/cmd/streamer-bench/internal/refserver"
 )
 
 func main() {
@@ -49,11 +52,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 func runRole(role string, args []string) int {
 	switch role {
 	case "client":
-		return clientMain(args)
+		return client.Main(args)
 	case "baseline-server":
-		return baselineMain(args)
+		return refserver.BaselineMain(args)
 	case "floor-server":
-		return floorMain(args)
+		return refserver.FloorMain(args)
 	default:
 		fmt.Fprintf(os.Stderr, "streamer-bench: unknown role %q\n", role)
 		return 2

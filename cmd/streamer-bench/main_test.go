@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -79,49 +78,5 @@ func TestSmoke(t *testing.T) {
 				assert.LessOrEqual(t, r.Replay.MaxPGConns, r.Replay.PoolSize, "read pool within STREAMER_DB_MAX_CONNS")
 			}
 		})
-	}
-}
-
-func TestParser(t *testing.T) {
-	var events []string
-	p := &sseParser{chunked: true, onEvent: func(id, typ, data []byte) {
-		events = append(events, string(id)+"|"+string(typ)+"|"+string(data))
-	}}
-	body := ": hi\nretry: 2000\n\nid: 1.1\ndata: a\n\nid: 2.2\r\nevent: e\rdata: b\ndata: c\n\n: ping\n"
-	var chunked strings.Builder
-	// Chunks of awkward sizes, so that lines and CRLFs straddle reads.
-	for i := 0; i < len(body); i += 7 {
-		part := body[i:min(i+7, len(body))]
-		chunked.WriteString(strings.ToUpper(strconv.FormatInt(int64(len(part)), 16)) + ";ext=1\r\n" + part + "\r\n")
-	}
-	chunked.WriteString("0\r\n\r\n")
-	wire := chunked.String()
-	var err error
-	for i := 0; i < len(wire) && err == nil; i += 3 {
-		err = p.feed([]byte(wire[i:min(i+3, len(wire))]))
-	}
-	require.ErrorIs(t, err, errEndOfBody)
-	require.Equal(t, []string{"1.1||a", "2.2|e|b\nc"}, events)
-}
-
-func TestHistogram(t *testing.T) {
-	var h histogram
-	for i := 1; i <= 1000; i++ {
-		h.Record(time.Duration(i) * time.Microsecond)
-	}
-	var l latencies
-	l.add(h.Snapshot())
-	for _, q := range []float64{0.5, 0.99} {
-		want := time.Duration(q*1000) * time.Microsecond
-		got := l.quantile(q)
-		assert.InDelta(t, float64(want), float64(got), float64(want)/50, "quantile %v", q)
-	}
-	assert.Equal(t, time.Millisecond, l.quantile(1))
-	for v := uint64(0); v < 1<<20; v += 997 {
-		i := bucketOf(v)
-		assert.LessOrEqual(t, v, uint64(bucketUpper(i)))
-		if i > 0 {
-			assert.Greater(t, v, uint64(bucketUpper(i-1)))
-		}
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/streamer-dev/streamer/cmd/streamer-bench/internal/client"
 )
 
 // The processes the coordinator starts: the server under test (streamer or
@@ -240,15 +242,15 @@ func (b *bench) startWorker(label string) (*workerProc, error) {
 
 // call sends one request and waits for its response, up to timeout; a
 // worker that does not answer in time is killed.
-func (w *workerProc) call(req workerRequest, timeout time.Duration) (workerResponse, error) {
+func (w *workerProc) call(req client.Request, timeout time.Duration) (client.Response, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	line, err := json.Marshal(req)
 	if err != nil {
-		return workerResponse{}, err
+		return client.Response{}, err
 	}
 	type result struct {
-		resp workerResponse
+		resp client.Response
 		err  error
 	}
 	done := make(chan result, 1)
@@ -270,14 +272,14 @@ func (w *workerProc) call(req workerRequest, timeout time.Duration) (workerRespo
 		return r.resp, r.err
 	case <-time.After(timeout):
 		_ = w.cmd.Process.Kill()
-		return workerResponse{}, fmt.Errorf("client worker %d: no response to %s within %v; killed", w.pid, req.Op, timeout)
+		return client.Response{}, fmt.Errorf("client worker %d: no response to %s within %v; killed", w.pid, req.Op, timeout)
 	}
 }
 
 // close asks the worker to close its connections and exit.
 func (w *workerProc) close() {
 	if w.alive() {
-		_, _ = w.call(workerRequest{Op: "close"}, 10*time.Second)
+		_, _ = w.call(client.Request{Op: "close"}, 10*time.Second)
 		_ = w.in.Close()
 	}
 	select {

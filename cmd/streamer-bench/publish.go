@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/streamer-dev/streamer/cmd/streamer-bench/internal/hist"
 )
 
 // publisher commits a batch of events, in order, before returning.
@@ -84,7 +85,7 @@ type pacer struct {
 	padding string
 	sent    int64
 	batches int64
-	rtt     histogram // of each publish call: the commit's (or the POST's) round trip
+	rtt     hist.Histogram // of each publish call: the commit's (or the POST's) round trip
 	errors  int64
 	lastErr error
 }
@@ -180,7 +181,7 @@ func (p *pacer) expected() map[string]int64 {
 
 // publishLatency returns the p50 and p99 of the publish calls, in ms.
 func (p *pacer) publishLatency() (p50, p99 float64) {
-	var l latencies
-	l.add(p.rtt.Snapshot())
-	return ms(l.quantile(0.5)), ms(l.quantile(0.99))
+	var l hist.Latencies
+	l.Add(p.rtt.Snapshot())
+	return ms(l.Quantile(0.5)), ms(l.Quantile(0.99))
 }

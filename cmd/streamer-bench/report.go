@@ -69,7 +69,8 @@ func printTable(w io.Writer, results []result) {
 				continue
 			}
 			if r.Error != "" {
-				fmt.Fprintf(w, "| %s | %s | FAILED: %s |||||||||\n", sc, kind, strings.ReplaceAll(firstLine(r.Error), "|", "/"))
+				line, _, _ := strings.Cut(r.Error, "\n") // the table has one line per row
+				fmt.Fprintf(w, "| %s | %s | FAILED: %s |||||||||\n", sc, kind, strings.ReplaceAll(line, "|", "/"))
 				continue
 			}
 			fmt.Fprintf(w, "| %s | %s | %d/%d | %s | %s | %s | %s | %s | %s | %d | %d | %.2f (%.1f) |\n",
@@ -134,9 +135,4 @@ func printTable(w io.Writer, results []result) {
 		}
 		fmt.Fprintln(w)
 	}
-}
-
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(s, "\n")
-	return line
 }

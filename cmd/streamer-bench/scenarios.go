@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/streamer-dev/streamer/cmd/streamer-bench/internal/client"
 )
 
 // result is one scenario on one target. Times are in the units their names
@@ -99,8 +101,8 @@ func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 func (r *result) fill(m merged) {
 	r.Held, r.Dropped = m.Open, m.Dropped
 	r.Deliveries = m.Deliveries
-	r.P50Ms, r.P99Ms, r.MaxMs = ms(m.lat.quantile(0.5)), ms(m.lat.quantile(0.99)), float64(m.lat.max)/1e6
-	r.MinMs = float64(m.lat.min) / 1e6
+	r.P50Ms, r.P99Ms, r.MaxMs = ms(m.lat.Quantile(0.5)), ms(m.lat.Quantile(0.99)), float64(m.lat.Max())/1e6
+	r.MinMs = float64(m.lat.Min()) / 1e6
 	r.Complete = m.Complete
 	r.Missing, r.Duplicates, r.Reordered, r.Unexpected, r.Gaps = m.Missing, m.Duplicates, m.Reordered, m.Unexpected, m.Gaps
 	if len(m.Errors) > 0 {
@@ -156,7 +158,7 @@ func (b *bench) idle(ctx context.Context, kind string) (result, error) {
 		return r, err
 	}
 	defer s.end()
-	ws, took, err := s.openFor(&r, "open errors", []connGroup{{Stream: "idle", Count: b.cfg.IdleConns}}, b.cfg.DialParallel)
+	ws, took, err := s.openFor(&r, "open errors", []client.ConnGroup{{Stream: "idle", Count: b.cfg.IdleConns}}, b.cfg.DialParallel)
 	r.OpenSeconds = took.Seconds()
 	if err != nil {
 		return r, err
@@ -185,7 +187,7 @@ func (b *bench) idle(ctx context.Context, kind string) (result, error) {
 
 // deliver opens groups, publishes at rate for Measure, and checks that every
 // connection got every event of its stream.
-func (b *bench) deliver(ctx context.Context, label, kind string, groups []connGroup, rate float64, pick func(int64) string) (result, error) {
+func (b *bench) deliver(ctx context.Context, label, kind string, groups []client.ConnGroup, rate float64, pick func(int64) string) (result, error) {
 	var r result
 	for _, g := range groups {
 		r.Conns += g.Count
@@ -249,7 +251,7 @@ func (b *bench) replay(ctx context.Context, kind string) (result, error) {
 		return r, err
 	}
 	defer s.end()
-	liveWs, _, err := s.openFor(&r, "open errors", []connGroup{{Stream: "live", Count: c.ReplayLive}}, c.DialParallel)
+	liveWs, _, err := s.openFor(&r, "open errors", []client.ConnGroup{{Stream: "live", Count: c.ReplayLive}}, c.DialParallel)
 	if err != nil {
 		return r, err
 	}
@@ -269,7 +271,7 @@ func (b *bench) replay(ctx context.Context, kind string) (result, error) {
 	if err != nil {
 		return r, err
 	}
-	f.QuietP50Ms, f.QuietP99Ms = ms(quiet.lat.quantile(0.5)), ms(quiet.lat.quantile(0.99))
+	f.QuietP50Ms, f.QuietP99Ms = ms(quiet.lat.Quantile(0.5)), ms(quiet.lat.Quantile(0.99))
 
 	// The backlog, committed after the token the clients resume from.
 	var token string
@@ -304,7 +306,7 @@ func (b *bench) replay(ctx context.Context, kind string) (result, error) {
 	a := s.mark(ctx)
 	profiled := s.profileCPU(30 * time.Second)
 	t0 := time.Now()
-	replayWs, _, err := s.openFor(&r, "replay open errors", []connGroup{{Stream: "replay", Count: c.ReplayClients, LastEventID: token}}, c.ReplayClients)
+	replayWs, _, err := s.openFor(&r, "replay open errors", []client.ConnGroup{{Stream: "replay", Count: c.ReplayClients, LastEventID: token}}, c.ReplayClients)
 	if err != nil {
 		return r, err
 	}
@@ -341,8 +343,8 @@ func (b *bench) replay(ctx context.Context, kind string) (result, error) {
 	end, _ := procMemory(s.t.pid)
 	profiled()
 
-	f.StormP50Ms, f.StormP99Ms = ms(liveRep.lat.quantile(0.5)), ms(liveRep.lat.quantile(0.99))
-	f.StormMaxMs = float64(liveRep.lat.max) / 1e6
+	f.StormP50Ms, f.StormP99Ms = ms(liveRep.lat.Quantile(0.5)), ms(liveRep.lat.Quantile(0.99))
+	f.StormMaxMs = float64(liveRep.lat.Max()) / 1e6
 	f.LiveMissing, f.LiveDuplicates = liveRep.Missing, liveRep.Duplicates
 	f.ReplayDeliveries = replayRep.Deliveries
 	if f.CatchUpSeconds > 0 {
@@ -353,9 +355,9 @@ func (b *bench) replay(ctx context.Context, kind string) (result, error) {
 	// The row: all connections; latency of the live subscribers during the
 	// storm; CPU over the storm.
 	var all merged
-	all.workerReport = liveRep.workerReport
+	all.Report = liveRep.Report
 	all.lat = liveRep.lat
-	all.addOutcome(&replayRep.workerReport)
+	all.AddOutcome(&replayRep.Report)
 	r.fill(all)
 	r.window(a, z)
 	r.memory(s.base, end)

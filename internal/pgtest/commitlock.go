@@ -7,6 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
+
+	"github.com/streamer-dev/streamer/migrations"
 )
 
 // HoldCommitLock takes the commit-order lock that every publishing
@@ -18,12 +20,12 @@ func HoldCommitLock(t testing.TB, pool *pgxpool.Pool) (release func()) {
 	ctx := context.Background()
 	conn, err := pool.Acquire(ctx)
 	require.NoError(t, err)
-	_, err = conn.Exec(ctx, "SELECT pg_advisory_lock(1400000001, 1)")
+	_, err = conn.Exec(ctx, "SELECT pg_advisory_lock($1, $2)", int32(migrations.LockClass), int32(migrations.CommitLockID))
 	require.NoError(t, err)
 	var once sync.Once
 	release = func() {
 		once.Do(func() {
-			_, err := conn.Exec(ctx, "SELECT pg_advisory_unlock(1400000001, 1)")
+			_, err := conn.Exec(ctx, "SELECT pg_advisory_unlock($1, $2)", int32(migrations.LockClass), int32(migrations.CommitLockID))
 			require.NoError(t, err)
 			conn.Release()
 		})

@@ -8,6 +8,8 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 	tcpostgres "github.com/testcontainers/testcontainers-go/modules/postgres"
 	"go.uber.org/goleak"
+
+	"github.com/streamer-dev/streamer/internal/pgcluster"
 )
 
 const (
@@ -39,9 +41,9 @@ func dockerReachable() (ok bool, reason string) {
 }
 
 // startContainer runs a PostgreSQL container configured like the throwaway
-// local cluster (see localServerArgs).
+// local cluster (see pgcluster.ServerArgs).
 func startContainer(ctx context.Context) (backend, error) {
-	cmd := append([]string{"postgres"}, localServerArgs...)
+	cmd := append([]string{"postgres"}, pgcluster.ServerArgs...)
 	// The image must listen on TCP inside the container.
 	cmd = append(cmd, "-c", "listen_addresses=*")
 

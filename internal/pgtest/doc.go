@@ -22,12 +22,10 @@
 //     role may CREATE DATABASE. The template and the test databases get
 //     names with a random part, so test binaries running at once, from one
 //     checkout or several, never collide.
-//  3. PostgreSQL server binaries on this machine (/usr/lib/postgresql/*/bin,
-//     the highest version; else pg_config --bindir; else PATH): a throwaway
-//     cluster listening only on a unix socket, with fsync off, in a new
-//     directory on /dev/shm (tmpfs: cloning a database there takes ~20 ms
-//     instead of a few hundred on a busy disk) when it has room, else in
-//     $TMPDIR. When the tests run as root it runs as the postgres OS user.
+//  3. PostgreSQL server binaries on this machine: a throwaway cluster from
+//     internal/pgcluster (unix socket only, fsync off, on /dev/shm when it
+//     has room; see that package). When the tests run as root it runs as
+//     the postgres OS user.
 //  4. None of these: the test is skipped, or fails when CI=true, so that CI
 //     never passes by skipping.
 //
@@ -49,11 +47,8 @@
 //   - [Admin]'s pool is shared by the whole binary: callers never close it;
 //     [Main] does, before the goroutine-leak check.
 //   - A throwaway cluster dies with the test binary, even one killed by
-//     SIGKILL or by go test -timeout: postgres is started with a parent-death
-//     signal from an OS thread that lives until postgres has exited. [Main]
-//     removes its directory; a binary that died without running [Main]
-//     leaves the directory behind, and the next binary to start a cluster
-//     removes it (the directory names its owner's pid).
+//     SIGKILL or by go test -timeout, and [Main] removes its directory
+//     (internal/pgcluster's invariants).
 //   - The server is looked for once per binary. If none can be had, every
 //     test that asks is skipped (failed under CI=true) with the same reason.
 package pgtest

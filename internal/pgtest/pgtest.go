@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +13,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/streamer-dev/streamer/internal/pgcluster"
+	"github.com/streamer-dev/streamer/internal/testenv"
 )
 
 // cleanupTimeout bounds each DROP DATABASE and each teardown step.
@@ -132,34 +134,10 @@ func get(t testing.TB) *server {
 	if err == nil {
 		return s
 	}
-	var unavailable *unavailableError
+	var unavailable *pgcluster.UnavailableError
 	if errors.As(err, &unavailable) {
-		if !inCI() {
-			t.Skipf("pgtest: skipping, no PostgreSQL server to test against: %v", err)
-		}
-		t.Fatalf("pgtest: CI is set, so failing rather than skipping: %v", err)
+		testenv.Unavailable(t, "pgtest: no PostgreSQL server to test against: %v", err)
 	}
 	t.Fatalf("pgtest: %v", err)
 	return nil
-}
-
-// inCI reports whether CI is set to a true value; CI must never pass by
-// skipping the database tests.
-func inCI() bool {
-	ci, _ := strconv.ParseBool(os.Getenv("CI"))
-	return ci
-}
-
-// unavailableError means no server could be found or started because
-// something is missing (as opposed to a server that failed).
-type unavailableError struct {
-	reasons []string
-}
-
-func (e *unavailableError) Error() string {
-	msg := "no PostgreSQL server available"
-	for _, r := range e.reasons {
-		msg += "; " + r
-	}
-	return msg
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/goleak"
 
+	"github.com/streamer-dev/streamer/internal/pgcluster"
 	"github.com/streamer-dev/streamer/migrations"
 )
 
@@ -84,9 +85,9 @@ func findBackend(ctx context.Context) (backend, error) {
 	reasons = append(reasons, "TEST_DATABASE_URL and DATABASE_URL are not set")
 
 	b, err := startLocal(ctx)
-	var unavailable *unavailableError
+	var unavailable *pgcluster.UnavailableError
 	if errors.As(err, &unavailable) {
-		unavailable.reasons = append(reasons, unavailable.reasons...)
+		unavailable.Reasons = append(reasons, unavailable.Reasons...)
 	}
 	return b, err
 }

@@ -8,16 +8,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"regexp"
 	"strconv"
 	"time"
 
 	"github.com/streamer-dev/streamer/internal/cursor"
+	"github.com/streamer-dev/streamer/internal/rules"
 	"github.com/streamer-dev/streamer/internal/sse"
 )
-
-// streamName is the contract's rule, the same as the database's CHECK.
-var streamName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:/@=+-]{0,199}$`)
 
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
@@ -138,8 +135,8 @@ func parseStreams(values []string, max int) ([]string, error) {
 	seen := make(map[string]struct{}, len(values))
 	streams := make([]string, 0, len(values))
 	for _, v := range values {
-		if !streamName.MatchString(v) {
-			return nil, fmt.Errorf("invalid stream name %q: 1-200 characters from A-Z a-z 0-9 _ . : / @ = + -, starting with a letter or digit", v)
+		if !rules.Stream(v) {
+			return nil, fmt.Errorf("invalid stream name %q: %s", v, rules.StreamChars)
 		}
 		if _, dup := seen[v]; dup {
 			continue

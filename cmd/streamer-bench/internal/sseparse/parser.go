@@ -1,4 +1,13 @@
-package main
+// Package sseparse decodes the body of an HTTP/1.1 response that carries a
+// Server-Sent Events stream, incrementally, one read at a time, as the load
+// tool's client connections need: no allocation once its buffers have grown.
+//
+// # Invariants
+//
+//   - Lines and chunk boundaries may fall anywhere between two Feed calls;
+//     the events reported are the same as for the whole body at once.
+//   - OnEvent's slices are valid only during the call.
+package sseparse
 
 import (
 	"bytes"
@@ -6,9 +15,9 @@ import (
 	"fmt"
 )
 
-// errEndOfBody is returned by sseParser.feed after the last chunk of a
+// ErrEndOfBody is returned by Parser.Feed after the last chunk of a
 // chunked body: the server ended the response.
-var errEndOfBody = errors.New("end of response body")
+var ErrEndOfBody = errors.New("end of response body")
 
 // Chunked-transfer decoder states.
 const (
@@ -20,16 +29,17 @@ const (
 	csEnd           // the zero-size chunk was read
 )
 
-// sseParser decodes an HTTP/1.1 response body carrying a Server-Sent Events
+// Parser decodes an HTTP/1.1 response body carrying a Server-Sent Events
 // stream, incrementally, one read at a time: the chunked transfer coding when
-// chunked is set, then the SSE line format (CRLF, CR and LF end a line). It
-// calls onEvent for every dispatched event; the slices are only valid during
+// Chunked is set, then the SSE line format (CRLF, CR and LF end a line). It
+// calls OnEvent for every dispatched event, and OnComment (when set) for
+// every comment line; the slices are only valid during
 // the call. It never allocates once its buffers have grown to the largest
 // line and event seen.
-type sseParser struct {
-	chunked   bool
-	onEvent   func(id, typ, data []byte)
-	onComment func()
+type Parser struct {
+	Chunked   bool
+	OnEvent   func(id, typ, data []byte)
+	OnComment func()
 
 	cstate    int
 	chunkLeft int
@@ -43,9 +53,9 @@ type sseParser struct {
 	hasData bool
 }
 
-// feed decodes the next bytes of the body.
-func (p *sseParser) feed(b []byte) error {
-	if !p.chunked {
+// Feed decodes the next bytes of the body.
+func (p *Parser) Feed(b []byte) error {
+	if !p.Chunked {
 		p.lines(b)
 		return nil
 	}
@@ -97,16 +107,16 @@ func (p *sseParser) feed(b []byte) error {
 				return fmt.Errorf("chunked body: %q after chunk data, want CRLF", c)
 			}
 		case csEnd:
-			return errEndOfBody
+			return ErrEndOfBody
 		}
 	}
 	if p.cstate == csEnd {
-		return errEndOfBody
+		return ErrEndOfBody
 	}
 	return nil
 }
 
-func (p *sseParser) endSize() {
+func (p *Parser) endSize() {
 	if p.size == 0 {
 		p.cstate = csEnd
 		return
@@ -115,7 +125,7 @@ func (p *sseParser) endSize() {
 }
 
 // lines splits body bytes into lines.
-func (p *sseParser) lines(b []byte) {
+func (p *Parser) lines(b []byte) {
 	for len(b) > 0 {
 		if p.skipLF {
 			p.skipLF = false
@@ -149,17 +159,17 @@ func (p *sseParser) lines(b []byte) {
 }
 
 // field interprets one line, as the EventSource algorithm does.
-func (p *sseParser) field(line []byte) {
+func (p *Parser) field(line []byte) {
 	if len(line) == 0 {
 		if p.hasData {
-			p.onEvent(p.id, p.typ, p.data)
+			p.OnEvent(p.id, p.typ, p.data)
 		}
 		p.typ, p.data, p.hasData = p.typ[:0], p.data[:0], false
 		return
 	}
 	if line[0] == ':' {
-		if p.onComment != nil {
-			p.onComment()
+		if p.OnComment != nil {
+			p.OnComment()
 		}
 		return
 	}

@@ -1,21 +1,11 @@
-package main
+package refserver
 
 import (
-	"bufio"
-	"bytes"
-	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/pprof"
-	"os"
-	"os/signal"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -51,7 +41,9 @@ type baseSub struct {
 
 func (s *baseSub) drop() { s.once.Do(func() { close(s.gone) }) }
 
-func baselineMain(args []string) int {
+// BaselineMain runs the baseline server with the flags in args until
+// SIGTERM or SIGINT, and returns the exit code.
+func BaselineMain(args []string) int {
 	fs := flag.NewFlagSet("streamer-bench baseline-server", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:8090", "listen address")
 	heartbeat := fs.Duration("heartbeat", 15*time.Second, "interval of ': ping' comments on idle connections")
@@ -60,45 +52,8 @@ func baselineMain(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	if *pprofAddr != "" {
-		go servePprof(*pprofAddr)
-	}
 	b := &broadcaster{heartbeat: *heartbeat, buffer: *buffer, subs: map[string]map[*baseSub]struct{}{}}
-	srv := &http.Server{Handler: b.routes(), ReadHeaderTimeout: 10 * time.Second}
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "baseline-server:", err)
-		return 1
-	}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-		_ = srv.Close()
-	}()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		fmt.Fprintln(os.Stderr, "baseline-server:", err)
-		return 1
-	}
-	return 0
-}
-
-func servePprof(addr string) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	_ = http.ListenAndServe(addr, mux)
-}
-
-func (b *broadcaster) routes() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /events", b.handleEvents)
-	mux.HandleFunc("POST /publish", b.handlePublish)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	return mux
+	return serve("baseline-server", *addr, *pprofAddr, routes(b.handleEvents, b.handlePublish), 5*time.Second)
 }
 
 func (b *broadcaster) handleEvents(w http.ResponseWriter, r *http.Request) {
@@ -164,23 +119,9 @@ func (b *broadcaster) handleEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 func (b *broadcaster) handlePublish(w http.ResponseWriter, r *http.Request) {
-	sc := bufio.NewScanner(r.Body)
-	sc.Buffer(make([]byte, 64<<10), 2<<20)
-	n := 0
-	for sc.Scan() {
-		stream, data, ok := bytes.Cut(sc.Bytes(), []byte{'\t'})
-		if !ok {
-			http.Error(w, "want <stream>\\t<data> per line", http.StatusBadRequest)
-			return
-		}
-		b.publish(string(stream), data)
-		n++
+	if n, ok := readPublish(w, r, b.publish); ok {
+		io.WriteString(w, strconv.Itoa(n)+"\n")
 	}
-	if err := sc.Err(); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	io.WriteString(w, strconv.Itoa(n)+"\n")
 }
 
 // publish encodes one event and offers it to every subscriber of stream.
@@ -189,12 +130,7 @@ func (b *broadcaster) publish(stream string, data []byte) {
 	b.nextID++
 	id := b.nextID
 	b.mu.Unlock()
-	frame := make([]byte, 0, len(data)+32)
-	frame = append(frame, "id: "...)
-	frame = strconv.AppendInt(frame, id, 10)
-	frame = append(frame, "\ndata: "...)
-	frame = append(frame, data...)
-	frame = append(frame, "\n\n"...)
+	frame := encodeFrame(id, data)
 
 	b.mu.RLock()
 	defer b.mu.RUnlock()

@@ -1,4 +1,23 @@
-package main
+// Package client is the load tool's client worker: a process that holds
+// SSE connections and checks what arrives on them. The coordinator starts
+// several (a process may have at most 20,000 file descriptors) and drives
+// each over stdin/stdout, one JSON [Request] and one JSON [Response] per
+// line; [Main] is the worker's body.
+//
+// A connection is a raw TCP socket with one goroutine blocked in Read and one
+// read buffer: no net/http client, no bufio. Each event's data is
+// "<stream> <n> <unix-nanoseconds> <padding>", where n counts the events of
+// the stream from 1; a connection records the latency of every event, which
+// n it has seen (a bitset), duplicates, events out of order and events of
+// another stream.
+//
+// # Invariants
+//
+//   - Each connection's reader goroutine alone writes its bitset and last
+//     event number; reports read only atomic counters.
+//   - Every connection's goroutine ends when the worker closes (close
+//     request, or end of stdin): closing the socket ends its Read.
+package client
 
 import (
 	"bufio"
@@ -16,33 +35,26 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/streamer-dev/streamer/cmd/streamer-bench/internal/hist"
+	"github.com/streamer-dev/streamer/cmd/streamer-bench/internal/sseparse"
 )
 
-// The client worker: a process that holds SSE connections and checks what
-// arrives on them. The coordinator starts several (a process may have at most
-// 20,000 file descriptors) and drives each over stdin/stdout, one JSON
-// request and one JSON response per line.
-//
-// A connection is a raw TCP socket with one goroutine blocked in Read and one
-// read buffer: no net/http client, no bufio. Each event's data is
-// "<stream> <n> <unix-nanoseconds> <padding>", where n counts the events of
-// the stream from 1; a connection records the latency of every event, which
-// n it has seen (a bitset), duplicates, events out of order and events of
-// another stream.
-
-// connGroup asks for Count connections subscribed to Stream.
-type connGroup struct {
+// ConnGroup asks for Count connections subscribed to Stream, resuming from
+// LastEventID when it is set.
+type ConnGroup struct {
 	Stream      string `json:"stream"`
 	Count       int    `json:"count"`
 	LastEventID string `json:"last_event_id,omitempty"`
 }
 
-type workerRequest struct {
+// Request is one line from the coordinator.
+type Request struct {
 	Op string `json:"op"` // open, reset, report, close
 
 	// open
 	Addr        string        `json:"addr,omitempty"`
-	Groups      []connGroup   `json:"groups,omitempty"`
+	Groups      []ConnGroup   `json:"groups,omitempty"`
 	Parallel    int           `json:"parallel,omitempty"` // dials in flight
 	DialTimeout time.Duration `json:"dial_timeout,omitempty"`
 
@@ -52,7 +64,8 @@ type workerRequest struct {
 	Wait     time.Duration    `json:"wait,omitempty"`
 }
 
-type workerResponse struct {
+// Response answers a Request.
+type Response struct {
 	Err string `json:"err,omitempty"`
 
 	// open
@@ -60,17 +73,17 @@ type workerResponse struct {
 	Failed     int      `json:"failed,omitempty"`
 	OpenErrors []string `json:"open_errors,omitempty"`
 
-	Report *workerReport `json:"report,omitempty"`
+	Report *Report `json:"report,omitempty"`
 }
 
-// workerReport covers the worker's connections. Latencies and Deliveries
+// Report covers the worker's connections. Latencies and Deliveries
 // count since the last reset; the rest since the connections opened.
-type workerReport struct {
-	Conns      int          `json:"conns"`
-	Open       int          `json:"open"`    // still open
-	Dropped    int          `json:"dropped"` // ended by the server or an error
-	Deliveries int64        `json:"deliveries"`
-	Latency    histSnapshot `json:"latency"`
+type Report struct {
+	Conns      int           `json:"conns"`
+	Open       int           `json:"open"`    // still open
+	Dropped    int           `json:"dropped"` // ended by the server or an error
+	Deliveries int64         `json:"deliveries"`
+	Latency    hist.Snapshot `json:"latency"`
 	// Against Expected:
 	Complete   bool  `json:"complete"`   // every connection has every expected event
 	Missing    int64 `json:"missing"`    // expected events not received, summed over connections
@@ -84,7 +97,9 @@ type workerReport struct {
 	Errors     []string
 }
 
-func clientMain(args []string) int {
+// Main runs a worker on stdin and stdout until stdin ends or a close
+// request; its flags are args. It returns the exit code.
+func Main(args []string) int {
 	fs := flag.NewFlagSet("streamer-bench client", flag.ContinueOnError)
 	bufSize := fs.Int("buf", 8<<10, "read buffer per connection, bytes")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this worker to the file (to keep the client cheap)")
@@ -109,8 +124,8 @@ func clientMain(args []string) int {
 	in.Buffer(make([]byte, 64<<10), 64<<20)
 	out := json.NewEncoder(os.Stdout)
 	for !w.closing.Load() && in.Scan() {
-		var req workerRequest
-		var resp workerResponse
+		var req Request
+		var resp Response
 		if err := json.Unmarshal(in.Bytes(), &req); err != nil {
 			resp.Err = err.Error()
 		} else {
@@ -127,7 +142,7 @@ func clientMain(args []string) int {
 
 type worker struct {
 	bufSize    int
-	hist       histogram
+	hist       hist.Histogram
 	deliveries atomic.Int64
 	closing    atomic.Bool
 
@@ -136,22 +151,22 @@ type worker struct {
 	errors []string // first few connection errors
 }
 
-func (w *worker) handle(req workerRequest) workerResponse {
+func (w *worker) handle(req Request) Response {
 	switch req.Op {
 	case "open":
 		return w.open(req)
 	case "reset":
 		w.hist.Reset()
 		w.deliveries.Store(0)
-		return workerResponse{}
+		return Response{}
 	case "report":
 		r := w.report(req.Expected, req.Wait)
-		return workerResponse{Report: &r}
+		return Response{Report: &r}
 	case "close":
 		w.closeAll()
-		return workerResponse{}
+		return Response{}
 	default:
-		return workerResponse{Err: "unknown op " + strconv.Quote(req.Op)}
+		return Response{Err: "unknown op " + strconv.Quote(req.Op)}
 	}
 }
 
@@ -165,14 +180,14 @@ func (w *worker) noteError(err error) {
 
 // open dials every requested connection, Parallel at a time, and returns
 // once each has its response headers (the server has taken the subscriber).
-func (w *worker) open(req workerRequest) workerResponse {
+func (w *worker) open(req Request) Response {
 	parallel := max(req.Parallel, 1)
-	timeout := cmp(req.DialTimeout, 30*time.Second)
+	timeout := orDefault(req.DialTimeout, 30*time.Second)
 	sem := make(chan struct{}, parallel)
 	var (
 		wg     sync.WaitGroup
 		mu     sync.Mutex
-		resp   workerResponse
+		resp   Response
 		opened []*clientConn
 	)
 	for _, g := range req.Groups {
@@ -202,7 +217,8 @@ func (w *worker) open(req workerRequest) workerResponse {
 	return resp
 }
 
-func cmp(d, def time.Duration) time.Duration {
+// orDefault is d, or def when d is not positive.
+func orDefault(d, def time.Duration) time.Duration {
 	if d > 0 {
 		return d
 	}
@@ -231,7 +247,7 @@ type clientConn struct {
 	now        int64 // receive time of the current read, unix ns
 }
 
-func (w *worker) dial(addr string, g connGroup, timeout time.Duration) (*clientConn, error) {
+func (w *worker) dial(addr string, g ConnGroup, timeout time.Duration) (*clientConn, error) {
 	deadline := time.Now().Add(timeout)
 	nc, err := net.DialTimeout("tcp", addr, timeout)
 	if err != nil {
@@ -256,7 +272,7 @@ func (w *worker) dial(addr string, g connGroup, timeout time.Duration) (*clientC
 	}
 	_ = nc.SetDeadline(time.Time{})
 	c := &clientConn{w: w, stream: []byte(g.Stream), nc: nc}
-	p := &sseParser{chunked: chunked, onEvent: c.event, onComment: func() { c.comments.Add(1) }}
+	p := &sseparse.Parser{Chunked: chunked, OnEvent: c.event, OnComment: func() { c.comments.Add(1) }}
 	go c.read(buf, n, p)
 	return c, nil
 }
@@ -288,12 +304,12 @@ func readHeaders(nc net.Conn, buf []byte) (body int, chunked bool, err error) {
 
 // read is the connection's goroutine; buf[:n] holds the body bytes that
 // arrived with the response head.
-func (c *clientConn) read(buf []byte, n int, p *sseParser) {
+func (c *clientConn) read(buf []byte, n int, p *sseparse.Parser) {
 	defer c.nc.Close()
 	for {
 		if n > 0 {
 			c.now = time.Now().UnixNano()
-			if err := p.feed(buf[:n]); err != nil {
+			if err := p.Feed(buf[:n]); err != nil {
 				c.fail(err)
 				return
 			}
@@ -379,7 +395,7 @@ func parseUint(b []byte) (int64, bool) {
 
 // report sums the connections' counters against expected, waiting up to
 // wait for every connection to have every expected event.
-func (w *worker) report(expected map[string]int64, wait time.Duration) workerReport {
+func (w *worker) report(expected map[string]int64, wait time.Duration) Report {
 	w.mu.Lock()
 	conns := w.conns
 	w.mu.Unlock()
@@ -397,7 +413,7 @@ func (w *worker) report(expected map[string]int64, wait time.Duration) workerRep
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	r := workerReport{Conns: len(conns), Complete: complete(), MinGot: -1}
+	r := Report{Conns: len(conns), Complete: complete(), MinGot: -1}
 	for _, c := range conns {
 		exp := expected[string(c.stream)]
 		got := c.distinct.Load()
@@ -437,4 +453,19 @@ func (w *worker) closeAll() {
 	for _, c := range conns {
 		_ = c.nc.Close()
 	}
+}
+
+// AddOutcome adds x's delivery outcome (connections still open or dropped,
+// deliveries, completeness, faults, errors) to r.
+func (r *Report) AddOutcome(x *Report) {
+	r.Open += x.Open
+	r.Dropped += x.Dropped
+	r.Deliveries += x.Deliveries
+	r.Complete = r.Complete && x.Complete
+	r.Missing += x.Missing
+	r.Duplicates += x.Duplicates
+	r.Reordered += x.Reordered
+	r.Unexpected += x.Unexpected
+	r.Gaps += x.Gaps
+	r.Errors = append(r.Errors, x.Errors...)
 }

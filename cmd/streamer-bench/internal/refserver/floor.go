@@ -1,21 +1,12 @@
-package main
+package refserver
 
 import (
-	"bufio"
-	"bytes"
-	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"strconv"
 	"sync"
 	"syscall"
-	"time"
 )
 
 // The floor: not an SSE server anyone would run, but the least a server can
@@ -40,38 +31,17 @@ type floorSub struct {
 	dead bool
 }
 
-func floorMain(args []string) int {
+// FloorMain runs the floor server with the flags in args until SIGTERM or
+// SIGINT, and returns the exit code.
+func FloorMain(args []string) int {
 	fs := flag.NewFlagSet("streamer-bench floor-server", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:8091", "listen address")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (profiling runs)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	if *pprofAddr != "" {
-		go servePprof(*pprofAddr)
-	}
 	f := &floorServer{subs: map[string][]*floorSub{}}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /events", f.handleEvents)
-	mux.HandleFunc("POST /publish", f.handlePublish)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "floor-server:", err)
-		return 1
-	}
-	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
-	}()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		fmt.Fprintln(os.Stderr, "floor-server:", err)
-		return 1
-	}
-	return 0
+	return serve("floor-server", *addr, *pprofAddr, routes(f.handleEvents, f.handlePublish), 0)
 }
 
 func (f *floorServer) handleEvents(w http.ResponseWriter, r *http.Request) {
@@ -97,29 +67,16 @@ func (f *floorServer) handleEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *floorServer) handlePublish(w http.ResponseWriter, r *http.Request) {
-	sc := bufio.NewScanner(r.Body)
-	sc.Buffer(make([]byte, 64<<10), 2<<20)
-	for sc.Scan() {
-		stream, data, ok := bytes.Cut(sc.Bytes(), []byte{'\t'})
-		if !ok {
-			http.Error(w, "want <stream>\\t<data> per line", http.StatusBadRequest)
-			return
-		}
-		f.publish(string(stream), data)
+	if _, ok := readPublish(w, r, f.publish); ok {
+		io.WriteString(w, "ok\n")
 	}
-	io.WriteString(w, "ok\n")
 }
 
 func (f *floorServer) publish(stream string, data []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.nextID++
-	frame := make([]byte, 0, len(data)+32)
-	frame = append(frame, "id: "...)
-	frame = strconv.AppendInt(frame, f.nextID, 10)
-	frame = append(frame, "\ndata: "...)
-	frame = append(frame, data...)
-	frame = append(frame, "\n\n"...)
+	frame := encodeFrame(f.nextID, data)
 	for _, s := range f.subs[stream] {
 		if s.dead {
 			continue

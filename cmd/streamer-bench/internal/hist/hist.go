@@ -1,4 +1,14 @@
-package main
+// Package hist records latencies in a log-linear histogram that many
+// goroutines may record into at once, and merges the snapshots of several
+// processes for quantiles.
+//
+// # Invariants
+//
+//   - Every recorded value v falls in a bucket whose upper bound is at most
+//     1/64 above v, so a quantile is at most 1.6% above the true value.
+//   - A Snapshot holds only the non-empty buckets; merging snapshots in any
+//     order gives the same Latencies.
+package hist
 
 import (
 	"math/bits"
@@ -13,15 +23,16 @@ const histBits = 6
 // histBuckets covers every non-negative int64.
 const histBuckets = (64 - histBits) << histBits
 
-// histogram is a log-linear histogram of durations in nanoseconds (the
+// Histogram is a log-linear histogram of durations in nanoseconds (the
 // layout of HdrHistogram with 64 sub-buckets), safe for concurrent Record.
 // Its exact maximum is kept on the side.
-type histogram struct {
+type Histogram struct {
 	counts [histBuckets]atomic.Uint64
 	max    atomic.Int64
 	min    atomic.Int64 // 0: no sample yet (a sample of 0 is stored as 1)
 }
 
+// bucketOf is the bucket that holds v.
 func bucketOf(v uint64) int {
 	if v < 1<<histBits {
 		return int(v)
@@ -40,7 +51,8 @@ func bucketUpper(i int) int64 {
 	return (m+1)<<e - 1
 }
 
-func (h *histogram) Record(d time.Duration) {
+// Record adds one sample; a negative one counts as 0.
+func (h *Histogram) Record(d time.Duration) {
 	v := max(int64(d), 0)
 	h.counts[bucketOf(uint64(v))].Add(1)
 	for {
@@ -57,7 +69,9 @@ func (h *histogram) Record(d time.Duration) {
 	}
 }
 
-func (h *histogram) Reset() {
+// Reset empties the histogram. Samples recorded during Reset may or may
+// not survive it.
+func (h *Histogram) Reset() {
 	for i := range h.counts {
 		h.counts[i].Store(0)
 	}
@@ -65,16 +79,17 @@ func (h *histogram) Reset() {
 	h.min.Store(0)
 }
 
-// histSnapshot is a histogram's contents, sparse, for the wire and for
+// Snapshot is a histogram's contents, sparse, for the wire and for
 // merging: Buckets holds [index, count] pairs.
-type histSnapshot struct {
+type Snapshot struct {
 	Buckets [][2]uint64 `json:"buckets,omitempty"`
 	Max     int64       `json:"max"`
 	Min     int64       `json:"min"`
 }
 
-func (h *histogram) Snapshot() histSnapshot {
-	var s histSnapshot
+// Snapshot returns the histogram's contents.
+func (h *Histogram) Snapshot() Snapshot {
+	var s Snapshot
 	for i := range h.counts {
 		if n := h.counts[i].Load(); n > 0 {
 			s.Buckets = append(s.Buckets, [2]uint64{uint64(i), n})
@@ -84,15 +99,16 @@ func (h *histogram) Snapshot() histSnapshot {
 	return s
 }
 
-// latencies is a merged histogram, for quantiles.
-type latencies struct {
+// Latencies is a merged histogram, for quantiles.
+type Latencies struct {
 	counts map[int]uint64
 	total  uint64
 	max    int64
 	min    int64
 }
 
-func (l *latencies) add(s histSnapshot) {
+// Add merges s into l.
+func (l *Latencies) Add(s Snapshot) {
 	if l.counts == nil {
 		l.counts = map[int]uint64{}
 	}
@@ -106,9 +122,9 @@ func (l *latencies) add(s histSnapshot) {
 	}
 }
 
-// quantile returns the upper bound of the bucket holding quantile q (within
+// Quantile returns the upper bound of the bucket holding quantile q (within
 // 1.6% above the true value), or 0 with no samples.
-func (l *latencies) quantile(q float64) time.Duration {
+func (l *Latencies) Quantile(q float64) time.Duration {
 	if l.total == 0 {
 		return 0
 	}
@@ -123,3 +139,10 @@ func (l *latencies) quantile(q float64) time.Duration {
 	}
 	return time.Duration(l.max)
 }
+
+// Max is the largest sample merged, exactly.
+func (l *Latencies) Max() time.Duration { return time.Duration(l.max) }
+
+// Min is the smallest sample merged, exactly (a sample of 0 counts as 1 ns);
+// 0 with no samples.
+func (l *Latencies) Min() time.Duration { return time.Duration(l.min) }

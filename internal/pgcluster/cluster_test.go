@@ -1,0 +1,129 @@
+package pgcluster
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/streamer-dev/streamer/internal/testenv"
+)
+
+// testTimeout bounds each test's cluster work.
+const testTimeout = 2 * time.Minute
+
+// start starts a cluster for t, or skips t (fails it under CI=true) when
+// this machine has no PostgreSQL binaries.
+func start(t *testing.T, settings ...string) *Cluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	c, err := Start(ctx, settings...)
+	var unavailable *UnavailableError
+	if errors.As(err, &unavailable) {
+		testenv.Unavailable(t, "no throwaway cluster on this machine: %v", err)
+	}
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+		defer cancel()
+		_ = c.Stop(ctx)
+	})
+	return c
+}
+
+func TestStart(t *testing.T) {
+	t.Parallel()
+	c := start(t, "work_mem = '7MB'", "application_name = 'pgcluster_test'")
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+
+	conn, err := pgx.Connect(ctx, c.ConnString())
+	require.NoError(t, err)
+	var workMem, fsync, listen string
+	require.NoError(t, conn.QueryRow(ctx,
+		"SELECT current_setting('work_mem'), current_setting('fsync'), current_setting('listen_addresses')",
+	).Scan(&workMem, &fsync, &listen))
+	require.NoError(t, conn.Close(ctx))
+	require.Equal(t, "7MB", workMem, "settings are written before the server starts")
+	require.Equal(t, "off", fsync, "ServerArgs apply")
+	require.Empty(t, listen, "no TCP port")
+
+	owner, err := os.ReadFile(filepath.Join(c.dir, ownerFile))
+	require.NoError(t, err)
+	require.Equal(t, strconv.Itoa(os.Getpid()), string(owner))
+
+	require.NoError(t, c.Stop(ctx))
+	require.NoDirExists(t, c.dir, "Stop removes the directory")
+	require.NoError(t, c.Stop(ctx), "a second Stop returns the first one's result")
+	_, err = pgx.Connect(ctx, c.ConnString())
+	require.Error(t, err, "the server is gone")
+}
+
+func TestStopReportsAnEarlyExit(t *testing.T) {
+	t.Parallel()
+	c := start(t)
+	require.NoError(t, c.proc.Kill())
+	<-c.exited
+
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	err := c.Stop(ctx)
+	require.ErrorContains(t, err, "postgres exited before it was stopped")
+	require.NoDirExists(t, c.dir, "the directory is removed all the same")
+}
+
+func TestRemoveAbandoned(t *testing.T) {
+	t.Parallel()
+	parent := t.TempDir()
+
+	// A process that has exited: its pid is free until reused, which
+	// within this test it is not likely to be.
+	dead := exec.Command("true")
+	require.NoError(t, dead.Run())
+	mk := func(name string, owner string) string {
+		dir := filepath.Join(parent, name)
+		require.NoError(t, os.Mkdir(dir, 0o700))
+		if owner != "" {
+			require.NoError(t, os.WriteFile(filepath.Join(dir, ownerFile), []byte(owner), 0o644))
+		}
+		return dir
+	}
+	abandoned := mk(dirPrefix+"dead", strconv.Itoa(dead.ProcessState.Pid()))
+	alive := mk(dirPrefix+"alive", strconv.Itoa(os.Getpid()))
+	ownerless := mk(dirPrefix+"ownerless", "")
+	other := mk("other", strconv.Itoa(dead.ProcessState.Pid()))
+
+	removeAbandoned(parent)
+	require.NoDirExists(t, abandoned)
+	require.DirExists(t, alive)
+	require.DirExists(t, ownerless)
+	require.DirExists(t, other, "only cluster directories are touched")
+}
+
+func TestUsableParent(t *testing.T) {
+	t.Parallel()
+	require.True(t, usableParent(t.TempDir(), 0, nil))
+	long := "/tmp/" + strings.Repeat("x", 80)
+	require.False(t, usableParent(long, 0, nil), "a socket path over 107 bytes")
+	require.False(t, usableParent(filepath.Join(t.TempDir(), "missing"), 0, nil))
+}
+
+func TestOthersCanTraverse(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	// /tmp's sticky bit does not make it unsearchable.
+	require.True(t, othersCanTraverse("/tmp"))
+	require.NoError(t, os.Chmod(dir, 0o700))
+	require.False(t, othersCanTraverse(dir))
+	require.NoError(t, os.Chmod(dir, 0o701))
+	require.Equal(t, othersCanTraverse(filepath.Dir(dir)), othersCanTraverse(dir))
+}

@@ -1,0 +1,11 @@
+// Package scripts holds no Go code: its shell scripts serve the Makefile
+// (devdb.sh the development database, ensure-deps.sh the system
+// packages), and its tests run them as a new user would.
+//
+// # Invariants
+//
+//   - scripts/devdb.sh start works from a checkout anywhere: in /tmp, in a
+//     path with spaces, and as root under a home directory of mode 0700,
+//     where the cluster lives under /var/tmp instead, and start says where.
+//     It never advises loosening a permission (TestDevDBFromAnywhere).
+package scripts
