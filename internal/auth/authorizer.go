@@ -49,6 +49,9 @@ func New(cfg Config) (*Authorizer, error) {
 		return nil, err
 	}
 	a := &Authorizer{cfg: cfg, enabled: cfg.Enabled(), signals: cfg.TestSignals}
+	if a.signals == nil {
+		a.signals = &TestSignals{} // inert
+	}
 	if len(cfg.Secret) > 0 {
 		a.secret = slices.Clone(cfg.Secret)
 		a.algs = append(a.algs, hmacAlgs...)
@@ -105,10 +108,7 @@ func (a *Authorizer) Start(ctx context.Context) error {
 		return nil
 	}
 	if a.jwks != nil {
-		fctx, cancel := context.WithTimeout(ctx, a.cfg.HTTPClient.Timeout+time.Second)
-		err := a.jwks.fetch(fctx)
-		cancel()
-		if err != nil {
+		if err := a.jwks.fetch(ctx); err != nil {
 			byStop := errors.Is(context.Cause(ctx), startstop.ErrStop)
 			stopped() // cancels ctx with ErrStop: read the cause first
 			if byStop {

@@ -43,7 +43,8 @@ type Config struct {
 	// Logger receives JWKS refresh failures and configuration warnings.
 	// The zero Logger discards.
 	Logger zerolog.Logger
-	// HTTPClient fetches the JWKS; nil means a client with a 10 s timeout.
+	// HTTPClient fetches the JWKS; nil means http.DefaultClient. Each
+	// fetch is bounded to 10 s whatever the client.
 	HTTPClient *http.Client
 	// Now is the clock; nil means time.Now. Tests inject one.
 	Now func() time.Time
@@ -66,7 +67,7 @@ func (c *Config) withDefaults() (Config, error) {
 		cfg.Cookie = DefaultCookie
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+		cfg.HTTPClient = http.DefaultClient
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

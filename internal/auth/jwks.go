@@ -23,8 +23,12 @@ const (
 	JWKSUnknownKIDInterval = 10 * time.Second
 )
 
-// jwksMaxBody bounds a JWKS response.
-const jwksMaxBody = 1 << 20
+// jwksMaxBody bounds a JWKS response, jwksFetchTimeout each fetch (also
+// the one an unknown kid makes a request wait for).
+const (
+	jwksMaxBody      = 1 << 20
+	jwksFetchTimeout = 10 * time.Second
+)
 
 // errKeyNotFound is a kid that is not in the JWKS, even after a refetch.
 var errKeyNotFound = errors.New("no key with this kid in the JWKS")
@@ -118,6 +122,8 @@ func (c *jwksCache) fetch(ctx context.Context) error {
 }
 
 func (c *jwksCache) fetchLocked(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, jwksFetchTimeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
 	if err != nil {
 		return fmt.Errorf("jwks request: %w", err)
