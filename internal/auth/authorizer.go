@@ -178,44 +178,67 @@ func (a *Authorizer) Subscriber(r *http.Request, streams []string) (Principal, *
 	return p, nil
 }
 
-// Publisher authorizes a POST /publish request whose events go to streams.
-// The token is read from the Authorization header only. With anonymous
-// publishing on, a request without a token is allowed, and so is any
-// stream of a valid token; a token that is offered must still be valid.
-func (a *Authorizer) Publisher(r *http.Request, streams []string) (Principal, *Error) {
-	if !a.enabled {
-		if a.cfg.AllowAnonymousPublish {
-			return Anonymous, nil
-		}
-		return Anonymous, noTokenError("publishing to", firstOr(streams))
-	}
+// PublishGrant is what a POST /publish request may do, decided from its
+// headers alone, before the body is read: an unauthenticated client then
+// never gets its body read. Allow checks the events' streams afterwards.
+type PublishGrant struct {
+	// Principal is who publishes (Anonymous without a token).
+	Principal Principal
+	any       bool     // anonymous publishing: every stream
+	patterns  []string // the token's publish patterns
+}
+
+// PublishGrant authorizes a POST /publish request as far as its headers
+// allow. The token is read from the Authorization header only. With
+// anonymous publishing on, a request without a token is allowed, and so
+// is any stream of a valid token; a token that is offered must still be
+// valid.
+func (a *Authorizer) PublishGrant(r *http.Request) (PublishGrant, *Error) {
 	tok, src := PublisherToken(r)
-	if src == SourceNone {
-		if a.cfg.AllowAnonymousPublish {
-			return Anonymous, nil
-		}
-		return Anonymous, noTokenError("publishing to", firstOr(streams))
+	switch {
+	case !a.enabled && a.cfg.AllowAnonymousPublish, a.enabled && src == SourceNone && a.cfg.AllowAnonymousPublish:
+		return PublishGrant{Principal: Anonymous, any: true}, nil
+	case !a.enabled:
+		return PublishGrant{}, &Error{Reason: ReasonNoToken, Message: msgNoPublishKey}
+	case src == SourceNone:
+		return PublishGrant{}, noTokenError("publishing to", "")
 	}
 	p, c, aerr := a.verify(r.Context(), tok)
 	if aerr != nil {
-		return Anonymous, aerr
+		return PublishGrant{}, aerr
 	}
-	if a.cfg.AllowAnonymousPublish {
-		return p, nil
-	}
-	for _, s := range streams {
-		if !matchAny(c.Streamer.Publish, s, c.Subject) {
-			return Anonymous, forbiddenError("publishing to", s)
-		}
-	}
-	return p, nil
+	return PublishGrant{Principal: p, any: a.cfg.AllowAnonymousPublish, patterns: c.Streamer.Publish}, nil
 }
 
-func firstOr(streams []string) string {
-	if len(streams) == 0 {
-		return ""
+// msgNoPublishKey explains a refusal no token can avoid.
+const msgNoPublishKey = "no token: publishing needs credentials and no key is configured; " +
+	"to accept POST /publish without credentials set STREAMER_ALLOW_ANONYMOUS_PUBLISH=true (or --allow-anonymous-publish)"
+
+// Allow checks every stream of the request's events (duplicates are
+// fine) against the grant: 403 naming the first stream not allowed.
+func (g PublishGrant) Allow(streams []string) *Error {
+	if g.any {
+		return nil
 	}
-	return streams[0]
+	for _, s := range streams {
+		if !matchAny(g.patterns, s, g.Principal.Subject) {
+			return forbiddenError("publishing to", s)
+		}
+	}
+	return nil
+}
+
+// Publisher is PublishGrant and Allow in one call, for callers that have
+// the streams at hand.
+func (a *Authorizer) Publisher(r *http.Request, streams []string) (Principal, *Error) {
+	g, aerr := a.PublishGrant(r)
+	if aerr == nil {
+		aerr = g.Allow(streams)
+	}
+	if aerr != nil {
+		return Anonymous, aerr
+	}
+	return g.Principal, nil
 }
 
 // Claims is what streamer reads from a token.

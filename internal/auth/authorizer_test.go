@@ -304,14 +304,14 @@ func TestPublisher(t *testing.T) {
 	}{
 		{"header", a, newRequest("POST", withHeader(tok)), []string{"orders:1", "user:svc", "orders:2"}, "", ""},
 		{"stream not in publish", a, newRequest("POST", withHeader(tok)), []string{"orders:1", "payments:1"}, ReasonForbidden, "payments:1"},
-		{"no token", a, newRequest("POST"), []string{"orders:1"}, ReasonNoToken, "orders:1"},
-		{"cookie is not read", a, newRequest("POST", withCookie(DefaultCookie, tok)), []string{"orders:1"}, ReasonNoToken, "orders:1"},
-		{"query is not read", a, newRequest("POST", withQuery(tok)), []string{"orders:1"}, ReasonNoToken, "orders:1"},
+		{"no token", a, newRequest("POST"), []string{"orders:1"}, ReasonNoToken, ""},
+		{"cookie is not read", a, newRequest("POST", withCookie(DefaultCookie, tok)), []string{"orders:1"}, ReasonNoToken, ""},
+		{"query is not read", a, newRequest("POST", withQuery(tok)), []string{"orders:1"}, ReasonNoToken, ""},
 		{"bad token", a, newRequest("POST", withHeader("x")), []string{"orders:1"}, ReasonMalformed, ""},
 		{"anonymous publishing without token", anon, newRequest("POST"), []string{"payments:1"}, "", ""},
 		{"anonymous publishing with a token, any stream", anon, newRequest("POST", withHeader(tok)), []string{"payments:1"}, "", ""},
 		{"anonymous publishing still refuses a bad token", anon, newRequest("POST", withHeader("x")), []string{"payments:1"}, ReasonMalformed, ""},
-		{"no keys, anonymous publishing off", off, newRequest("POST", withHeader(tok)), []string{"orders:1"}, ReasonNoToken, "orders:1"},
+		{"no keys, anonymous publishing off", off, newRequest("POST", withHeader(tok)), []string{"orders:1"}, ReasonNoToken, ""},
 		{"no keys, anonymous publishing on", offAnon, newRequest("POST"), []string{"orders:1"}, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -326,6 +326,22 @@ func TestPublisher(t *testing.T) {
 			require.Equal(t, tc.stream, aerr.Stream)
 		})
 	}
+
+	t.Run("grant before the body, streams after", func(t *testing.T) {
+		t.Parallel()
+		g, aerr := a.PublishGrant(newRequest("POST", withHeader(tok)))
+		require.Nil(t, aerr)
+		require.Equal(t, "svc", g.Principal.Subject)
+		require.Nil(t, g.Allow([]string{"orders:1", "orders:1", "user:svc"}))
+		aerr = g.Allow([]string{"orders:1", "user:other"})
+		require.NotNil(t, aerr)
+		require.Equal(t, "user:other", aerr.Stream)
+
+		_, aerr = a.PublishGrant(newRequest("POST"))
+		require.Equal(t, written(aerr).WWW, wwwNone)
+		_, aerr = off.PublishGrant(newRequest("POST"))
+		require.Contains(t, aerr.Message, "STREAMER_ALLOW_ANONYMOUS_PUBLISH")
+	})
 }
 
 func TestDisabled(t *testing.T) {

@@ -32,13 +32,26 @@
 //	// p.CloseAt(): when non-zero, send event: streamer.reauth and close
 //	// the connection then (exp plus Leeway).
 //
-// POST /publish, after the body was decoded (the streams of all events,
-// duplicates allowed):
+// POST /publish, in two steps so that the body of an unauthenticated
+// request is never read: the grant from the headers first (this replaces
+// server.PublishConfig.Authorize and its AllowAnonymous check, which
+// PublishGrant already applies), then the streams of the decoded events
+// (duplicates allowed):
 //
-//	if _, aerr := authz.Publisher(r, streams); aerr != nil {
+//	grant, aerr := authz.PublishGrant(r) // before reading the body
+//	if aerr != nil {
 //		auth.WriteError(w, aerr)
 //		return
 //	}
+//	// ... read and decode the body ...
+//	if aerr := grant.Allow(streams); aerr != nil {
+//		auth.WriteError(w, aerr) // 403 naming the stream
+//		return
+//	}
+//
+// CORS (internal/cors) and the client address and per-address limit
+// (internal/clientaddr) are separate middlewares; their doc.go files show
+// where they mount.
 //
 // Every log line that names a request's URL uses [RedactRequestURI] (or
 // [RedactURL]); none logs the Authorization or Cookie header. A log line
@@ -73,7 +86,13 @@
 //   - Public stream patterns match with no sub: "{sub}" in them matches
 //     nothing.
 //   - The JWKS keys are replaced only by a successful fetch; a failed one
-//     keeps the previous keys. Fetches run one at a time.
+//     keeps the previous keys. Fetches run one at a time, each bounded to
+//     10 s; symmetric ("oct") keys in a JWKS are ignored.
+//   - An unknown kid refetches the JWKS at most once per
+//     [JWKSUnknownKIDInterval], whatever the number of requests; a request
+//     refused by that limit is not held up.
+//   - The body of a POST /publish whose headers do not authorize it need
+//     not be read: [Authorizer.PublishGrant] decides from the headers.
 //   - The refresh goroutine is the Authorizer's own: Stop returns after it
 //     exited.
 package auth
