@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -166,6 +167,30 @@ func TestJWKS(t *testing.T) {
 		clk.Advance(time.Millisecond)
 		require.Nil(t, subscribe(t, a, unknown))
 		require.EqualValues(t, 3, srv.fetches.Load())
+	})
+
+	t.Run("concurrent requests for a new kid share one refetch", func(t *testing.T) {
+		t.Parallel()
+		srv := newJWKSServer(t)
+		srv.serve(t, "k1", crypto.PublicKey(&k.rsa.PublicKey))
+		clk := newClock()
+		a := startAuthorizer(t, Config{JWKSURL: srv.URL, Now: clk.Now})
+		srv.serve(t, "k1", crypto.PublicKey(&k.rsa.PublicKey), "k2", crypto.PublicKey(&k.p256.PublicKey))
+		tok2 := sign(t, jwt.SigningMethodES256, k.p256, claims(clk.Now(), "alice", "orders:*"), "kid", "k2")
+		var wg sync.WaitGroup
+		errs := make(chan *Error, 16)
+		for range 16 {
+			wg.Go(func() {
+				_, aerr := a.Subscriber(newRequest("GET", withHeader(tok2)), []string{"orders:1"})
+				errs <- aerr
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for aerr := range errs {
+			require.Nil(t, aerr, "a request that lost the race reads the keys the winner fetched")
+		}
+		require.EqualValues(t, 2, srv.fetches.Load(), "one fetch at start, one for k2")
 	})
 
 	t.Run("periodic refresh", func(t *testing.T) {
