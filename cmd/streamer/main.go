@@ -2,6 +2,7 @@
 //
 //	streamer migrate   apply the embedded migrations to DATABASE_URL
 //	streamer serve     run the HTTP server until SIGTERM or SIGINT
+//	streamer token     print a token signed with the HMAC secret (development)
 package main
 
 import (
@@ -22,6 +23,7 @@ const usage = `streamer: Server-Sent Events from PostgreSQL
 Usage:
   streamer migrate [flags]   apply the embedded migrations to DATABASE_URL
   streamer serve [flags]     serve HTTP until SIGTERM/SIGINT
+  streamer token [flags]     print a token signed with STREAMER_JWT_SECRET
   streamer <command> --help  list the command's flags
 
 `
@@ -44,6 +46,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = migrateCommand(ctx, args[1:], stdout)
 	case "serve":
 		err = serveCommand(ctx, args[1:], stdout, stderr)
+	case "token":
+		err = tokenCommand(args[1:], stdout)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		var cfg serveConfig

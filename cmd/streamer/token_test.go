@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/streamer-dev/streamer/internal/auth"
+)
+
+const tokenTestSecret = "0123456789abcdef0123456789abcdef"
+
+// TestTokenCommand mints tokens with streamer token and checks them with
+// the Authorizer the server uses, configured from the same variables.
+func TestTokenCommand(t *testing.T) {
+	t.Setenv("STREAMER_JWT_SECRET", tokenTestSecret)
+	t.Setenv("STREAMER_JWT_ISSUER", "dev")
+	t.Setenv("STREAMER_JWT_AUDIENCE", "streamer")
+
+	mint := func(t *testing.T, args ...string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		require.Equal(t, 0, run(append([]string{"token"}, args...), &out, &errOut), errOut.String())
+		tok := strings.TrimSuffix(out.String(), "\n")
+		require.NotContains(t, tok, "\n", "one token, one line")
+		return tok
+	}
+
+	var af authFlags
+	s := newSettings("test", &bytes.Buffer{})
+	af.bind(s)
+	require.NoError(t, s.parse(nil, ""))
+	a, err := af.authorizer(false, zerolog.Nop())
+	require.NoError(t, err)
+
+	tok := mint(t, "--sub", "alice", "--subscribe", "orders:*, user:{sub}", "--publish", "orders:*", "--audience", "team:7,team:8", "--ttl", "10m")
+	req := httptest.NewRequest("GET", "/events", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	p, aerr := a.Subscriber(req, []string{"orders:1", "user:alice"})
+	require.Nil(t, aerr)
+	require.Equal(t, "alice", p.Subject)
+	require.Equal(t, []string{"alice", "team:7", "team:8"}, p.Audience)
+	require.WithinDuration(t, time.Now().Add(10*time.Minute), p.Expiry, 5*time.Second)
+	_, aerr = a.Publisher(req, []string{"orders:1"})
+	require.Nil(t, aerr)
+	_, aerr = a.Publisher(req, []string{"user:alice"})
+	require.NotNil(t, aerr)
+	require.Equal(t, auth.ReasonForbidden, aerr.Reason)
+
+	t.Run("claims and algorithm", func(t *testing.T) {
+		tok := mint(t, "--alg", "HS512", "--ttl", "0")
+		var c auth.Claims
+		parsed, err := jwt.NewParser().ParseWithClaims(tok, &c, func(*jwt.Token) (any, error) { return []byte(tokenTestSecret), nil })
+		require.NoError(t, err)
+		require.Equal(t, "HS512", parsed.Method.Alg())
+		require.Nil(t, c.ExpiresAt, "ttl 0: no exp")
+		require.Equal(t, "dev", c.Issuer)
+		require.Equal(t, jwt.ClaimStrings{"streamer"}, c.Audience)
+	})
+
+	t.Run("refusals", func(t *testing.T) {
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"--jwt-secret", ""}, "STREAMER_JWT_SECRET (or --jwt-secret) is required"},
+			{[]string{"--alg", "RS256"}, "algorithm"},
+			{[]string{"--ttl", "-1s"}, "negative ttl"},
+			{[]string{"extra"}, "unexpected arguments"},
+		} {
+			var out, errOut bytes.Buffer
+			require.Equal(t, 1, run(append([]string{"token"}, tc.args...), &out, &errOut))
+			require.Contains(t, errOut.String(), tc.want)
+			require.Empty(t, out.String())
+			require.NotContains(t, errOut.String(), tokenTestSecret)
+		}
+	})
+
+	t.Run("help", func(t *testing.T) {
+		var out, errOut bytes.Buffer
+		require.Equal(t, 0, run([]string{"token", "--help"}, &out, &errOut))
+		for _, want := range []string{"--jwt-secret", "STREAMER_JWT_SECRET", "--sub", "--subscribe", "--publish", "--audience", "--ttl", "1h", "--alg"} {
+			require.Contains(t, out.String(), want)
+		}
+		require.NotContains(t, out.String(), tokenTestSecret, "help shows defaults, not the secret")
+	})
+}
+
+func TestAuthFlags(t *testing.T) {
+	t.Setenv("STREAMER_JWT_SECRET", tokenTestSecret)
+	t.Setenv("STREAMER_PUBLIC_STREAMS", "news,public:*")
+	t.Setenv("STREAMER_MAX_CONNECTIONS_PER_IP", "nope")
+	t.Setenv("STREAMER_TRUSTED_PROXIES", "10.0.0.0/8")
+	t.Setenv("STREAMER_CORS_ORIGINS", "https://app.example.com")
+
+	var help bytes.Buffer
+	var af authFlags
+	s := newSettings("streamer serve", &help)
+	af.bind(s)
+	require.ErrorContains(t, s.parse(nil, ""), "STREAMER_MAX_CONNECTIONS_PER_IP", "a bad value is reported")
+
+	af = authFlags{}
+	s = newSettings("streamer serve", &help)
+	af.bind(s)
+	require.NoError(t, s.parse([]string{"--max-connections-per-ip", "3", "--auth-cookie", "sess"}, ""), "a flag overrides a bad env value")
+	require.Equal(t, authFlags{
+		JWTSecret:           tokenTestSecret,
+		PublicStreams:       "news,public:*",
+		AuthCookie:          "sess",
+		CORSOrigins:         "https://app.example.com",
+		TrustedProxies:      "10.0.0.0/8",
+		MaxConnectionsPerIP: 3,
+	}, af)
+
+	s.usage(&help, "")
+	for _, o := range []option{optJWTSecret, optJWTKeyFile, optJWTJWKSURL, optJWTIssuer, optJWTAudience, optPublicStreams, optAuthCookie, optCORSOrigins, optTrustedProxies, optMaxConnsPerIP} {
+		require.Contains(t, help.String(), "--"+o.flag)
+		require.Contains(t, help.String(), o.env)
+	}
+	require.Contains(t, help.String(), "env STREAMER_JWT_SECRET, default (none)")
+	require.Contains(t, help.String(), "env STREAMER_AUTH_COOKIE, default streamer_token")
+	require.NotContains(t, help.String(), tokenTestSecret)
+
+	a, err := af.authorizer(false, zerolog.Nop())
+	require.NoError(t, err)
+	require.True(t, a.Enabled())
+	_, aerr := a.Subscriber(httptest.NewRequest("GET", "/events", nil), []string{"news"})
+	require.Nil(t, aerr, "public streams come from the variable")
+	c, err := af.cors()
+	require.NoError(t, err)
+	require.NotNil(t, c)
+	res, lim, err := af.clientAddr()
+	require.NoError(t, err)
+	require.NotNil(t, res)
+	require.NotNil(t, lim)
+
+	bad := af
+	bad.TrustedProxies = "10.0.0.0/99"
+	_, _, err = bad.clientAddr()
+	require.ErrorContains(t, err, "STREAMER_TRUSTED_PROXIES")
+	bad = af
+	bad.CORSOrigins = "app.example.com"
+	_, err = bad.cors()
+	require.ErrorContains(t, err, "STREAMER_CORS_ORIGINS")
+	bad = af
+	bad.JWTPublicKeyFile = filepath.Join(t.TempDir(), "missing.pem")
+	_, err = bad.authorizer(false, zerolog.Nop())
+	require.ErrorIs(t, err, os.ErrNotExist)
+
+	// An Authorizer without JWKS starts and stops like every service.
+	require.NoError(t, a.Start(context.Background()))
+	a.Stop()
+}
