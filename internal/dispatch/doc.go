@@ -172,4 +172,7 @@
 //     way each wake costs one read per page.
 //   - After a run ends, no subscriber of that run is in the registry, and
 //     each has been closed.
+//   - Every frame queued on a connection is reported to Config.Metrics as
+//     delivered exactly once: by the dispatcher goroutine at the end of the
+//     loop turn that queued it, or by the replay worker after its page.
 package dispatch
