@@ -34,9 +34,11 @@
 // packages that own the events call them, each with one line:
 //
 //   - Wrote(frames, bytes): sse, once per write batch to a socket.
-//   - SlowConsumerDisconnected(): sse, where a write makes no progress
-//     within the write timeout. The queue-full case (sse.ErrSlowConsumer
-//     from Enqueue) is counted by the dispatcher already.
+//   - SlowConsumerDisconnected(): sse (or the server's close callback),
+//     where a write makes no progress within the write timeout. The
+//     queue-full case (sse.ErrSlowConsumer from Enqueue, which only the
+//     dispatcher's live path can cause) is counted by the dispatcher
+//     already; counting it again elsewhere would count it twice.
 //   - AuthFailed(): server, at each 401 or 403 of /events or /publish.
 //   - ConnectionRefused(reason): server, at each connection limit or
 //     drain refusal.
@@ -44,8 +46,9 @@
 //
 // # Invariants
 //
-//   - Every series is prefixed streamer_, go_ or process_, has a help text,
-//     and names its unit (_seconds, _bytes, _events, _total).
+//   - Every series is prefixed streamer_, go_ or process_ and has a help
+//     text; counters end in _total, histograms name their unit (_seconds,
+//     _events), byte counts say _bytes.
 //   - A nil source function is skipped, never called.
 //   - Every method is safe on a nil *Metrics and does nothing there.
 //   - Label values come from fixed sets created in New (read kind, refusal
