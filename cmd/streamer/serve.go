@@ -128,6 +128,14 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 	defer pool.Close()
 
 	reg := registry.New[dispatch.Subscriber]()
+	var srv *server.Server // read by the metrics gauges at scrape time
+	var lis *listener.Listener
+	met := metrics.New(metrics.Sources{
+		OpenStreams:       func() int { return srv.OpenStreams() },
+		LiveSubscribers:   reg.Len,
+		LiveStreams:       reg.Streams,
+		ListenerConnected: func() bool { return lis.Connected() },
+	})
 	disp := dispatch.New(dispatch.Config{
 		Pool:     pool,
 		Registry: reg,
@@ -135,6 +143,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		// CPU) room during a reconnect storm.
 		ReplayWorkers: max((int(poolCfg.MaxConns)-2)/2, 1),
 		ReplayRate:    float64(cfg.ReplayRate),
+		Metrics:       met,
 		Logger:        log.With().Str("service", "dispatch").Logger(),
 	})
 	// The dispatcher and the batcher stop when their Start context ends;
@@ -146,8 +155,9 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 	}
 	defer disp.Stop()
 
-	lis := listener.New(listener.Config{
+	lis = listener.New(listener.Config{
 		DatabaseURL: cfg.DatabaseURL,
+		Metrics:     met,
 		Logger:      log.With().Str("service", "listener").Logger(),
 		Waker:       disp,
 	})
@@ -182,6 +192,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		MaxDelay:       delay,
 		QueueEvents:    cfg.PublishQueueEvents,
 		QueueBytes:     cfg.PublishQueueBytes,
+		Metrics:        met,
 		Logger:         log.With().Str("service", "publish").Logger(),
 	})
 	if err := pub.Start(svcCtx); err != nil {
@@ -189,13 +200,6 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 	}
 	defer pub.Stop()
 
-	var srv *server.Server // read by the metrics handler at scrape time
-	scrape := metrics.Handler(metrics.Sources{
-		OpenStreams:       func() int { return srv.OpenStreams() },
-		LiveSubscribers:   reg.Len,
-		LiveStreams:       reg.Streams,
-		ListenerConnected: lis.Connected,
-	})
 	srv = server.New(server.Config{
 		Addr:           cfg.Addr,
 		Heartbeat:      cfg.Heartbeat,
@@ -209,7 +213,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		Listener:       lis,
 		Logger:         log.With().Str("service", "http").Logger(),
 		UI:             inspector,
-		Metrics:        scrape,
+		Metrics:        met.Handler(),
 		Publish: server.PublishConfig{
 			Publisher:      pub,
 			AllowAnonymous: cfg.AnonPublish,

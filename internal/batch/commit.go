@@ -95,6 +95,9 @@ func (b *Batcher) commitUnits(ctx context.Context, units []*unit, prev <-chan st
 		ids, unknown, err := b.attempt(ctx, units, prev)
 		switch {
 		case err == nil:
+			// Counted before the callers hear of it, so that a caller
+			// that got its ids sees the count moved.
+			b.cfg.Metrics.Published(len(ids))
 			off := 0
 			for _, u := range units {
 				n := len(u.events)

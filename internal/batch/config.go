@@ -62,6 +62,9 @@ type Config struct {
 	// Events that Close cuts off are reported by Close instead.
 	OnError func(Failure)
 
+	// Metrics receives a count per committed batch; nil counts nothing.
+	Metrics Metrics
+
 	Logger      zerolog.Logger
 	TestSignals *TestSignals // nil in production
 }
@@ -96,6 +99,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.AttemptTimeout <= 0 {
 		c.AttemptTimeout = DefaultAttemptTimeout
+	}
+	if c.Metrics == nil {
+		c.Metrics = noMetrics{}
 	}
 	return c
 }

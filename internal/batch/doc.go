@@ -105,4 +105,7 @@
 //   - Submissions succeed only while a run is under way and not closing.
 //   - A caller told "not published" (a context error alone, ErrClosed,
 //     ErrFull, a *RuleError) will never see its events committed.
+//   - Config.Metrics is told of each committed transaction once, with its
+//     number of events, before any of its callers is resolved; never of
+//     a transaction that did not commit.
 package batch

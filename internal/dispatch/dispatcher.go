@@ -66,7 +66,10 @@ type Config struct {
 	// connections per second, so that a reconnect storm leaves CPU for live
 	// delivery; it is taken a page at a time. Zero or negative: no bound.
 	ReplayRate float64
-	Logger     zerolog.Logger
+	// Metrics receives delivery counts, read times and the delivery lag;
+	// nil counts nothing.
+	Metrics Metrics
+	Logger  zerolog.Logger
 	// TestSignals, when set and initialised, report progress to tests.
 	TestSignals *TestSignals
 }
@@ -89,6 +92,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.TestSignals == nil {
 		c.TestSignals = &TestSignals{}
+	}
+	if c.Metrics == nil {
+		c.Metrics = noMetrics{}
 	}
 }
 
@@ -134,6 +140,7 @@ type Dispatcher struct {
 	filterStale bool
 	pending     []replayJob
 	retry       *time.Timer
+	queued      int // frames queued since the last flushDelivered
 }
 
 // subState is the dispatcher's private view of one subscriber.

@@ -131,6 +131,18 @@
 // encoded in a byte-bounded cache shared by the replay workers: clients that
 // resume from the same place (a reconnect storm) read each page once.
 //
+// # Metrics
+//
+// Config.Metrics (see metrics.go) is told what was delivered without a
+// lock or an atomic operation per delivery: the dispatcher goroutine counts
+// the frames it queues in a plain integer and reports them once per turn
+// of its loop, and a replay worker once per page. "Delivered" means queued
+// on the connection, not yet written to its socket. The delivery lag is
+// observed once per event of a live read that reached at least one
+// connection, from the commit time the database recorded
+// (streamer.commits.committed_at) to the end of the event's fan-out;
+// replayed events are history and are not observed.
+//
 // # Lifecycle
 //
 // Start reads the head (a bad pool fails Start) and runs the dispatcher
@@ -160,4 +172,7 @@
 //     way each wake costs one read per page.
 //   - After a run ends, no subscriber of that run is in the registry, and
 //     each has been closed.
+//   - Every frame queued on a connection is reported to Config.Metrics as
+//     delivered exactly once: by the dispatcher goroutine at the end of the
+//     loop turn that queued it, or by the replay worker after its page.
 package dispatch

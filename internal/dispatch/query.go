@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -16,6 +17,9 @@ type event struct {
 	stream string
 	typ    string // "" when the row's event is NULL
 	data   string
+	// committed is the commit time the database recorded
+	// (streamer.commits.committed_at), for the delivery lag.
+	committed time.Time
 }
 
 // page is the result of one read.
@@ -43,10 +47,10 @@ WITH head AS (
     SELECT count(*) AS n, max(seq) AS last
     FROM (SELECT seq FROM streamer.commits WHERE seq >= $1 ORDER BY seq LIMIT $3) s
 )
-SELECT head.seq, scanned.n, scanned.last, p.seq, p.id, p.stream, p.event, p.data
+SELECT head.seq, scanned.n, scanned.last, p.seq, p.id, p.stream, p.event, p.data, p.committed_at
 FROM head CROSS JOIN scanned LEFT JOIN LATERAL (
-    SELECT c.seq, e.id, e.stream, e.event, e.data
-    FROM (SELECT seq, txid FROM streamer.commits WHERE seq >= $1 ORDER BY seq LIMIT $3) c
+    SELECT c.seq, e.id, e.stream, e.event, e.data, c.committed_at
+    FROM (SELECT seq, txid, committed_at FROM streamer.commits WHERE seq >= $1 ORDER BY seq LIMIT $3) c
     JOIN LATERAL (
         SELECT e.id, e.stream, e.event, e.data
         FROM streamer.events e
@@ -97,8 +101,9 @@ func readPage(ctx context.Context, pool *pgxpool.Pool, from cursor.Position, str
 			seq, id     *int64
 			stream, typ *string
 			data        *string
+			committed   *time.Time
 		)
-		if err := rows.Scan(&head, &nScanned, &lastCommit, &seq, &id, &stream, &typ, &data); err != nil {
+		if err := rows.Scan(&head, &nScanned, &lastCommit, &seq, &id, &stream, &typ, &data, &committed); err != nil {
 			return page{}, fmt.Errorf("scan event: %w", err)
 		}
 		if seq == nil { // LEFT JOIN: no event after from
@@ -107,6 +112,9 @@ func readPage(ctx context.Context, pool *pgxpool.Pool, from cursor.Position, str
 		ev := event{pos: cursor.Position{Seq: *seq, ID: *id}, stream: *stream, data: *data}
 		if typ != nil {
 			ev.typ = *typ
+		}
+		if committed != nil {
+			ev.committed = *committed
 		}
 		p.events = append(p.events, ev)
 	}

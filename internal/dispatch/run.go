@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/streamer-dev/streamer/internal/cursor"
+	"github.com/streamer-dev/streamer/internal/metrics"
 	"github.com/streamer-dev/streamer/internal/sse"
 )
 
@@ -61,6 +62,7 @@ func (d *Dispatcher) run(ctx context.Context) {
 		case jobs <- next:
 			d.pending = d.pending[1:]
 		}
+		d.flushDelivered()
 	}
 }
 
@@ -109,6 +111,7 @@ func (d *Dispatcher) connect(cmd command) {
 		d.replaying[s][st] = struct{}{}
 	}
 	d.pending = append(d.pending, replayJob{sub: st.sub, round: st.replay, streams: cmd.streams, from: from})
+	d.cfg.Metrics.ReplayStarted()
 }
 
 func (d *Dispatcher) disconnect(sub Subscriber) {
@@ -210,8 +213,10 @@ func (d *Dispatcher) streamsToRead() (streams []string, some bool) {
 // up.
 func (d *Dispatcher) readLive(ctx context.Context) {
 	streams, some := d.streamsToRead()
+	began := time.Now()
 	if !some {
 		head, err := readHead(ctx, d.cfg.Pool)
+		d.cfg.Metrics.DBRead(metrics.ReadHead, time.Since(began))
 		if err != nil {
 			d.readFailed(ctx, err)
 			return
@@ -223,12 +228,15 @@ func (d *Dispatcher) readLive(ctx context.Context) {
 		return
 	}
 	p, err := readPage(ctx, d.cfg.Pool, d.head, streams, d.cfg.PageSize)
+	d.cfg.Metrics.DBRead(metrics.ReadLive, time.Since(began))
 	if err != nil {
 		d.readFailed(ctx, err)
 		return
 	}
 	for i := range p.events {
-		d.fanout(&p.events[i])
+		if d.fanout(&p.events[i]) {
+			d.observeLag(&p.events[i])
+		}
 	}
 	d.head = p.next
 	if p.full {
@@ -250,8 +258,10 @@ func (d *Dispatcher) readFailed(ctx context.Context, err error) {
 }
 
 // fanout delivers ev to the live subscribers of its stream that have not
-// scanned past it, and buffers it for those still replaying.
-func (d *Dispatcher) fanout(ev *event) {
+// scanned past it, and buffers it for those still replaying. It reports
+// whether ev was queued on a live subscriber.
+func (d *Dispatcher) fanout(ev *event) (queued bool) {
+	before := d.queued
 	var frame []byte
 	for _, sub := range d.cfg.Registry.Lookup(ev.stream) {
 		st := d.states[sub]
@@ -274,6 +284,7 @@ func (d *Dispatcher) fanout(ev *event) {
 		}
 		rs.buffer = append(rs.buffer, ev)
 	}
+	return d.queued > before
 }
 
 // deliver enqueues ev for the live subscriber st unless st has already
@@ -290,9 +301,11 @@ func (d *Dispatcher) deliver(st *subState, ev *event, frame []byte) bool {
 	if !st.sub.Enqueue(frame) {
 		// The HTTP side logs the close with the client's address.
 		d.cfg.Logger.Debug().Msg("dropping subscriber that cannot keep up")
+		d.dropped(st.sub)
 		d.forget(st)
 		return false
 	}
+	d.queued++
 	return true
 }
 
@@ -341,17 +354,23 @@ func (d *Dispatcher) replay(ctx context.Context, job replayJob) replayResult {
 			return res
 		}
 		if d.pace != nil && len(p.frames) > 0 {
-			if err := d.pace.WaitN(ctx, len(p.frames)); err != nil {
+			began := time.Now()
+			err := d.pace.WaitN(ctx, len(p.frames))
+			d.cfg.Metrics.ReplayPaced(time.Since(began))
+			if err != nil {
 				res.err = err
 				return res
 			}
 		}
-		for i, frame := range p.frames {
-			if err := job.sub.EnqueueWait(ctx, frame); err != nil {
-				res.err = err
-				return res
-			}
-			res.cursor = p.last[i]
+		n, err := d.enqueuePage(ctx, job.sub, p)
+		if n > 0 {
+			res.cursor = p.last[n-1]
+			d.cfg.Metrics.Delivered(n)
+			d.cfg.Metrics.Replayed(n)
+		}
+		if err != nil {
+			res.err = err
+			return res
 		}
 		res.cursor = p.next
 		if !p.full {
@@ -360,15 +379,29 @@ func (d *Dispatcher) replay(ctx context.Context, job replayJob) replayResult {
 	}
 }
 
+// enqueuePage queues p's frames on sub, waiting for room, and returns how
+// many it queued.
+func (d *Dispatcher) enqueuePage(ctx context.Context, sub Subscriber, p replayedPage) (int, error) {
+	for i, frame := range p.frames {
+		if err := sub.EnqueueWait(ctx, frame); err != nil {
+			return i, err
+		}
+	}
+	return len(p.frames), nil
+}
+
 // replayPage returns the encoded page after from, from the page cache when
 // another replay has read it already.
 func (d *Dispatcher) replayPage(ctx context.Context, from cursor.Position, streams []string) (replayedPage, error) {
 	key := keyFor(from, streams)
 	if cp, ok := d.cache.get(key); ok {
+		d.cfg.Metrics.ReplayPageCached()
 		d.cfg.TestSignals.PageCacheHit.Signal(from)
 		return replayedPage{cachedPage: cp, full: true}, nil
 	}
+	began := time.Now()
 	p, err := readPage(ctx, d.cfg.Pool, from, streams, d.cfg.PageSize)
+	d.cfg.Metrics.DBRead(metrics.ReadReplay, time.Since(began))
 	if err != nil {
 		return replayedPage{}, err
 	}

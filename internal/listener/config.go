@@ -43,6 +43,9 @@ type Config struct {
 	// Required.
 	Waker Waker
 
+	// Metrics receives reconnect counts; nil counts nothing.
+	Metrics Metrics
+
 	// TestSignals, when non-nil and initialised, receives test signals. Nil
 	// in production.
 	TestSignals *TestSignals
@@ -63,6 +66,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBackoff < c.MinBackoff {
 		c.MaxBackoff = c.MinBackoff
+	}
+	if c.Metrics == nil {
+		c.Metrics = noMetrics{}
 	}
 	return c
 }

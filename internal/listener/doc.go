@@ -59,4 +59,6 @@
 //     Listener is a no-op; a stopped Listener can be started again.
 //     Cancelling Start's context stops the Listener as Stop does.
 //   - A nil Config.TestSignals is inert; signals cost nothing in production.
+//   - Config.Metrics is told of every successful LISTEN after a lost
+//     connection, once, and of no other (not the first, in Start).
 package listener

@@ -203,6 +203,7 @@ func (l *Listener) run(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn)
 			conn = c
 			l.connected.Store(true)
 			l.log.Info().Uint32("pid", conn.PgConn().PID()).Int("attempts", attempt+1).Msg("listener: reconnected")
+			l.cfg.Metrics.ListenerReconnected()
 			attempt = 0
 			l.signals.Listening.Signal(conn.PgConn().PID())
 			l.wake(0)

@@ -1,21 +1,8 @@
-// Package metrics serves streamer's Prometheus metrics from a registry of
-// its own (never the global default one).
-//
-// # Overview
-//
-// The series are read from the running services when scraped (gauge
-// functions), so nothing is added to the delivery path. Go runtime and
-// process collectors are included. The full list of series is a later
-// issue's; these are the ones an operator needs first.
-//
-// # Invariants
-//
-//   - Every series is prefixed streamer_, go_ or process_.
-//   - A nil source function is skipped, never called.
 package metrics
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -30,13 +17,150 @@ type Sources struct {
 	ListenerConnected func() bool // the LISTEN connection is up
 }
 
-// Handler returns the /metrics handler for src.
-func Handler(src Sources) http.Handler {
+// Read kinds, the values of the kind label of the database read series.
+const (
+	ReadLive   = "live"   // a live read of the dispatcher
+	ReadReplay = "replay" // a replay worker's page
+	ReadHead   = "head"   // the head alone (nobody subscribed)
+)
+
+// Connection refusal reasons, the values of the reason label of
+// streamer_connections_refused_total. Anything else is counted as "other".
+const (
+	RefusedCapacity = "capacity" // STREAMER_MAX_CONNECTIONS reached (503)
+	RefusedPerIP    = "per_ip"   // STREAMER_MAX_CONNECTIONS_PER_IP reached (429)
+	RefusedDraining = "draining" // the server is shutting down (503)
+	RefusedOther    = "other"
+)
+
+// Buckets. Lag and read times span a millisecond to tens of seconds; batch
+// sizes powers of two up to the largest batch the batcher makes by default.
+var (
+	lagBuckets   = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+	readBuckets  = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
+	batchBuckets = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}
+	waitBuckets  = []float64{.001, .01, .1, .25, .5, 1, 2.5, 5, 10}
+)
+
+// Metrics holds streamer's collectors on a registry of its own. Its methods
+// are the call sites of the other packages, each of which declares the few
+// it uses as an interface of its own (dispatch.Metrics, listener.Metrics,
+// batch.Metrics); *Metrics satisfies them all. Every method is safe for
+// concurrent use and, on the delivery path, costs a few atomic operations
+// without a lock or an allocation; a nil *Metrics does nothing.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	delivered       prometheus.Counter
+	replayedEvents  prometheus.Counter
+	lag             prometheus.Histogram
+	replays         prometheus.Counter
+	replayPaceWait  prometheus.Histogram
+	replayCacheHits prometheus.Counter
+	slowConsumers   prometheus.Counter
+
+	reads      *prometheus.CounterVec
+	readsByKey map[string]prometheus.Counter
+	readTime   *prometheus.HistogramVec
+	timeByKey  map[string]prometheus.Observer
+
+	listenerReconnects prometheus.Counter
+
+	publishEvents prometheus.Counter
+	publishBatch  prometheus.Histogram
+
+	authFailures prometheus.Counter
+	refused      map[string]prometheus.Counter
+
+	framesWritten prometheus.Counter
+	bytesWritten  prometheus.Counter
+
+	pruned prometheus.Counter
+}
+
+// New registers every series (gauges read from src at scrape time; a nil
+// source function is skipped) plus the Go runtime and process collectors.
+func New(src Sources) *Metrics {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	registerGauges(reg, src)
+
+	counter := func(name, help string) prometheus.Counter {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+		reg.MustRegister(c)
+		return c
+	}
+	histogram := func(name, help string, buckets []float64) prometheus.Histogram {
+		h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets})
+		reg.MustRegister(h)
+		return h
+	}
+	m := &Metrics{reg: reg}
+
+	m.delivered = counter("streamer_events_delivered_total",
+		"Events handed to SSE connections' write queues (live, joined after a replay, or replayed), one per event per connection. Counted per read or replay page, not per frame.")
+	m.replayedEvents = counter("streamer_replay_events_total",
+		"Of streamer_events_delivered_total, the events handed to connections by replay workers (resumes behind the live head).")
+	m.lag = histogram("streamer_delivery_lag_seconds",
+		"Seconds from an event's commit (streamer.commits.committed_at, the database clock) to its frame being queued on every live connection of its stream (this process's clock); observed once per event per live read, not per connection. Replayed events are not observed.",
+		lagBuckets)
+	m.replays = counter("streamer_replays_total",
+		"Subscriptions that resumed from a position and so began with a replay.")
+	m.replayPaceWait = histogram("streamer_replay_pace_wait_seconds",
+		"Seconds a replay page waited for the replay rate bound (STREAMER_REPLAY_RATE) before being handed to its connection.",
+		waitBuckets)
+	m.replayCacheHits = counter("streamer_replay_page_cache_hits_total",
+		"Replay pages served from the shared page cache instead of a database read.")
+	m.slowConsumers = counter("streamer_slow_consumer_disconnects_total",
+		"Connections closed because the client did not read as fast as events arrived (outbound queue bound exceeded, or no write progress within the write timeout).")
+
+	m.reads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamer_db_reads_total",
+		Help: "Event reads from the database, by kind: live (the dispatcher, one per page), replay (one per replay page not in the cache), head (the head alone, while nobody is subscribed)."},
+		[]string{"kind"})
+	m.readTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "streamer_db_read_duration_seconds",
+		Help: "Seconds one event read took, query and rows, by kind (see streamer_db_reads_total); failed reads included.", Buckets: readBuckets},
+		[]string{"kind"})
+	reg.MustRegister(m.reads, m.readTime)
+	m.readsByKey = make(map[string]prometheus.Counter, 3)
+	m.timeByKey = make(map[string]prometheus.Observer, 3)
+	for _, k := range []string{ReadLive, ReadReplay, ReadHead} {
+		m.readsByKey[k] = m.reads.WithLabelValues(k)
+		m.timeByKey[k] = m.readTime.WithLabelValues(k)
+	}
+
+	m.listenerReconnects = counter("streamer_listener_reconnects_total",
+		"Successful LISTEN reconnections after the listener's connection was lost.")
+
+	m.publishEvents = counter("streamer_publish_events_total",
+		"Events committed by POST /publish (through the publish batcher). Events inserted with SQL directly are not counted.")
+	m.publishBatch = histogram("streamer_publish_batch_events",
+		"Events per transaction committed by the publish batcher.", batchBuckets)
+
+	m.authFailures = counter("streamer_auth_failures_total",
+		"Requests refused for missing, invalid or insufficient credentials (401 or 403).")
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamer_connections_refused_total",
+		Help: "SSE connections refused before streaming, by reason: capacity (max connections), per_ip (max connections per address), draining (shutdown), other."},
+		[]string{"reason"})
+	reg.MustRegister(refused)
+	m.refused = make(map[string]prometheus.Counter, 4)
+	for _, r := range []string{RefusedCapacity, RefusedPerIP, RefusedDraining, RefusedOther} {
+		m.refused[r] = refused.WithLabelValues(r)
+	}
+
+	m.framesWritten = counter("streamer_sse_frames_written_total",
+		"SSE frames (events, comments, heartbeats) written to client sockets.")
+	m.bytesWritten = counter("streamer_sse_written_bytes_total",
+		"Bytes written to SSE client sockets.")
+
+	m.pruned = counter("streamer_pruned_events_total",
+		"Events deleted by retention (STREAMER_RETENTION).")
+	return m
+}
+
+func registerGauges(reg *prometheus.Registry, src Sources) {
 	gauge := func(name, help string, f func() float64) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
 	}
@@ -57,5 +181,135 @@ func Handler(src Sources) http.Handler {
 			return 0
 		})
 	}
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Registry is the registry the series are on, for tests and for adding
+// collectors of one's own.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler returns a /metrics handler for src alone.
+func Handler(src Sources) http.Handler { return New(src).Handler() }
+
+// Delivered adds n events handed to connections' queues (package dispatch:
+// once per live read, per replay join and per replay page).
+func (m *Metrics) Delivered(n int) {
+	if m != nil && n > 0 {
+		m.delivered.Add(float64(n))
+	}
+}
+
+// Replayed adds n events a replay worker handed to its connection; they
+// are reported to Delivered too.
+func (m *Metrics) Replayed(n int) {
+	if m != nil && n > 0 {
+		m.replayedEvents.Add(float64(n))
+	}
+}
+
+// DeliveryLag observes one event's time from commit to delivery; negative
+// durations (clock skew) count as zero.
+func (m *Metrics) DeliveryLag(d time.Duration) {
+	if m != nil {
+		m.lag.Observe(max(d, 0).Seconds())
+	}
+}
+
+// ReplayStarted counts a subscription that begins with a replay.
+func (m *Metrics) ReplayStarted() {
+	if m != nil {
+		m.replays.Inc()
+	}
+}
+
+// ReplayPaced observes how long a replay page waited for the rate bound.
+func (m *Metrics) ReplayPaced(d time.Duration) {
+	if m != nil {
+		m.replayPaceWait.Observe(d.Seconds())
+	}
+}
+
+// ReplayPageCached counts a replay page served from the page cache.
+func (m *Metrics) ReplayPageCached() {
+	if m != nil {
+		m.replayCacheHits.Inc()
+	}
+}
+
+// DBRead counts one event read of the given kind (ReadLive, ReadReplay,
+// ReadHead; anything else is ignored) and observes its duration.
+func (m *Metrics) DBRead(kind string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	c, ok := m.readsByKey[kind]
+	if !ok {
+		return
+	}
+	c.Inc()
+	m.timeByKey[kind].Observe(d.Seconds())
+}
+
+// SlowConsumerDisconnected counts a connection closed because its client
+// could not keep up. Each close is counted by exactly one call site: the
+// dispatcher for a full queue (sse.ErrSlowConsumer from Enqueue), the
+// writer for a write that made no progress within the write timeout.
+func (m *Metrics) SlowConsumerDisconnected() {
+	if m != nil {
+		m.slowConsumers.Inc()
+	}
+}
+
+// ListenerReconnected counts a successful LISTEN after a lost connection.
+func (m *Metrics) ListenerReconnected() {
+	if m != nil {
+		m.listenerReconnects.Inc()
+	}
+}
+
+// Published counts one committed publish batch of n events.
+func (m *Metrics) Published(n int) {
+	if m != nil {
+		m.publishEvents.Add(float64(n))
+		m.publishBatch.Observe(float64(n))
+	}
+}
+
+// AuthFailed counts one request refused for its credentials.
+func (m *Metrics) AuthFailed() {
+	if m != nil {
+		m.authFailures.Inc()
+	}
+}
+
+// ConnectionRefused counts an SSE connection refused for reason (one of the
+// Refused constants; anything else counts as RefusedOther).
+func (m *Metrics) ConnectionRefused(reason string) {
+	if m == nil {
+		return
+	}
+	c, ok := m.refused[reason]
+	if !ok {
+		c = m.refused[RefusedOther]
+	}
+	c.Inc()
+}
+
+// Wrote counts one write batch to a client socket: frames and bytes.
+func (m *Metrics) Wrote(frames, bytes int) {
+	if m != nil {
+		m.framesWritten.Add(float64(frames))
+		m.bytesWritten.Add(float64(bytes))
+	}
+}
+
+// Pruned adds n events deleted by retention.
+func (m *Metrics) Pruned(n int64) {
+	if m != nil && n > 0 {
+		m.pruned.Add(float64(n))
+	}
 }

@@ -4,8 +4,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -48,5 +51,191 @@ func TestNilSourcesAreSkipped(t *testing.T) {
 	rec := httptest.NewRecorder()
 	metrics.Handler(metrics.Sources{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	require.Equal(t, http.StatusOK, rec.Code)
-	require.NotContains(t, rec.Body.String(), "streamer_")
+	for _, gauge := range []string{"streamer_sse_connections", "streamer_subscribers_live", "streamer_streams_live", "streamer_listener_connected"} {
+		require.NotContains(t, rec.Body.String(), gauge)
+	}
+}
+
+// families gathers m's registry by name.
+func families(t *testing.T, m *metrics.Metrics) map[string]*dto.MetricFamily {
+	t.Helper()
+	mfs, err := m.Registry().Gather()
+	require.NoError(t, err)
+	out := make(map[string]*dto.MetricFamily, len(mfs))
+	for _, mf := range mfs {
+		out[mf.GetName()] = mf
+	}
+	return out
+}
+
+// value is the counter value, or the histogram's count and sum, of the one
+// series of name whose labels include want.
+func value(t *testing.T, m *metrics.Metrics, name string, want ...string) (v, sum float64) {
+	t.Helper()
+	mf, ok := families(t, m)[name]
+	require.True(t, ok, "no series %s", name)
+series:
+	for _, s := range mf.GetMetric() {
+		for i := 0; i+1 < len(want); i += 2 {
+			found := false
+			for _, l := range s.GetLabel() {
+				found = found || (l.GetName() == want[i] && l.GetValue() == want[i+1])
+			}
+			if !found {
+				continue series
+			}
+		}
+		switch {
+		case s.Counter != nil:
+			return s.GetCounter().GetValue(), 0
+		case s.Histogram != nil:
+			return float64(s.GetHistogram().GetSampleCount()), s.GetHistogram().GetSampleSum()
+		}
+	}
+	t.Fatalf("no series %s%v", name, want)
+	return 0, 0
+}
+
+// The contract's series, present on a fresh registry (with every source).
+var contractSeries = []string{
+	"streamer_sse_connections", "streamer_subscribers_live", "streamer_listener_connected",
+	"streamer_events_delivered_total", "streamer_slow_consumer_disconnects_total",
+	"streamer_replays_total", "streamer_db_reads_total", "streamer_listener_reconnects_total",
+	"streamer_publish_events_total", "streamer_auth_failures_total", "streamer_pruned_events_total",
+	"streamer_db_read_duration_seconds", "streamer_delivery_lag_seconds", "streamer_publish_batch_events",
+}
+
+func TestSeriesNamesHelpAndUnits(t *testing.T) {
+	t.Parallel()
+	m := metrics.New(metrics.Sources{
+		OpenStreams: func() int { return 0 }, LiveSubscribers: func() int { return 0 },
+		LiveStreams: func() int { return 0 }, ListenerConnected: func() bool { return false },
+	})
+	fams := families(t, m)
+	for _, name := range contractSeries {
+		require.Contains(t, fams, name)
+	}
+	for name, mf := range fams {
+		if !strings.HasPrefix(name, "streamer_") {
+			continue
+		}
+		require.NotEmpty(t, mf.GetHelp(), name)
+		switch mf.GetType() {
+		case dto.MetricType_COUNTER:
+			require.True(t, strings.HasSuffix(name, "_total"), "counter %s must end in _total", name)
+		case dto.MetricType_HISTOGRAM:
+			require.True(t, strings.HasSuffix(name, "_seconds") || strings.HasSuffix(name, "_events"),
+				"histogram %s must name its unit", name)
+		}
+	}
+}
+
+func TestMethodsMoveTheirSeries(t *testing.T) {
+	t.Parallel()
+	type want struct {
+		name   string
+		labels []string
+		value  float64 // counter value, or histogram sample count
+		sum    float64 // histogram sum
+	}
+	for _, tc := range []struct {
+		name string
+		call func(m *metrics.Metrics)
+		want []want
+	}{
+		{"Delivered", func(m *metrics.Metrics) { m.Delivered(7); m.Delivered(0); m.Delivered(3) },
+			[]want{{name: "streamer_events_delivered_total", value: 10}}},
+		{"Replayed", func(m *metrics.Metrics) { m.Replayed(4) },
+			[]want{{name: "streamer_replay_events_total", value: 4}}},
+		{"DeliveryLag", func(m *metrics.Metrics) { m.DeliveryLag(250 * time.Millisecond); m.DeliveryLag(-time.Second) },
+			[]want{{name: "streamer_delivery_lag_seconds", value: 2, sum: 0.25}}},
+		{"ReplayStarted", func(m *metrics.Metrics) { m.ReplayStarted(); m.ReplayStarted() },
+			[]want{{name: "streamer_replays_total", value: 2}}},
+		{"ReplayPaced", func(m *metrics.Metrics) { m.ReplayPaced(time.Second) },
+			[]want{{name: "streamer_replay_pace_wait_seconds", value: 1, sum: 1}}},
+		{"ReplayPageCached", func(m *metrics.Metrics) { m.ReplayPageCached() },
+			[]want{{name: "streamer_replay_page_cache_hits_total", value: 1}}},
+		{"DBRead", func(m *metrics.Metrics) {
+			m.DBRead(metrics.ReadLive, 2*time.Second)
+			m.DBRead(metrics.ReadReplay, time.Second)
+			m.DBRead(metrics.ReadReplay, time.Second)
+			m.DBRead("nonsense", time.Second)
+		}, []want{
+			{name: "streamer_db_reads_total", labels: []string{"kind", "live"}, value: 1},
+			{name: "streamer_db_reads_total", labels: []string{"kind", "replay"}, value: 2},
+			{name: "streamer_db_reads_total", labels: []string{"kind", "head"}, value: 0},
+			{name: "streamer_db_read_duration_seconds", labels: []string{"kind", "live"}, value: 1, sum: 2},
+			{name: "streamer_db_read_duration_seconds", labels: []string{"kind", "replay"}, value: 2, sum: 2},
+		}},
+		{"SlowConsumerDisconnected", func(m *metrics.Metrics) { m.SlowConsumerDisconnected() },
+			[]want{{name: "streamer_slow_consumer_disconnects_total", value: 1}}},
+		{"ListenerReconnected", func(m *metrics.Metrics) { m.ListenerReconnected() },
+			[]want{{name: "streamer_listener_reconnects_total", value: 1}}},
+		{"Published", func(m *metrics.Metrics) { m.Published(5); m.Published(100) },
+			[]want{
+				{name: "streamer_publish_events_total", value: 105},
+				{name: "streamer_publish_batch_events", value: 2, sum: 105},
+			}},
+		{"AuthFailed", func(m *metrics.Metrics) { m.AuthFailed() },
+			[]want{{name: "streamer_auth_failures_total", value: 1}}},
+		{"ConnectionRefused", func(m *metrics.Metrics) {
+			m.ConnectionRefused(metrics.RefusedPerIP)
+			m.ConnectionRefused("made up")
+		}, []want{
+			{name: "streamer_connections_refused_total", labels: []string{"reason", "per_ip"}, value: 1},
+			{name: "streamer_connections_refused_total", labels: []string{"reason", "other"}, value: 1},
+			{name: "streamer_connections_refused_total", labels: []string{"reason", "capacity"}, value: 0},
+		}},
+		{"Wrote", func(m *metrics.Metrics) { m.Wrote(3, 120); m.Wrote(1, 9) },
+			[]want{
+				{name: "streamer_sse_frames_written_total", value: 4},
+				{name: "streamer_sse_written_bytes_total", value: 129},
+			}},
+		{"Pruned", func(m *metrics.Metrics) { m.Pruned(1000); m.Pruned(0) },
+			[]want{{name: "streamer_pruned_events_total", value: 1000}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := metrics.New(metrics.Sources{})
+			tc.call(m)
+			for _, w := range tc.want {
+				v, sum := value(t, m, w.name, w.labels...)
+				require.Equal(t, w.value, v, "%s%v", w.name, w.labels)
+				require.InDelta(t, w.sum, sum, 1e-9, "%s%v sum", w.name, w.labels)
+			}
+		})
+	}
+}
+
+func TestNilMetricsIsInert(t *testing.T) {
+	t.Parallel()
+	var m *metrics.Metrics
+	require.NotPanics(t, func() {
+		m.Delivered(1)
+		m.Replayed(1)
+		m.DeliveryLag(time.Second)
+		m.ReplayStarted()
+		m.ReplayPaced(time.Second)
+		m.ReplayPageCached()
+		m.DBRead(metrics.ReadLive, time.Second)
+		m.SlowConsumerDisconnected()
+		m.ListenerReconnected()
+		m.Published(1)
+		m.AuthFailed()
+		m.ConnectionRefused(metrics.RefusedCapacity)
+		m.Wrote(1, 1)
+		m.Pruned(1)
+	})
+}
+
+// The delivery path's calls allocate nothing.
+func TestHotPathDoesNotAllocate(t *testing.T) {
+	m := metrics.New(metrics.Sources{})
+	allocs := testing.AllocsPerRun(1000, func() {
+		m.Delivered(64)
+		m.DeliveryLag(3 * time.Millisecond)
+		m.DBRead(metrics.ReadLive, time.Millisecond)
+		m.Wrote(4, 512)
+	})
+	require.Zero(t, allocs)
 }

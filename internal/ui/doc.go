@@ -8,6 +8,13 @@
 // /streamer.js, which wraps the browser's EventSource, so the page exercises
 // the same client that applications import.
 //
+// The metrics page at /ui/metrics scrapes /metrics from the browser every
+// few seconds (?interval=ms) and plots the key series: connections,
+// deliveries per second, the delivery lag's p99 and the live database
+// read time's p99, computed as PromQL would (counter deltas, histogram
+// bucket deltas per interval). It is for a quick look without a
+// Prometheus; docs/grafana-dashboard.json is the operator's dashboard.
+//
 // # Invariants
 //
 //   - Handler answers only the paths in [Paths]; anything else is 404, so it

@@ -14,7 +14,8 @@ import (
 var static embed.FS
 
 // Paths are the request paths Handler serves; mount it on each.
-var Paths = []string{"/", "/streamer.js", "/ui/app.js", "/ui/app.css", "/ui/favicon.svg"}
+var Paths = []string{"/", "/streamer.js", "/ui/app.js", "/ui/app.css", "/ui/favicon.svg",
+	"/ui/metrics", "/ui/metrics.js", "/ui/metrics.css"}
 
 // csp lets the inspector load and connect to its own origin only.
 const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
@@ -55,6 +56,9 @@ func New() *Handler {
 	add("/ui/app.js", "app.js", "text/javascript; charset=utf-8", false)
 	add("/ui/app.css", "app.css", "text/css; charset=utf-8", false)
 	add("/ui/favicon.svg", "favicon.svg", "image/svg+xml", false)
+	add("/ui/metrics", "metrics.html", "text/html; charset=utf-8", true)
+	add("/ui/metrics.js", "metrics.js", "text/javascript; charset=utf-8", false)
+	add("/ui/metrics.css", "metrics.css", "text/css; charset=utf-8", false)
 	return h
 }
 

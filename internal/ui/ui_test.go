@@ -39,6 +39,9 @@ func TestHandler(t *testing.T) {
 			"/ui/app.js":      "text/javascript; charset=utf-8",
 			"/ui/app.css":     "text/css; charset=utf-8",
 			"/ui/favicon.svg": "image/svg+xml",
+			"/ui/metrics":     "text/html; charset=utf-8",
+			"/ui/metrics.js":  "text/javascript; charset=utf-8",
+			"/ui/metrics.css": "text/css; charset=utf-8",
 		}
 		require.Len(t, ui.Paths, len(types))
 		for _, p := range ui.Paths {
@@ -75,11 +78,15 @@ func TestHandler(t *testing.T) {
 
 	t.Run("the page refers only to files the handler serves", func(t *testing.T) {
 		t.Parallel()
-		body, _ := io.ReadAll(get(t, h, http.MethodGet, "/", nil).Body)
-		refs := regexp.MustCompile(`(?:src|href)="([^"#]+)"`).FindAllStringSubmatch(string(body), -1)
-		require.NotEmpty(t, refs)
-		for _, m := range refs {
-			require.Contains(t, ui.Paths, m[1], "index.html refers to %s", m[1])
+		for _, page := range []string{"/", "/ui/metrics"} {
+			resp := get(t, h, http.MethodGet, page, nil)
+			require.Contains(t, resp.Header.Get("Content-Security-Policy"), "script-src 'self'", page)
+			body, _ := io.ReadAll(resp.Body)
+			refs := regexp.MustCompile(`(?:src|href)="([^"#]+)"`).FindAllStringSubmatch(string(body), -1)
+			require.NotEmpty(t, refs)
+			for _, m := range refs {
+				require.Contains(t, ui.Paths, m[1], "%s refers to %s", page, m[1])
+			}
 		}
 		app, _ := io.ReadAll(get(t, h, http.MethodGet, "/ui/app.js", nil).Body)
 		require.Contains(t, string(app), `from "/streamer.js"`)

@@ -1,0 +1,80 @@
+package dispatch
+
+import (
+	"errors"
+	"time"
+
+	"github.com/streamer-dev/streamer/internal/metrics"
+	"github.com/streamer-dev/streamer/internal/sse"
+)
+
+// Metrics receives the dispatcher's counts; *metrics.Metrics implements it.
+// Config.Metrics nil counts nothing. Its methods are called from the
+// dispatcher goroutine and the replay workers, so they must be safe for
+// concurrent use and must not block.
+type Metrics interface {
+	// Delivered adds n frames queued on connections: once per turn of the
+	// dispatcher loop (a wake, a replay joining, ...) and once per replay
+	// page, never once per frame.
+	Delivered(n int)
+	// Replayed adds the n of them that a replay worker queued.
+	Replayed(n int)
+	// DeliveryLag observes, once per event of a live read that was queued
+	// on at least one connection, the time from the event's commit
+	// (streamer.commits.committed_at) to the end of its fan-out.
+	DeliveryLag(d time.Duration)
+	// DBRead observes one read: metrics.ReadLive, ReadReplay or ReadHead.
+	DBRead(kind string, d time.Duration)
+	// ReplayStarted counts a Subscribe with a resume position.
+	ReplayStarted()
+	// ReplayPaced observes a replay page's wait for ReplayRate.
+	ReplayPaced(d time.Duration)
+	// ReplayPageCached counts a replay page taken from the page cache.
+	ReplayPageCached()
+	// SlowConsumerDisconnected counts a live subscriber whose queue was
+	// full (sse.ErrSlowConsumer), dropped by the dispatcher.
+	SlowConsumerDisconnected()
+}
+
+var _ Metrics = (*metrics.Metrics)(nil)
+
+// noMetrics is the default Metrics.
+type noMetrics struct{}
+
+func (noMetrics) Delivered(int)                {}
+func (noMetrics) Replayed(int)                 {}
+func (noMetrics) DeliveryLag(time.Duration)    {}
+func (noMetrics) DBRead(string, time.Duration) {}
+func (noMetrics) ReplayStarted()               {}
+func (noMetrics) ReplayPaced(time.Duration)    {}
+func (noMetrics) ReplayPageCached()            {}
+func (noMetrics) SlowConsumerDisconnected()    {}
+
+// flushDelivered reports the frames the dispatcher goroutine queued since
+// the last flush. Called once per turn of its loop: the count is a plain
+// integer of that goroutine, so a delivery costs an increment, not an
+// atomic operation.
+func (d *Dispatcher) flushDelivered() {
+	if d.queued > 0 {
+		d.cfg.Metrics.Delivered(d.queued)
+		d.queued = 0
+	}
+}
+
+// observeLag reports ev's commit-to-queued time, once per event.
+func (d *Dispatcher) observeLag(ev *event) {
+	if !ev.committed.IsZero() {
+		d.cfg.Metrics.DeliveryLag(time.Since(ev.committed))
+	}
+}
+
+// dropped counts a subscriber Enqueue refused, if it was refused for being
+// slow: Enqueue also refuses a subscriber that was closed for another reason
+// and has not been unsubscribed yet. A Subscriber without Err is taken at its
+// word (false means it could not keep up).
+func (d *Dispatcher) dropped(sub Subscriber) {
+	if e, ok := sub.(interface{ Err() error }); ok && !errors.Is(e.Err(), sse.ErrSlowConsumer) {
+		return
+	}
+	d.cfg.Metrics.SlowConsumerDisconnected()
+}

@@ -1,0 +1,236 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/streamer-dev/streamer/internal/cursor"
+	"github.com/streamer-dev/streamer/internal/metrics"
+	"github.com/streamer-dev/streamer/internal/sse"
+)
+
+// counts is what recMetrics recorded.
+type counts struct {
+	delivered, replayed, replays, cached int
+	slow, deliveredCalls, paced          int
+	lags                                 []time.Duration
+	reads                                map[string]int
+}
+
+// recMetrics records what the dispatcher reports.
+type recMetrics struct {
+	mu sync.Mutex
+	c  counts
+}
+
+var _ Metrics = (*recMetrics)(nil)
+
+func (m *recMetrics) with(f func(c *counts)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f(&m.c)
+}
+
+func (m *recMetrics) Delivered(n int) {
+	m.with(func(c *counts) { c.delivered += n; c.deliveredCalls++ })
+}
+func (m *recMetrics) Replayed(n int) { m.with(func(c *counts) { c.replayed += n }) }
+func (m *recMetrics) DeliveryLag(d time.Duration) {
+	m.with(func(c *counts) { c.lags = append(c.lags, d) })
+}
+func (m *recMetrics) ReplayStarted()            { m.with(func(c *counts) { c.replays++ }) }
+func (m *recMetrics) ReplayPaced(time.Duration) { m.with(func(c *counts) { c.paced++ }) }
+func (m *recMetrics) ReplayPageCached()         { m.with(func(c *counts) { c.cached++ }) }
+func (m *recMetrics) SlowConsumerDisconnected() { m.with(func(c *counts) { c.slow++ }) }
+func (m *recMetrics) DBRead(kind string, _ time.Duration) {
+	m.with(func(c *counts) {
+		if c.reads == nil {
+			c.reads = make(map[string]int)
+		}
+		c.reads[kind]++
+	})
+}
+
+// snapshot returns a copy of what m recorded.
+func (m *recMetrics) snapshot() counts {
+	var out counts
+	m.with(func(c *counts) {
+		out = *c
+		out.lags = slices.Clone(c.lags)
+		out.reads = maps.Clone(c.reads)
+		if out.reads == nil {
+			out.reads = map[string]int{}
+		}
+	})
+	return out
+}
+
+func setupMetrics(t *testing.T, configure func(*Config)) (*Dispatcher, *bundle, *recMetrics) {
+	t.Helper()
+	m := &recMetrics{}
+	d, b := setup(t, func(c *Config) {
+		c.Metrics = m
+		if configure != nil {
+			configure(c)
+		}
+	})
+	return d, b, m
+}
+
+// settled wakes the dispatcher twice and waits for both reads: the loop turn
+// of the first has flushed its counts once the second has read.
+func settled(t *testing.T, d *Dispatcher, b *bundle) {
+	t.Helper()
+	readCaughtUp(t, d, b)
+	readCaughtUp(t, d, b)
+}
+
+func TestMetricsLiveDelivery(t *testing.T) {
+	t.Parallel()
+	const subs, events = 3, 7
+	d, b, m := setupMetrics(t, nil)
+	var live []*fakeSub
+	for range subs {
+		live = append(live, subscribe(t, d, b, "s"))
+	}
+	other := subscribe(t, d, b, "other")
+	for i := range events {
+		b.publish(t, "s", fmt.Sprint(i))
+	}
+	readCaughtUp(t, d, b)
+	for _, s := range live {
+		for i := range events {
+			require.Equal(t, fmt.Sprint(i), s.next(t))
+		}
+	}
+	require.Empty(t, other.frames)
+	settled(t, d, b)
+
+	got := m.snapshot()
+	require.Equal(t, subs*events, got.delivered, "one per event per subscriber")
+	require.Len(t, got.lags, events, "lag is observed once per event, not per subscriber")
+	for _, lag := range got.lags {
+		require.Positive(t, lag)
+		require.Less(t, lag, time.Hour)
+	}
+	require.Positive(t, got.reads[metrics.ReadLive])
+	require.Zero(t, got.reads[metrics.ReadReplay])
+	require.Zero(t, got.replays)
+	require.Zero(t, got.slow)
+	// Batched: far fewer calls than deliveries.
+	require.LessOrEqual(t, got.deliveredCalls, 3)
+}
+
+// TestMetricsLagFromCommitTime backdates a commit's recorded time by an
+// hour before the dispatcher reads it: the lag observed must include it,
+// which shows it is measured from streamer.commits.committed_at.
+func TestMetricsLagFromCommitTime(t *testing.T) {
+	t.Parallel()
+	d, b, m := setupMetrics(t, nil)
+	s := subscribe(t, d, b, "s")
+	b.publish(t, "s", "old")
+	_, err := b.pool.Exec(context.Background(),
+		"UPDATE streamer.commits SET committed_at = committed_at - interval '1 hour' WHERE seq = (SELECT max(seq) FROM streamer.commits)")
+	require.NoError(t, err)
+	readCaughtUp(t, d, b)
+	require.Equal(t, "old", s.next(t))
+	got := m.snapshot()
+	require.Len(t, got.lags, 1)
+	require.GreaterOrEqual(t, got.lags[0], time.Hour)
+	require.Less(t, got.lags[0], time.Hour+time.Minute)
+}
+
+func TestMetricsHeadRead(t *testing.T) {
+	t.Parallel()
+	d, b, m := setupMetrics(t, nil)
+	require.True(t, readCaughtUp(t, d, b).HeadOnly)
+	got := m.snapshot()
+	require.Equal(t, 1, got.reads[metrics.ReadHead])
+	require.Zero(t, got.reads[metrics.ReadLive])
+	require.Zero(t, got.delivered)
+	require.Empty(t, got.lags)
+}
+
+func TestMetricsReplay(t *testing.T) {
+	t.Parallel()
+	const events = 10
+	d, b, m := setupMetrics(t, func(c *Config) { c.PageSize = 3; c.ReplayRate = 1e6 })
+	for i := range events {
+		b.publish(t, "s", fmt.Sprint(i))
+	}
+	var firstReads int
+	for round := 1; round <= 2; round++ {
+		s := newFakeSub()
+		_, err := d.Subscribe(context.Background(), s, []string{"s"}, &cursor.Start)
+		require.NoError(t, err)
+		waitLive(t, b, s)
+		for i := range events {
+			require.Equal(t, fmt.Sprint(i), s.next(t))
+		}
+		got := m.snapshot()
+		require.Equal(t, round, got.replays)
+		require.Equal(t, round*events, got.replayed)
+		require.Equal(t, round*events, got.delivered)
+		require.Empty(t, got.lags, "replayed events are not observed for lag")
+		require.Positive(t, got.paced)
+		if round == 1 {
+			firstReads = got.reads[metrics.ReadReplay]
+			require.GreaterOrEqual(t, firstReads, 4, "ten events in pages of three")
+			require.Zero(t, got.cached)
+		}
+	}
+	// The second replay takes the same pages: the full ones from the cache.
+	got := m.snapshot()
+	require.Positive(t, got.cached)
+	require.Equal(t, firstReads, got.reads[metrics.ReadReplay]-firstReads+got.cached)
+}
+
+// errSub is a fakeSub that tells its close cause, as sse.Conn does.
+type errSub struct{ *fakeSub }
+
+func (s errSub) Err() error { return s.err() }
+
+func TestMetricsSlowConsumer(t *testing.T) {
+	t.Parallel()
+	d, b, m := setupMetrics(t, nil)
+
+	slow := errSub{newFakeSub()}
+	slow.frames = make(chan []byte, 1)
+	_, err := d.Subscribe(context.Background(), slow, []string{"s"}, nil)
+	require.NoError(t, err)
+	waitLive(t, b, slow)
+
+	// Closed for another reason, and not yet unsubscribed: Enqueue refuses
+	// it, but it was not slow.
+	gone := errSub{newFakeSub()}
+	_, err = d.Subscribe(context.Background(), gone, []string{"s"}, nil)
+	require.NoError(t, err)
+	waitLive(t, b, gone)
+	gone.Close(sse.ErrClosed)
+
+	b.publish(t, "s", "1")
+	b.publish(t, "s", "2")
+	readCaughtUp(t, d, b)
+	require.ErrorIs(t, slow.waitClosed(t), sse.ErrSlowConsumer)
+	settled(t, d, b)
+	got := m.snapshot()
+	require.Equal(t, 1, got.slow)
+	require.Equal(t, 1, got.delivered, "the one frame that fitted")
+	require.Len(t, got.lags, 1, "only the event queued somewhere")
+}
+
+func TestNilMetricsConfig(t *testing.T) {
+	t.Parallel()
+	d, b := setup(t, nil)
+	s := subscribe(t, d, b, "s")
+	b.publish(t, "s", "x")
+	readCaughtUp(t, d, b)
+	require.Equal(t, "x", s.next(t))
+}

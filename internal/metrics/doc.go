@@ -1,0 +1,56 @@
+// Package metrics serves streamer's Prometheus metrics from a registry of
+// its own (never the global default one).
+//
+// # Overview
+//
+// New builds a *Metrics: gauges read from the running services at scrape
+// time (Sources), and the counters and histograms the services report
+// into. Each service declares the few methods it calls as a small
+// interface of its own (dispatch.Metrics, listener.Metrics,
+// batch.Metrics), defaulting to a no-op, so tests and other callers need
+// nothing; cmd/streamer passes the one *Metrics to all of them.
+//
+// The delivery path pays no lock and no allocation per delivery: the
+// dispatcher counts the frames it queues in a plain integer of its own
+// goroutine and adds them here once per read (and once per replay page),
+// and observes the delivery lag once per event per live read, not once
+// per connection. Counter adds and histogram observations are atomic
+// operations (client_golang's lock-free hot/cold counts).
+//
+// # Delivery lag
+//
+// streamer_delivery_lag_seconds runs from the event's commit time as the
+// database recorded it (streamer.commits.committed_at, clock_timestamp()
+// in the deferred trigger that numbers the transaction at COMMIT) to the
+// moment the dispatcher has queued its frame on every live connection of
+// its stream. It does not include the time in the connection's write
+// queue: sse.Conn's queue holds bytes alone, so the socket write does not
+// know an event's commit time. A clock difference between the database
+// host and this one adds to (or is clamped out of) the value.
+//
+// # Series reported later
+//
+// Some methods have no caller yet; their series read zero until the
+// packages that own the events call them, each with one line:
+//
+//   - Wrote(frames, bytes): sse, once per write batch to a socket.
+//   - SlowConsumerDisconnected(): sse (or the server's close callback),
+//     where a write makes no progress within the write timeout. The
+//     queue-full case (sse.ErrSlowConsumer from Enqueue, which only the
+//     dispatcher's live path can cause) is counted by the dispatcher
+//     already; counting it again elsewhere would count it twice.
+//   - AuthFailed(): server, at each 401 or 403 of /events or /publish.
+//   - ConnectionRefused(reason): server, at each connection limit or
+//     drain refusal.
+//   - Pruned(n): retention, after each prune step with the events deleted.
+//
+// # Invariants
+//
+//   - Every series is prefixed streamer_, go_ or process_ and has a help
+//     text; counters end in _total, histograms name their unit (_seconds,
+//     _events), byte counts say _bytes.
+//   - A nil source function is skipped, never called.
+//   - Every method is safe on a nil *Metrics and does nothing there.
+//   - Label values come from fixed sets created in New (read kind, refusal
+//     reason); a method never creates a series.
+package metrics
