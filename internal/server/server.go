@@ -149,7 +149,10 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.ln = ln
 	s.served = make(chan struct{})
-	s.hub.Start()
+	if err := s.hub.Start(context.WithoutCancel(ctx)); err != nil {
+		ln.Close()
+		return fmt.Errorf("start sse hub: %w", err)
+	}
 	go func() {
 		defer close(s.served)
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

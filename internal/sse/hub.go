@@ -1,12 +1,16 @@
 package sse
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/streamer-dev/streamer/internal/startstop"
 )
 
 // HubOptions configure a Hub. The zero value gives the defaults.
@@ -31,6 +35,10 @@ type HubOptions struct {
 // the connection.
 var ErrPeerClosed = errors.New("sse: client closed the connection")
 
+// ErrHubStopped is the close cause of a Conn attached to a hub that is not
+// running.
+var ErrHubStopped = errors.New("sse: hub not running")
+
 // Hub drives detached Conns: connections taken over from net/http (see
 // Conn.Attach), written by a fixed pool of workers instead of one goroutine
 // per connection. An idle detached Conn costs no goroutine and no buffer.
@@ -39,18 +47,31 @@ var ErrPeerClosed = errors.New("sse: client closed the connection")
 // writes heartbeats on idle Conns and checks for clients that went away
 // (without a reader goroutine per connection, a closed peer is noticed by a
 // non-blocking peek).
+//
+// A Hub follows the lifecycle contract of package startstop: Start runs the
+// workers and the sweeper until Stop (or the end of Start's context), which
+// closes and finishes every Conn still attached. A Conn attached while the
+// hub is not running is refused at once.
 type Hub struct {
+	startstop.Base
 	opts HubOptions
 
 	mu      sync.Mutex
 	cond    *sync.Cond
+	running bool // between Start and Stop: Attach accepts, workers run
 	ready   []*Conn
 	stalled []*Conn
 	conns   map[*Conn]struct{}
-	stopped bool
+	pending int           // Hijacks under way: not attached yet, not refused
+	idle    chan struct{} // closed once conns and pending are both empty
 
-	stop chan struct{}
-	wg   sync.WaitGroup
+	goroutines atomic.Int32 // workers and sweeper running
+}
+
+// HubStats is a snapshot of what a Hub holds.
+type HubStats struct {
+	Conns      int // attached Conns not yet finished
+	Goroutines int // workers and sweeper running
 }
 
 // NewHub returns a hub; Start runs it.
@@ -67,40 +88,63 @@ func NewHub(opts HubOptions) *Hub {
 	if opts.PeekInterval <= 0 {
 		opts.PeekInterval = 3 * time.Second
 	}
-	h := &Hub{opts: opts, conns: make(map[*Conn]struct{}), stop: make(chan struct{})}
+	h := &Hub{opts: opts, conns: make(map[*Conn]struct{})}
 	h.cond = sync.NewCond(&h.mu)
 	return h
 }
 
-// Start starts the workers and the sweeper.
-func (h *Hub) Start() {
-	for range h.opts.Workers {
-		h.wg.Go(h.work)
+// Start starts the workers and the sweeper and returns; they run until Stop
+// is called or ctx ends. A second Start while running does nothing.
+func (h *Hub) Start(ctx context.Context) error {
+	ctx, shouldStart, started, stopped := h.StartInit(ctx)
+	if !shouldStart {
+		return nil
 	}
-	h.wg.Go(h.sweep)
+	h.mu.Lock()
+	h.running = true
+	h.mu.Unlock()
+	var wg sync.WaitGroup
+	h.goroutines.Add(int32(h.opts.Workers) + 1)
+	for range h.opts.Workers {
+		wg.Go(func() {
+			defer h.goroutines.Add(-1)
+			h.work()
+		})
+	}
+	wg.Go(func() {
+		defer h.goroutines.Add(-1)
+		h.sweep(ctx)
+	})
+	go func() {
+		defer stopped()
+		started()
+		<-ctx.Done()
+		h.shutdown(&wg)
+	}()
+	return nil
 }
 
-// Stop closes every Conn still attached (with ErrClosed), finishes them and
-// waits for the hub's goroutines. Safe to call twice and without Start.
-func (h *Hub) Stop() {
+// shutdown refuses further Attaches, waits for the workers and the sweeper,
+// then closes (with ErrClosed) and finishes every Conn still attached.
+func (h *Hub) shutdown(wg *sync.WaitGroup) {
 	h.mu.Lock()
-	if h.stopped {
-		h.mu.Unlock()
-		return
-	}
-	h.stopped = true
+	h.running = false
 	conns := make([]*Conn, 0, len(h.conns))
 	for c := range h.conns {
 		conns = append(conns, c)
 	}
 	h.mu.Unlock()
-	close(h.stop)
 	h.cond.Broadcast()
-	h.wg.Wait()
+	wg.Wait()
 	for _, c := range conns {
 		c.Close(ErrClosed)
 		h.finish(c)
 	}
+	h.mu.Lock()
+	clear(h.ready)
+	clear(h.stalled)
+	h.ready, h.stalled = nil, nil
+	h.mu.Unlock()
 }
 
 // Len returns the number of attached Conns.
@@ -110,11 +154,48 @@ func (h *Hub) Len() int {
 	return len(h.conns)
 }
 
+// Stats returns what the hub holds now.
+func (h *Hub) Stats() HubStats {
+	return HubStats{Conns: h.Len(), Goroutines: int(h.goroutines.Load())}
+}
+
+// WaitIdle waits until no Conn is attached and no Hijack is under way, or
+// until ctx ends (then it returns ctx's error).
+func (h *Hub) WaitIdle(ctx context.Context) error {
+	h.mu.Lock()
+	if len(h.conns) == 0 && h.pending == 0 {
+		h.mu.Unlock()
+		return nil
+	}
+	if h.idle == nil {
+		h.idle = make(chan struct{})
+	}
+	idle := h.idle
+	h.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// idleLocked closes the idle channel once nothing is attached or pending.
+func (h *Hub) idleLocked() {
+	if len(h.conns) == 0 && h.pending == 0 && h.idle != nil {
+		close(h.idle)
+		h.idle = nil
+	}
+}
+
 // Attach hands the Conn over to h: from now on h's workers write what is
 // queued to nc, which must already carry the response head. The
 // ResponseWriter given to NewConn is no longer used (Run must not be
-// called). onClose runs once, on a hub worker, after the Conn closed for
-// any reason and before nc is closed. Attach clears nc's write deadline.
+// called). onClose runs once, after the Conn closed for any reason and
+// before nc is closed: on a hub worker, or on the goroutine that calls
+// Stop, or, when h is not running, on the caller's goroutine before Attach
+// returns (the Conn is then closed with ErrHubStopped). Attach clears nc's
+// write deadline.
 func (c *Conn) Attach(h *Hub, nc net.Conn, onClose func(error)) {
 	// The hub sets its own deadlines, and only when a write must wait; one
 	// left from writing the response head would fail the first write.
@@ -127,6 +208,12 @@ func (c *Conn) Attach(h *Hub, nc net.Conn, onClose func(error)) {
 	c.mu.Unlock()
 	c.lastSent.Store(time.Now().UnixNano())
 	h.mu.Lock()
+	if !h.running {
+		h.mu.Unlock()
+		c.Close(ErrHubStopped)
+		h.finish(c)
+		return
+	}
 	h.conns[c] = struct{}{}
 	h.mu.Unlock()
 	c.hub.Store(h)
@@ -163,10 +250,10 @@ func (h *Hub) push(c *Conn) {
 func (h *Hub) work() {
 	for {
 		h.mu.Lock()
-		for len(h.ready) == 0 && !h.stopped {
+		for len(h.ready) == 0 && h.running {
 			h.cond.Wait()
 		}
-		if h.stopped {
+		if !h.running {
 			h.mu.Unlock()
 			return
 		}
@@ -354,6 +441,7 @@ func (h *Hub) finish(c *Conn) {
 	c.out, c.batch = nil, nil
 	h.mu.Lock()
 	delete(h.conns, c)
+	h.idleLocked()
 	h.mu.Unlock()
 	if onClose != nil {
 		onClose(err)
@@ -365,13 +453,13 @@ func (h *Hub) finish(c *Conn) {
 
 // sweep retries stalled writes every tick, and every second writes
 // heartbeats and looks for clients that went away.
-func (h *Hub) sweep() {
+func (h *Hub) sweep(ctx context.Context) {
 	ticker := time.NewTicker(h.opts.Tick)
 	defer ticker.Stop()
 	lastSecond := time.Now()
 	for {
 		select {
-		case <-h.stop:
+		case <-ctx.Done():
 			return
 		case now := <-ticker.C:
 			h.mu.Lock()
