@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/streamer-dev/streamer/internal/batch"
 	"github.com/streamer-dev/streamer/internal/dispatch"
@@ -137,20 +138,12 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		ReplayRate:    float64(cfg.ReplayRate),
 		Logger:        log.With().Str("service", "dispatch").Logger(),
 	})
-	if err := disp.Start(ctx); err != nil {
-		return fmt.Errorf("%w (has `streamer migrate` run?)", err)
-	}
-	defer disp.Stop()
 
 	lis := listener.New(listener.Config{
 		DatabaseURL: cfg.DatabaseURL,
 		Logger:      log.With().Str("service", "listener").Logger(),
 		Waker:       disp,
 	})
-	if err := lis.Start(ctx); err != nil {
-		return err
-	}
-	defer lis.Stop()
 
 	var inspector http.Handler
 	if cfg.UI {
@@ -180,10 +173,6 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		QueueBytes:     cfg.PublishQueueBytes,
 		Logger:         log.With().Str("service", "publish").Logger(),
 	})
-	if err := pub.Start(ctx); err != nil {
-		return err
-	}
-	defer pub.Stop()
 
 	var srv *server.Server // read by the metrics handler at scrape time
 	scrape := metrics.Handler(metrics.Sources{
@@ -200,12 +189,14 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		MaxStreams:     cfg.MaxStreams,
 		MaxQueueBytes:  cfg.QueueBytes,
 		WriteTimeout:   cfg.WriteTimeout,
-		Dispatcher:     disp,
-		DB:             pool,
-		Listener:       lis,
-		Logger:         log.With().Str("service", "http").Logger(),
-		UI:             inspector,
-		Metrics:        scrape,
+		// Stop drains within it; runServices calls Shutdown with the same.
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		Dispatcher:      disp,
+		DB:              pool,
+		Listener:        lis,
+		Logger:          log.With().Str("service", "http").Logger(),
+		UI:              inspector,
+		Metrics:         scrape,
 		Publish: server.PublishConfig{
 			Publisher:      pub,
 			AllowAnonymous: cfg.AnonPublish,
@@ -213,23 +204,90 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 			Timeout:        cfg.PublishTimeout,
 		},
 	})
-	if err := srv.Start(ctx); err != nil {
-		return err
+	return runServices(ctx, log, cfg.ShutdownTimeout, []service{
+		{name: "dispatch", svc: disp, start: func(ctx context.Context) error {
+			if err := disp.Start(ctx); err != nil {
+				return fmt.Errorf("%w (has `streamer migrate` run?)", err)
+			}
+			return nil
+		}, stop: stopOnly(disp.Stop)},
+		{name: "listener", svc: lis, start: lis.Start, stop: stopOnly(lis.Stop)},
+		// The HTTP server, stopped first, refuses publishes from then on
+		// and waits for the requests in flight, whose events the batcher
+		// is still committing; then the batcher sends whatever is left.
+		{name: "publish", svc: pub, start: pub.Start, stop: func(ctx context.Context) error {
+			err := pub.Close(ctx)
+			pub.Stop()
+			return err
+		}},
+		{name: "http", svc: srv, start: srv.Start, stop: srv.Shutdown},
+	})
+}
+
+// service is one long-running part of streamer serve.
+type service struct {
+	name  string
+	svc   any // watched when it has Stopped() (and Err()), as startstop services do
+	start func(ctx context.Context) error
+	stop  func(ctx context.Context) error // drains within ctx, then stops
+}
+
+func stopOnly(stop func()) func(context.Context) error {
+	return func(context.Context) error { stop(); return nil }
+}
+
+// runServices starts svcs in order, runs until ctx ends or a service stops
+// by itself, then stops the started ones in reverse order within timeout.
+// It returns why it ended early (a start that failed, a service that
+// stopped by itself), or nil after ctx ended.
+func runServices(ctx context.Context, log zerolog.Logger, timeout time.Duration, svcs []service) error {
+	// The services are stopped explicitly, in order, never by ctx.
+	runCtx := context.WithoutCancel(ctx)
+	var started []service
+	stopAll := func() {
+		sctx, cancel := context.WithTimeout(runCtx, timeout)
+		defer cancel()
+		for i := len(started) - 1; i >= 0; i-- {
+			if err := started[i].stop(sctx); err != nil {
+				log.Warn().Err(err).Str("service", started[i].name).Msg("did not stop cleanly")
+			}
+		}
+	}
+	for _, s := range svcs {
+		if err := s.start(runCtx); err != nil {
+			stopAll()
+			return fmt.Errorf("start %s: %w", s.name, err)
+		}
+		started = append(started, s)
 	}
 
-	<-ctx.Done()
-	log.Info().Dur("timeout", cfg.ShutdownTimeout).Msg("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
-	defer cancel()
-	// The HTTP server refuses publishes from now on and waits for the
-	// requests in flight, whose events the batcher is still committing;
-	// then the batcher sends whatever is left and stops.
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		log.Warn().Err(err).Msg("http shutdown did not finish cleanly")
+	g, gctx := errgroup.WithContext(ctx)
+	for _, s := range started {
+		w, ok := s.svc.(interface{ Stopped() <-chan struct{} })
+		if !ok {
+			continue
+		}
+		g.Go(func() error {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-w.Stopped():
+			}
+			err := errors.New("stopped unexpectedly")
+			if e, ok := s.svc.(interface{ Err() error }); ok && e.Err() != nil {
+				err = e.Err()
+			}
+			return fmt.Errorf("%s: %w", s.name, err)
+		})
 	}
-	if err := pub.Close(shutdownCtx); err != nil {
-		log.Error().Err(err).Msg("publish batcher did not drain")
+	<-gctx.Done()
+	err := g.Wait()
+	if err != nil {
+		log.Error().Err(err).Msg("shutting down after a failure")
+	} else {
+		log.Info().Dur("timeout", timeout).Msg("shutting down")
 	}
+	stopAll()
 	log.Info().Msg("stopped")
-	return nil
+	return err
 }

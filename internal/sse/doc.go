@@ -47,7 +47,12 @@
 //   - A Conn owns no goroutine: its only goroutine is the caller of Run, or
 //     none once detached. An idle Conn holds no write buffer (the
 //     coalescing buffer is pooled).
-//   - A detached Conn's onClose runs exactly once, on a hub worker (never on
-//     the goroutine that closed it, which may be the dispatcher), before its
-//     network connection is closed.
+//   - A detached Conn's onClose runs exactly once, before its network
+//     connection is closed: on a hub worker, or on the goroutine that stops
+//     the hub, or (when the hub is not running) on the goroutine calling
+//     Attach, before Attach returns. Never on a goroutine that merely called
+//     Close or Enqueue (which may be the dispatcher).
+//   - A Hub runs its workers and sweeper only between Start and Stop (see
+//     package startstop); a Conn attached while it is not running is closed
+//     with ErrHubStopped at once.
 package sse

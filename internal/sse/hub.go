@@ -1,10 +1,12 @@
 package sse
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -62,8 +64,6 @@ type Hub struct {
 	ready   []*Conn
 	stalled []*Conn
 	conns   map[*Conn]struct{}
-	pending int           // Hijacks under way: not attached yet, not refused
-	idle    chan struct{} // closed once conns and pending are both empty
 
 	goroutines atomic.Int32 // workers and sweeper running
 }
@@ -159,35 +159,6 @@ func (h *Hub) Stats() HubStats {
 	return HubStats{Conns: h.Len(), Goroutines: int(h.goroutines.Load())}
 }
 
-// WaitIdle waits until no Conn is attached and no Hijack is under way, or
-// until ctx ends (then it returns ctx's error).
-func (h *Hub) WaitIdle(ctx context.Context) error {
-	h.mu.Lock()
-	if len(h.conns) == 0 && h.pending == 0 {
-		h.mu.Unlock()
-		return nil
-	}
-	if h.idle == nil {
-		h.idle = make(chan struct{})
-	}
-	idle := h.idle
-	h.mu.Unlock()
-	select {
-	case <-idle:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
-}
-
-// idleLocked closes the idle channel once nothing is attached or pending.
-func (h *Hub) idleLocked() {
-	if len(h.conns) == 0 && h.pending == 0 && h.idle != nil {
-		close(h.idle)
-		h.idle = nil
-	}
-}
-
 // Attach hands the Conn over to h: from now on h's workers write what is
 // queued to nc, which must already carry the response head. The
 // ResponseWriter given to NewConn is no longer used (Run must not be
@@ -218,6 +189,56 @@ func (c *Conn) Attach(h *Hub, nc net.Conn, onClose func(error)) {
 	h.mu.Unlock()
 	c.hub.Store(h)
 	h.schedule(c)
+}
+
+// Hijack hands an HTTP/1.1 response over to h: it takes the connection
+// behind the ResponseWriter given to NewConn over from net/http, writes the
+// response head itself (200, the ResponseWriter's headers, Connection:
+// close, since the body runs until the connection closes) within
+// WriteTimeout, and attaches the connection to h (see Attach, which then
+// runs onClose exactly once). Nothing may have been written to the
+// ResponseWriter before. When Hijack returns an error, nothing was attached
+// and onClose is never called; the caller still owns the Conn, and the
+// connection, if it was taken over, is closed.
+func (c *Conn) Hijack(h *Hub, onClose func(error)) error {
+	nc, err := c.hijack()
+	if err != nil {
+		return err
+	}
+	c.Attach(h, nc, onClose)
+	return nil
+}
+
+// hijack takes the connection over and writes the response head.
+func (c *Conn) hijack() (net.Conn, error) {
+	w := c.w
+	nc, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return nil, fmt.Errorf("sse: take the connection over: %w", err)
+	}
+	if n := brw.Writer.Buffered(); n > 0 { // nothing should be buffered; never lose it
+		nc.Close()
+		return nil, fmt.Errorf("sse: %d response bytes buffered before the hijack", n)
+	}
+	head := appendResponseHead(make([]byte, 0, 256), w.Header(), time.Now())
+	_ = nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+	if _, err := nc.Write(head); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("sse: write the response head: %w", err)
+	}
+	return nc, nil
+}
+
+// appendResponseHead appends an HTTP/1.1 200 response head carrying hdr,
+// with Connection: close and a Date, ending with the blank line.
+func appendResponseHead(dst []byte, hdr http.Header, now time.Time) []byte {
+	hdr = hdr.Clone()
+	hdr.Set("Connection", "close")
+	hdr.Set("Date", now.UTC().Format(http.TimeFormat))
+	buf := bytes.NewBuffer(append(dst, "HTTP/1.1 200 OK\r\n"...))
+	_ = hdr.Write(buf) // a bytes.Buffer never fails
+	buf.WriteString("\r\n")
+	return buf.Bytes()
 }
 
 // schedule puts c on the ready list unless it is there or being written.
@@ -441,7 +462,6 @@ func (h *Hub) finish(c *Conn) {
 	c.out, c.batch = nil, nil
 	h.mu.Lock()
 	delete(h.conns, c)
-	h.idleLocked()
 	h.mu.Unlock()
 	if onClose != nil {
 		onClose(err)
