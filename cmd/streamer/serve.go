@@ -53,6 +53,7 @@ type serveConfig struct {
 	PublishQueueBytes  int
 	PublishMaxBody     int
 	PublishTimeout     time.Duration
+	PublishConcurrent  int
 }
 
 func (c *serveConfig) bind(out io.Writer) *settings {
@@ -78,7 +79,8 @@ func (c *serveConfig) bind(out io.Writer) *settings {
 	s.Int(&c.PublishQueueEvents, option{"publish-queue-events", "STREAMER_PUBLISH_QUEUE_EVENTS", "100000", "events waiting to be published; beyond it POST /publish answers 503"})
 	s.Int(&c.PublishQueueBytes, option{"publish-queue-bytes", "STREAMER_PUBLISH_QUEUE_BYTES", "67108864", "bytes waiting to be published; beyond it POST /publish answers 503"})
 	s.Int(&c.PublishMaxBody, option{"publish-max-body", "STREAMER_PUBLISH_MAX_BODY", "4194304", "POST /publish body limit in bytes; beyond it 413"})
-	s.Duration(&c.PublishTimeout, option{"publish-timeout", "STREAMER_PUBLISH_TIMEOUT", "30s", "how long POST /publish waits for its commit, retries included"})
+	s.Duration(&c.PublishTimeout, option{"publish-timeout", "STREAMER_PUBLISH_TIMEOUT", "30s", "how long POST /publish waits for its commit, retries included (and, separately, for its body)"})
+	s.Int(&c.PublishConcurrent, option{"publish-max-concurrent", "STREAMER_PUBLISH_MAX_CONCURRENT", "64", "POST /publish requests handled at once; beyond it 503 with Retry-After, before the body is read"})
 	return s
 }
 
@@ -202,6 +204,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 			AllowAnonymous: cfg.AnonPublish,
 			MaxBodyBytes:   int64(cfg.PublishMaxBody),
 			Timeout:        cfg.PublishTimeout,
+			MaxConcurrent:  cfg.PublishConcurrent,
 		},
 	})
 	return runServices(ctx, log, cfg.ShutdownTimeout, []service{

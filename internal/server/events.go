@@ -22,6 +22,10 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		writeUnavailable(w, "server is shutting down")
 		return
 	}
+	if n := len(r.URL.RawQuery); n > s.cfg.MaxQueryBytes {
+		writeError(w, http.StatusRequestURITooLong, fmt.Sprintf("query string of %d bytes, at most %d", n, s.cfg.MaxQueryBytes))
+		return
+	}
 	streams, err := parseStreams(r.URL.Query()["stream"], s.cfg.MaxStreams)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())

@@ -69,7 +69,34 @@ type Config struct {
 
 	// Metrics, when set, is served at GET /metrics.
 	Metrics http.Handler
+
+	// Middleware wraps every route, outermost first (authentication,
+	// CORS, per-address limits plug in here).
+	Middleware []func(http.Handler) http.Handler
+
+	// Limits on hostile or broken clients. Zero means the default.
+
+	// ReadHeaderTimeout bounds how long a client may take to send its
+	// request headers; then the connection is closed. Default 10s.
+	ReadHeaderTimeout time.Duration
+	// MaxHeaderBytes bounds the request line plus headers; beyond it 431.
+	// Default 64 KiB.
+	MaxHeaderBytes int
+	// IdleTimeout bounds how long a keep-alive connection may wait for its
+	// next request. Default 60s.
+	IdleTimeout time.Duration
+	// MaxQueryBytes bounds the query string of GET /events; beyond it 414.
+	// Default 16 KiB.
+	MaxQueryBytes int
 }
+
+// Defaults of the limits in Config.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultMaxHeaderBytes    = 64 << 10
+	DefaultIdleTimeout       = 60 * time.Second
+	DefaultMaxQueryBytes     = 16 << 10
+)
 
 func (c *Config) setDefaults() {
 	if c.Heartbeat <= 0 {
@@ -87,6 +114,18 @@ func (c *Config) setDefaults() {
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 10 * time.Second
 	}
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.MaxQueryBytes <= 0 {
+		c.MaxQueryBytes = DefaultMaxQueryBytes
+	}
 	c.Publish.setDefaults()
 }
 
@@ -103,7 +142,9 @@ type Server struct {
 	open     streams     // SSE connections being served
 	hub      *sse.Hub    // writes the streams of hijacked connections
 	draining atomic.Bool // not ready: draining, stopped, or Serve failed
-	cur      atomic.Pointer[run]
+	// publishSlots holds one token per POST /publish being handled.
+	publishSlots chan struct{}
+	cur          atomic.Pointer[run]
 
 	mu   sync.Mutex
 	addr string // the address of the last run's listener
@@ -124,7 +165,7 @@ type run struct {
 // New returns a server; Start runs it.
 func New(cfg Config) *Server {
 	cfg.setDefaults()
-	s := &Server{cfg: cfg}
+	s := &Server{cfg: cfg, publishSlots: make(chan struct{}, cfg.Publish.MaxConcurrent)}
 	s.preamble = sse.AppendRetry(sse.AppendComment(nil, "streamer"), cfg.Retry)
 	s.goodbye = sse.AppendEvent(nil, "", "streamer.shutdown", `{"reason":"server shutting down"}`)
 	s.hub = sse.NewHub(sse.HubOptions{})
@@ -135,10 +176,14 @@ func New(cfg Config) *Server {
 // newHTTPServer returns the net/http server of one run (an http.Server
 // cannot serve again after Shutdown).
 func (s *Server) newHTTPServer() *http.Server {
+	// No ReadTimeout or WriteTimeout: streams are long-lived; POST
+	// /publish bounds its own body read, and stream writes have their own
+	// deadlines.
 	return &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		IdleTimeout:       s.cfg.IdleTimeout,
 		ErrorLog:          nil,
 	}
 }
@@ -146,6 +191,7 @@ func (s *Server) newHTTPServer() *http.Server {
 // Routes returns the HTTP handler.
 func (s *Server) Routes() http.Handler {
 	r := chi.NewRouter()
+	r.Use(s.cfg.Middleware...)
 	r.Get("/events", s.handleEvents)
 	r.Post("/publish", s.handlePublish)
 	r.Get("/healthz", s.handleHealthz)
