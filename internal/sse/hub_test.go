@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -266,4 +267,66 @@ func TestHubAttachAfterStop(t *testing.T) {
 	_, err = io.ReadAll(client)
 	require.NoError(t, err, "EOF: the server end was closed")
 	require.Zero(t, h.Len())
+}
+
+// TestHubHijack: Hijack writes the HTTP/1.1 response head with the
+// ResponseWriter's headers and hands the connection to the hub, which then
+// writes the body until the Conn closes.
+func TestHubHijack(t *testing.T) {
+	t.Parallel()
+	h := NewHub(HubOptions{})
+	require.NoError(t, h.Start(context.Background()))
+	t.Cleanup(h.Stop)
+	hijacked := make(chan error, 1)
+	conns := make(chan *Conn, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		c := NewConn(w, Options{})
+		c.Enqueue(AppendComment(nil, "hello")) // checked in the body read below
+		hijacked <- c.Hijack(h, func(error) {})
+		conns <- c
+	}))
+	t.Cleanup(srv.Close)
+
+	resp, err := http.Get(srv.URL)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.NoError(t, <-hijacked)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+	require.NotEmpty(t, resp.Header.Get("Date"))
+	c := <-conns
+	c.CloseAfter(AppendEvent(nil, "1", "", "bye"))
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, ": hello\n"+"id: 1\ndata: bye\n\n", string(body))
+}
+
+// TestHubHijackRefused: a ResponseWriter that cannot be hijacked (HTTP/2,
+// a recorder) leaves the Conn to its caller: an error, no onClose.
+func TestHubHijackRefused(t *testing.T) {
+	t.Parallel()
+	h := NewHub(HubOptions{})
+	require.NoError(t, h.Start(context.Background()))
+	t.Cleanup(h.Stop)
+	c := NewConn(httptest.NewRecorder(), Options{})
+	called := false
+	err := c.Hijack(h, func(error) { called = true })
+	require.ErrorIs(t, err, http.ErrNotSupported)
+	require.False(t, called)
+	require.NoError(t, c.Err(), "the caller still owns the Conn")
+	require.Zero(t, h.Len())
+}
+
+func TestAppendResponseHead(t *testing.T) {
+	t.Parallel()
+	hdr := http.Header{"Content-Type": {"text/event-stream"}, "X-Accel-Buffering": {"no"}}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	got := string(appendResponseHead([]byte("x"), hdr, now))
+	require.Equal(t, "x"+"HTTP/1.1 200 OK\r\n"+
+		"Connection: close\r\n"+
+		"Content-Type: text/event-stream\r\n"+
+		"Date: Fri, 02 Jan 2026 03:04:05 GMT\r\n"+
+		"X-Accel-Buffering: no\r\n\r\n", got)
+	require.NotContains(t, hdr, "Connection", "the caller's header is not changed")
 }
