@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -54,6 +55,10 @@ type serveConfig struct {
 	PublishMaxBody     int
 	PublishTimeout     time.Duration
 	PublishConcurrent  int
+
+	// listen opens the HTTP listener; nil is TCP on Addr. Not a flag:
+	// tests inject listeners that fail.
+	listen func(ctx context.Context, network, addr string) (net.Listener, error)
 }
 
 func (c *serveConfig) bind(out io.Writer) *settings {
@@ -193,6 +198,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		WriteTimeout:   cfg.WriteTimeout,
 		// Stop drains within it; runServices calls Shutdown with the same.
 		ShutdownTimeout: cfg.ShutdownTimeout,
+		Listen:          cfg.listen,
 		Dispatcher:      disp,
 		DB:              pool,
 		Listener:        lis,

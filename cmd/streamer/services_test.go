@@ -3,13 +3,17 @@ package main
 import (
 	"context"
 	"errors"
+	"net"
+	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/streamer-dev/streamer/internal/pgtest"
 	"github.com/streamer-dev/streamer/internal/startstop"
 )
 
@@ -113,4 +117,67 @@ func TestRunServices(t *testing.T) {
 		require.ErrorIs(t, err, boom)
 		require.Equal(t, []string{"start a", "stop a"}, *log)
 	})
+}
+
+// brokenListener is a real listener whose Accept fails for good once
+// broken.
+type brokenListener struct {
+	net.Listener
+	broken atomic.Bool
+}
+
+var errAcceptBroken = errors.New("accept: listener broken (test)")
+
+func (l *brokenListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if l.broken.Load() {
+		if c != nil {
+			c.Close()
+		}
+		return nil, errAcceptBroken
+	}
+	return c, err
+}
+
+// TestServeEndsWhenServingFails: when the HTTP server's listener breaks,
+// serve does not stay up serving nothing: it shuts down and returns the
+// error, so the process exits 1 (issue #10, bug a).
+func TestServeEndsWhenServingFails(t *testing.T) {
+	t.Parallel()
+	lns := make(chan *brokenListener, 1)
+	cfg := serveConfig{
+		DatabaseURL: pgtest.NewDB(t), Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second,
+		listen: func(ctx context.Context, network, addr string) (net.Listener, error) {
+			var lc net.ListenConfig
+			ln, err := lc.Listen(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			bl := &brokenListener{Listener: ln}
+			lns <- bl
+			return bl, nil
+		},
+	}
+	done := make(chan error, 1)
+	go func() { done <- serve(context.Background(), cfg, zerolog.New(zerolog.NewTestWriter(t))) }()
+	var ln *brokenListener
+	select {
+	case ln = <-lns:
+	case err := <-done:
+		t.Fatalf("serve ended before listening: %v", err)
+	}
+	resp, err := http.Get("http://" + ln.Addr().String() + "/healthz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	ln.broken.Store(true)
+	require.NoError(t, ln.Listener.Close())
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, errAcceptBroken)
+		require.ErrorContains(t, err, "http: ")
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve kept running after its HTTP server failed")
+	}
 }

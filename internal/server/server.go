@@ -376,15 +376,17 @@ func (c *streams) waitZero(ctx context.Context) error {
 // than once and before Start (then it does nothing and returns nil).
 func (s *Server) Shutdown(ctx context.Context) error {
 	r := s.cur.Load()
+	if r != nil {
+		s.mu.Lock()
+		if r.shutdownCtx == nil {
+			r.shutdownCtx = ctx
+		}
+		s.mu.Unlock()
+	}
+	s.Stop() // also waits for a run that is ending by itself
 	if r == nil {
 		return nil
 	}
-	s.mu.Lock()
-	if r.shutdownCtx == nil {
-		r.shutdownCtx = ctx
-	}
-	s.mu.Unlock()
-	s.Stop()
 	return r.drainErr
 }
 
