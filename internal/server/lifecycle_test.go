@@ -139,19 +139,22 @@ func TestServerRestart(t *testing.T) {
 }
 
 // TestShutdownHonoursDeadline: streams that cannot take their goodbye (the
-// client reads nothing and a 32 MiB frame fills every buffer) do not hold
-// Shutdown past its deadline; it reports them, and hijacked ones are closed.
+// client reads nothing, with a small fixed receive buffer, and an 8 MiB
+// frame fills every buffer) do not hold Shutdown past its deadline; it
+// reports them, and hijacked ones are closed.
 func TestShutdownHonoursDeadline(t *testing.T) {
 	t.Parallel()
 	for _, noHijack := range []bool{false, true} {
 		t.Run(fmt.Sprintf("NoHijack=%v", noHijack), func(t *testing.T) {
 			t.Parallel()
-			big := sse.AppendEvent(nil, "", "", strings.Repeat("x", 32<<20))
+			big := sse.AppendEvent(nil, "", "", strings.Repeat("x", 8<<20))
 			srv := newServer(t, server.Config{NoHijack: noHijack, WriteTimeout: time.Hour, MaxQueueBytes: 64 << 20,
 				Dispatcher: &fakeDispatcher{frame: big}})
 			nc, err := net.Dial("tcp", srv.Addr())
 			require.NoError(t, err)
 			t.Cleanup(func() { nc.Close() })
+			// Fixed, so that the kernel does not grow it to take the frame.
+			require.NoError(t, nc.(*net.TCPConn).SetReadBuffer(4<<10))
 			_, err = fmt.Fprintf(nc, "GET /events?stream=a HTTP/1.1\r\nHost: x\r\n\r\n")
 			require.NoError(t, err)
 			// Read the response head: the stream is open and its writer is

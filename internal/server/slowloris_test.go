@@ -16,7 +16,7 @@ import (
 func TestSlowloris(t *testing.T) {
 	const (
 		tricklers = 2000
-		timeout   = 3 * time.Second
+		timeout   = 5 * time.Second
 	)
 	s := setup(t, func(o *stackOpts) { o.server.ReadHeaderTimeout = timeout })
 
