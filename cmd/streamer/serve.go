@@ -120,8 +120,9 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return serve(ctx, cfg, log)
 }
 
-// serve starts the services in order, waits for ctx, then stops them in
-// reverse order within the shutdown timeout.
+// serve starts the services in order and runs until ctx ends (nil) or one
+// of them stops by itself (its error), then stops them in reverse order
+// within the shutdown timeout.
 func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 	poolCfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
 	if err != nil {
