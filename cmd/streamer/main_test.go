@@ -50,6 +50,7 @@ func TestHelp(t *testing.T) {
 				"STREAMER_SHUTDOWN_TIMEOUT", "10s",
 				"STREAMER_LOG_LEVEL", "info", "STREAMER_LOG_FORMAT", "json",
 				"STREAMER_ALLOW_ANONYMOUS_PUBLISH", "STREAMER_UI",
+				"STREAMER_PUBLISH_MAX_CONCURRENT", "--publish-max-concurrent",
 			} {
 				require.Contains(t, out.String(), want)
 			}

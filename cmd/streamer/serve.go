@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/streamer-dev/streamer/internal/batch"
 	"github.com/streamer-dev/streamer/internal/dispatch"
@@ -52,6 +54,11 @@ type serveConfig struct {
 	PublishQueueBytes  int
 	PublishMaxBody     int
 	PublishTimeout     time.Duration
+	PublishConcurrent  int
+
+	// listen opens the HTTP listener; nil is TCP on Addr. Not a flag:
+	// tests inject listeners that fail.
+	listen func(ctx context.Context, network, addr string) (net.Listener, error)
 }
 
 func (c *serveConfig) bind(out io.Writer) *settings {
@@ -77,7 +84,8 @@ func (c *serveConfig) bind(out io.Writer) *settings {
 	s.Int(&c.PublishQueueEvents, option{"publish-queue-events", "STREAMER_PUBLISH_QUEUE_EVENTS", "100000", "events waiting to be published; beyond it POST /publish answers 503"})
 	s.Int(&c.PublishQueueBytes, option{"publish-queue-bytes", "STREAMER_PUBLISH_QUEUE_BYTES", "67108864", "bytes waiting to be published; beyond it POST /publish answers 503"})
 	s.Int(&c.PublishMaxBody, option{"publish-max-body", "STREAMER_PUBLISH_MAX_BODY", "4194304", "POST /publish body limit in bytes; beyond it 413"})
-	s.Duration(&c.PublishTimeout, option{"publish-timeout", "STREAMER_PUBLISH_TIMEOUT", "30s", "how long POST /publish waits for its commit, retries included"})
+	s.Duration(&c.PublishTimeout, option{"publish-timeout", "STREAMER_PUBLISH_TIMEOUT", "30s", "how long POST /publish waits for its commit, retries included (and, separately, for its body)"})
+	s.Int(&c.PublishConcurrent, option{"publish-max-concurrent", "STREAMER_PUBLISH_MAX_CONCURRENT", "64", "POST /publish requests handled at once; beyond it 503 with Retry-After, before the body is read"})
 	return s
 }
 
@@ -112,8 +120,9 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return serve(ctx, cfg, log)
 }
 
-// serve starts the services in order, waits for ctx, then stops them in
-// reverse order within the shutdown timeout.
+// serve starts the services in order and runs until ctx ends (nil) or one
+// of them stops by itself (its error), then stops them in reverse order
+// within the shutdown timeout.
 func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 	poolCfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
 	if err != nil {
@@ -146,14 +155,6 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		Metrics:       met,
 		Logger:        log.With().Str("service", "dispatch").Logger(),
 	})
-	// The dispatcher and the batcher stop when their Start context ends;
-	// they must outlive ctx, which ends when the shutdown begins, and are
-	// stopped by the deferred calls below once the HTTP server has drained.
-	svcCtx := context.WithoutCancel(ctx)
-	if err := disp.Start(svcCtx); err != nil {
-		return fmt.Errorf("%w (has `streamer migrate` run?)", err)
-	}
-	defer disp.Stop()
 
 	lis = listener.New(listener.Config{
 		DatabaseURL: cfg.DatabaseURL,
@@ -161,10 +162,6 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		Logger:      log.With().Str("service", "listener").Logger(),
 		Waker:       disp,
 	})
-	if err := lis.Start(ctx); err != nil {
-		return err
-	}
-	defer lis.Stop()
 
 	var inspector http.Handler
 	if cfg.UI {
@@ -195,10 +192,6 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		Metrics:        met,
 		Logger:         log.With().Str("service", "publish").Logger(),
 	})
-	if err := pub.Start(svcCtx); err != nil {
-		return err
-	}
-	defer pub.Stop()
 
 	srv = server.New(server.Config{
 		Addr:           cfg.Addr,
@@ -208,36 +201,107 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		MaxStreams:     cfg.MaxStreams,
 		MaxQueueBytes:  cfg.QueueBytes,
 		WriteTimeout:   cfg.WriteTimeout,
-		Dispatcher:     disp,
-		DB:             pool,
-		Listener:       lis,
-		Logger:         log.With().Str("service", "http").Logger(),
-		UI:             inspector,
-		Metrics:        met.Handler(),
+		// Stop drains within it; runServices calls Shutdown with the same.
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		Listen:          cfg.listen,
+		Dispatcher:      disp,
+		DB:              pool,
+		Listener:        lis,
+		Logger:          log.With().Str("service", "http").Logger(),
+		UI:              inspector,
+		Metrics:         met.Handler(),
 		Publish: server.PublishConfig{
 			Publisher:      pub,
 			AllowAnonymous: cfg.AnonPublish,
 			MaxBodyBytes:   int64(cfg.PublishMaxBody),
 			Timeout:        cfg.PublishTimeout,
+			MaxConcurrent:  cfg.PublishConcurrent,
 		},
 	})
-	if err := srv.Start(ctx); err != nil {
-		return err
+	return runServices(ctx, log, cfg.ShutdownTimeout, []service{
+		{name: "dispatch", svc: disp, start: func(ctx context.Context) error {
+			if err := disp.Start(ctx); err != nil {
+				return fmt.Errorf("%w (has `streamer migrate` run?)", err)
+			}
+			return nil
+		}, stop: stopOnly(disp.Stop)},
+		{name: "listener", svc: lis, start: lis.Start, stop: stopOnly(lis.Stop)},
+		// The HTTP server, stopped first, refuses publishes from then on
+		// and waits for the requests in flight, whose events the batcher
+		// is still committing; then the batcher sends whatever is left.
+		{name: "publish", svc: pub, start: pub.Start, stop: func(ctx context.Context) error {
+			err := pub.Close(ctx)
+			pub.Stop()
+			return err
+		}},
+		{name: "http", svc: srv, start: srv.Start, stop: srv.Shutdown},
+	})
+}
+
+// service is one long-running part of streamer serve.
+type service struct {
+	name  string
+	svc   any // watched when it has Stopped() (and Err()), as startstop services do
+	start func(ctx context.Context) error
+	stop  func(ctx context.Context) error // drains within ctx, then stops
+}
+
+func stopOnly(stop func()) func(context.Context) error {
+	return func(context.Context) error { stop(); return nil }
+}
+
+// runServices starts svcs in order, runs until ctx ends or a service stops
+// by itself, then stops the started ones in reverse order within timeout.
+// It returns why it ended early (a start that failed, a service that
+// stopped by itself), or nil after ctx ended.
+func runServices(ctx context.Context, log zerolog.Logger, timeout time.Duration, svcs []service) error {
+	// The services are stopped explicitly, in order, never by ctx.
+	runCtx := context.WithoutCancel(ctx)
+	var started []service
+	stopAll := func() {
+		sctx, cancel := context.WithTimeout(runCtx, timeout)
+		defer cancel()
+		for i := len(started) - 1; i >= 0; i-- {
+			if err := started[i].stop(sctx); err != nil {
+				log.Warn().Err(err).Str("service", started[i].name).Msg("did not stop cleanly")
+			}
+		}
+	}
+	for _, s := range svcs {
+		if err := s.start(runCtx); err != nil {
+			stopAll()
+			return fmt.Errorf("start %s: %w", s.name, err)
+		}
+		started = append(started, s)
 	}
 
-	<-ctx.Done()
-	log.Info().Dur("timeout", cfg.ShutdownTimeout).Msg("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
-	defer cancel()
-	// The HTTP server refuses publishes from now on and waits for the
-	// requests in flight, whose events the batcher is still committing;
-	// then the batcher sends whatever is left and stops.
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		log.Warn().Err(err).Msg("http shutdown did not finish cleanly")
+	g, gctx := errgroup.WithContext(ctx)
+	for _, s := range started {
+		w, ok := s.svc.(interface{ Stopped() <-chan struct{} })
+		if !ok {
+			continue
+		}
+		g.Go(func() error {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-w.Stopped():
+			}
+			err := errors.New("stopped unexpectedly")
+			if e, ok := s.svc.(interface{ Err() error }); ok && e.Err() != nil {
+				err = e.Err()
+			}
+			return fmt.Errorf("%s: %w", s.name, err)
+		})
 	}
-	if err := pub.Close(shutdownCtx); err != nil {
-		log.Error().Err(err).Msg("publish batcher did not drain")
+	<-gctx.Done()
+	err := g.Wait()
+	if err != nil {
+		log.Error().Err(err).Msg("shutting down after a failure")
+	} else {
+		log.Info().Dur("timeout", timeout).Msg("shutting down")
 	}
+	stopAll()
 	log.Info().Msg("stopped")
-	return nil
+	return err
 }

@@ -1,12 +1,10 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -21,6 +19,10 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		writeUnavailable(w, "server is shutting down")
 		return
 	}
+	if n := len(r.URL.RawQuery); n > s.cfg.MaxQueryBytes {
+		writeError(w, http.StatusRequestURITooLong, fmt.Sprintf("query string of %d bytes, at most %d", n, s.cfg.MaxQueryBytes))
+		return
+	}
 	streams, err := parseStreams(r.URL.Query()["stream"], s.cfg.MaxStreams)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -31,8 +33,12 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if n := s.open.Add(1); n > int64(s.cfg.MaxConnections) {
-		s.open.Add(-1)
+	r0 := s.cur.Load()
+	if r0 == nil {
+		writeUnavailable(w, "server is not running")
+		return
+	}
+	if !s.open.tryAdd(s.cfg.MaxConnections) {
 		writeUnavailable(w, fmt.Sprintf("connection limit of %d reached", s.cfg.MaxConnections))
 		return
 	}
@@ -48,11 +54,11 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	start, err := s.cfg.Dispatcher.Subscribe(ctx, conn, streams, from)
 	if err != nil {
 		conn.Close(err)
-		s.open.Add(-1)
+		s.open.done()
 		writeUnavailable(w, "not accepting subscriptions")
 		return
 	}
-	stopDrain := context.AfterFunc(s.drainCtx, func() { conn.CloseAfter(s.goodbye) })
+	stopDrain := context.AfterFunc(r0.drainCtx, func() { conn.CloseAfter(s.goodbye) })
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -62,10 +68,12 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	log := s.cfg.Logger.With().Strs("streams", streams).Str("remote", r.RemoteAddr).Logger()
 	log.Debug().Str("from", start.String()).Msg("stream opened")
 	began := time.Now()
+	// closed runs once per accepted stream, after its Conn closed: on this
+	// goroutine, or for a hijacked stream wherever the hub finishes it.
 	closed := func(err error) {
 		stopDrain()
 		s.cfg.Dispatcher.Unsubscribe(conn)
-		s.open.Add(-1)
+		s.open.done()
 		ev := log.Debug()
 		if errors.Is(err, sse.ErrSlowConsumer) {
 			ev = log.Info()
@@ -74,19 +82,13 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if !s.cfg.NoHijack && r.ProtoMajor == 1 && r.ProtoMinor == 1 {
-		s.detached.Add(1)
-		nc, err := s.hijack(w)
-		if err == nil {
-			conn.Attach(s.hub, nc, func(err error) {
-				closed(err)
-				s.detached.Done()
-			})
-			return
+		// The stream is the hub's from here: this goroutine returns, and
+		// net/http keeps no goroutine or buffer for the connection.
+		if err := conn.Hijack(s.hub, closed); err != nil {
+			conn.Close(err)
+			closed(err)
+			log.Warn().Err(err).Msg("taking the connection over failed")
 		}
-		s.detached.Done()
-		conn.Close(err)
-		closed(err)
-		log.Warn().Err(err).Msg("taking the connection over failed")
 		return
 	}
 
@@ -94,37 +96,6 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	err = conn.Run(ctx)
 	conn.Close(err)
 	closed(err)
-}
-
-// hijack takes an HTTP/1.1 connection over from net/http and writes the
-// response head: the stream's body then runs until the connection closes,
-// written by the hub, with no goroutine or buffers of net/http's left.
-func (s *Server) hijack(w http.ResponseWriter) (net.Conn, error) {
-	nc, brw, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		return nil, err
-	}
-	head := make([]byte, 0, 256)
-	head = append(head, "HTTP/1.1 200 OK\r\n"...)
-	hdr := w.Header().Clone()
-	hdr.Set("Connection", "close")
-	hdr.Set("Date", time.Now().UTC().Format(http.TimeFormat))
-	buf := bytes.NewBuffer(head)
-	if err := hdr.Write(buf); err != nil {
-		nc.Close()
-		return nil, err
-	}
-	buf.WriteString("\r\n")
-	if n := brw.Writer.Buffered(); n > 0 { // nothing should be buffered; never lose it
-		nc.Close()
-		return nil, fmt.Errorf("%d response bytes buffered before the hijack", n)
-	}
-	_ = nc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout + time.Second))
-	if _, err := nc.Write(buf.Bytes()); err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("write response head: %w", err)
-	}
-	return nc, nil
 }
 
 // parseStreams validates and de-duplicates the stream parameters.

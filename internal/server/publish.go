@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -41,14 +42,20 @@ type PublishConfig struct {
 	MaxBodyBytes int64
 
 	// Timeout bounds how long a request waits for its commit, retries
-	// included. Default 30s.
+	// included, and separately how long reading its body may take.
+	// Default 30s.
 	Timeout time.Duration
+
+	// MaxConcurrent bounds the requests handled at once; beyond it 503
+	// with Retry-After, before the body is read. Default 64.
+	MaxConcurrent int
 }
 
 // Defaults of PublishConfig.
 const (
 	DefaultMaxPublishBody = 4 << 20
 	DefaultPublishTimeout = 30 * time.Second
+	DefaultMaxConcurrent  = 64
 )
 
 func (c *PublishConfig) setDefaults() {
@@ -57,6 +64,9 @@ func (c *PublishConfig) setDefaults() {
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = DefaultPublishTimeout
+	}
+	if c.MaxConcurrent <= 0 {
+		c.MaxConcurrent = DefaultMaxConcurrent
 	}
 }
 
@@ -89,6 +99,13 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		writeUnavailable(w, "publishing is not configured on this server")
 		return
 	}
+	select {
+	case s.publishSlots <- struct{}{}:
+		defer func() { <-s.publishSlots }()
+	default:
+		writeUnavailable(w, fmt.Sprintf("more than %d publish requests at once; nothing was published, retry later", pc.MaxConcurrent))
+		return
+	}
 	if !pc.AllowAnonymous {
 		err := errors.New(errAnonymous)
 		if pc.Authorize != nil {
@@ -109,11 +126,17 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		writeTooLarge(w, pc.MaxBodyBytes)
 		return
 	}
+	// A body trickled in slowly holds a slot: bound the time reading it.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(pc.Timeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, pc.MaxBodyBytes))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			writeTooLarge(w, pc.MaxBodyBytes)
+			return
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			writeError(w, http.StatusRequestTimeout, fmt.Sprintf("body not received within %s", pc.Timeout))
 			return
 		}
 		writeError(w, http.StatusBadRequest, "reading body: "+err.Error())

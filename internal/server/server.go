@@ -16,6 +16,7 @@ import (
 	"github.com/streamer-dev/streamer/internal/cursor"
 	"github.com/streamer-dev/streamer/internal/dispatch"
 	"github.com/streamer-dev/streamer/internal/sse"
+	"github.com/streamer-dev/streamer/internal/startstop"
 )
 
 // Dispatcher takes subscribers; *dispatch.Dispatcher implements it.
@@ -44,6 +45,13 @@ type Config struct {
 	MaxStreams     int           // streams per SSE connection
 	MaxQueueBytes  int           // per-connection outbound queue bound
 	WriteTimeout   time.Duration // deadline of each write to a client
+	// ShutdownTimeout bounds the drain when Stop is called or Start's
+	// context ends (Shutdown takes its deadline from its context).
+	// Default 10s.
+	ShutdownTimeout time.Duration
+	// Listen opens the listening socket; nil means net.ListenConfig.Listen
+	// on "tcp". Tests inject listeners that fail.
+	Listen func(ctx context.Context, network, addr string) (net.Listener, error)
 	// NoHijack serves every stream from its handler goroutine, as HTTP/2
 	// streams always are, instead of taking HTTP/1.1 connections over.
 	NoHijack bool
@@ -61,7 +69,34 @@ type Config struct {
 
 	// Metrics, when set, is served at GET /metrics.
 	Metrics http.Handler
+
+	// Middleware wraps every route, outermost first (authentication,
+	// CORS, per-address limits plug in here).
+	Middleware []func(http.Handler) http.Handler
+
+	// Limits on hostile or broken clients. Zero means the default.
+
+	// ReadHeaderTimeout bounds how long a client may take to send its
+	// request headers; then the connection is closed. Default 10s.
+	ReadHeaderTimeout time.Duration
+	// MaxHeaderBytes bounds the request line plus headers; beyond it 431.
+	// Default 64 KiB.
+	MaxHeaderBytes int
+	// IdleTimeout bounds how long a keep-alive connection may wait for its
+	// next request. Default 60s.
+	IdleTimeout time.Duration
+	// MaxQueryBytes bounds the query string of GET /events; beyond it 414.
+	// Default 16 KiB.
+	MaxQueryBytes int
 }
+
+// Defaults of the limits in Config.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultMaxHeaderBytes    = 64 << 10
+	DefaultIdleTimeout       = 60 * time.Second
+	DefaultMaxQueryBytes     = 16 << 10
+)
 
 func (c *Config) setDefaults() {
 	if c.Heartbeat <= 0 {
@@ -76,49 +111,87 @@ func (c *Config) setDefaults() {
 	if c.MaxStreams <= 0 {
 		c.MaxStreams = 32
 	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.MaxQueryBytes <= 0 {
+		c.MaxQueryBytes = DefaultMaxQueryBytes
+	}
 	c.Publish.setDefaults()
 }
 
-// Server serves streamer's HTTP interface.
+// Server serves streamer's HTTP interface. It follows the lifecycle contract
+// of package startstop: Start listens and serves until Stop, Shutdown or the
+// end of Start's context, each of which drains the server.
 type Server struct {
+	startstop.Base
 	cfg      Config
-	http     *http.Server
+	handler  http.Handler
 	preamble []byte // first bytes of every stream
 	goodbye  []byte // streamer.shutdown frame
 
-	open     atomic.Int64   // SSE connections being served
-	hub      *sse.Hub       // writes the streams of hijacked connections
-	detached sync.WaitGroup // hijacked streams not yet finished
-	draining atomic.Bool
-	drainCtx context.Context
-	drain    context.CancelFunc
+	open     streams     // SSE connections being served
+	hub      *sse.Hub    // writes the streams of hijacked connections
+	draining atomic.Bool // not ready: draining, stopped, or Serve failed
+	// publishSlots holds one token per POST /publish being handled.
+	publishSlots chan struct{}
+	cur          atomic.Pointer[run]
 
-	mu       sync.Mutex
+	mu   sync.Mutex
+	addr string // the address of the last run's listener
+	err  error  // why the last run ended by itself (Serve failed); nil after Stop
+}
+
+// run is the state of one Start..Stop.
+type run struct {
 	ln       net.Listener
-	served   chan struct{}
-	serveErr error
+	http     *http.Server
+	drainCtx context.Context    // done once the run drains
+	drain    context.CancelFunc // ends every stream with a streamer.shutdown event
+
+	shutdownCtx context.Context // under Server.mu: the deadline Shutdown gave, if any
+	drainErr    error           // written before the run's stopped(); read after Stop
 }
 
 // New returns a server; Start runs it.
 func New(cfg Config) *Server {
 	cfg.setDefaults()
-	s := &Server{cfg: cfg}
+	s := &Server{cfg: cfg, publishSlots: make(chan struct{}, cfg.Publish.MaxConcurrent)}
 	s.preamble = sse.AppendRetry(sse.AppendComment(nil, "streamer"), cfg.Retry)
 	s.goodbye = sse.AppendEvent(nil, "", "streamer.shutdown", `{"reason":"server shutting down"}`)
-	s.drainCtx, s.drain = context.WithCancel(context.Background())
 	s.hub = sse.NewHub(sse.HubOptions{})
-	s.http = &http.Server{
-		Handler:           s.Routes(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+	s.handler = s.Routes()
+	return s
+}
+
+// newHTTPServer returns the net/http server of one run (an http.Server
+// cannot serve again after Shutdown).
+func (s *Server) newHTTPServer() *http.Server {
+	// No ReadTimeout or WriteTimeout: streams are long-lived; POST
+	// /publish bounds its own body read, and stream writes have their own
+	// deadlines.
+	return &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		IdleTimeout:       s.cfg.IdleTimeout,
 		ErrorLog:          nil,
 	}
-	return s
 }
 
 // Routes returns the HTTP handler.
 func (s *Server) Routes() http.Handler {
 	r := chi.NewRouter()
+	r.Use(s.cfg.Middleware...)
 	r.Get("/events", s.handleEvents)
 	r.Post("/publish", s.handlePublish)
 	r.Get("/healthz", s.handleHealthz)
@@ -135,76 +208,206 @@ func (s *Server) Routes() http.Handler {
 }
 
 // Start listens synchronously (so a bad address fails here) and serves in
-// the background.
+// the background until Stop or Shutdown is called or ctx ends; each drains
+// the server (see Shutdown), Stop and ctx within Config.ShutdownTimeout. If
+// serving fails, the server drains and stops by itself: Stopped is closed
+// and Err returns the failure. A second Start while running does nothing.
 func (s *Server) Start(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ln != nil {
-		return errors.New("server already started")
+	ctx, shouldStart, started, stopped := s.StartInit(ctx)
+	if !shouldStart {
+		return nil
 	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
+	listen := s.cfg.Listen
+	if listen == nil {
+		var lc net.ListenConfig
+		listen = lc.Listen
+	}
+	ln, err := listen(ctx, "tcp", s.cfg.Addr)
 	if err != nil {
+		stopped()
 		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
 	}
-	s.ln = ln
-	s.served = make(chan struct{})
-	s.hub.Start()
+	// The hub outlives Start's context: the drain stops it, after the
+	// streams said goodbye.
+	if err := s.hub.Start(context.WithoutCancel(ctx)); err != nil {
+		ln.Close()
+		stopped()
+		return fmt.Errorf("start sse hub: %w", err)
+	}
+	r := &run{ln: ln, http: s.newHTTPServer()}
+	r.drainCtx, r.drain = context.WithCancel(context.Background())
+	s.mu.Lock()
+	s.addr, s.err = ln.Addr().String(), nil
+	s.mu.Unlock()
+	s.draining.Store(false)
+	s.cur.Store(r)
+
+	served := make(chan error, 1)
+	go func() { served <- r.http.Serve(ln) }() // waited for by the run below
 	go func() {
-		defer close(s.served)
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.serveErr = err
-			s.cfg.Logger.Error().Err(err).Msg("http server stopped")
-		}
+		defer stopped()
+		started()
+		s.run(ctx, r, served)
 	}()
 	s.cfg.Logger.Info().Str("addr", ln.Addr().String()).Msg("listening")
 	return nil
 }
 
-// Addr returns the address the server listens on, once started.
+// run waits for the end of ctx or a Serve failure, then drains.
+func (s *Server) run(ctx context.Context, r *run, served chan error) {
+	var cause error
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		// Serve returns only after Shutdown or Close, which only the drain
+		// below calls: whatever it returned now is a failure.
+		served = nil
+		cause = fmt.Errorf("serve http on %s: %w", r.ln.Addr(), err)
+		s.draining.Store(true) // not ready from now on
+		s.cfg.Logger.Error().Err(err).Msg("http server failed; shutting down")
+	}
+	s.mu.Lock()
+	dctx := r.shutdownCtx
+	s.mu.Unlock()
+	if dctx == nil {
+		var cancel context.CancelFunc
+		dctx, cancel = context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+		defer cancel()
+	}
+	r.drainErr = s.drain(dctx, r, served)
+	s.cur.CompareAndSwap(r, nil)
+	s.mu.Lock()
+	s.err = cause
+	s.mu.Unlock()
+}
+
+// drain ends the run r: not ready from now on, every stream ends with a
+// streamer.shutdown event after what was already queued, the listener
+// closes, and the handlers and hijacked streams get until ctx ends to
+// finish; then whatever is left is closed. served, if not nil, receives
+// Serve's result.
+func (s *Server) drain(ctx context.Context, r *run, served chan error) error {
+	s.draining.Store(true)
+	r.drain()
+	var errs []error
+	if err := r.http.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("http shutdown: %w", err), r.http.Close())
+	}
+	if served != nil {
+		<-served // returns at once after Shutdown or Close
+	}
+	// Hijacked streams are not net/http's: wait for them (and for any
+	// handler still writing) to send their goodbye.
+	if err := s.open.waitZero(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("%d streams still open at the shutdown deadline: %w", s.open.load(), err))
+	}
+	// Closes what is left of the hijacked streams; a connection hijacked
+	// from now on is refused at once.
+	s.hub.Stop()
+	if n := s.open.load(); n > 0 {
+		// Handlers still writing at the deadline: closing their
+		// connections makes them return promptly, but Shutdown does not
+		// wait beyond its deadline for them.
+		_ = r.http.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// streams counts the SSE connections being served, up to a limit, and lets
+// the drain wait until none is left.
+type streams struct {
+	mu   sync.Mutex
+	n    int
+	zero chan struct{} // closed when n drops to zero; nil while nobody waits
+}
+
+// tryAdd counts one more stream unless limit are open.
+func (c *streams) tryAdd(limit int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n >= limit {
+		return false
+	}
+	c.n++
+	return true
+}
+
+func (c *streams) done() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n--
+	if c.n == 0 && c.zero != nil {
+		close(c.zero)
+		c.zero = nil
+	}
+}
+
+func (c *streams) load() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// waitZero waits until no stream is open, or until ctx ends.
+func (c *streams) waitZero(ctx context.Context) error {
+	c.mu.Lock()
+	if c.n == 0 {
+		c.mu.Unlock()
+		return nil
+	}
+	if c.zero == nil {
+		c.zero = make(chan struct{})
+	}
+	zero := c.zero
+	c.mu.Unlock()
+	select {
+	case <-zero:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// Shutdown drains the server like Stop, within ctx instead of
+// Config.ShutdownTimeout: not ready from now on, every stream ends with a
+// streamer.shutdown event, no new connections are accepted, and Shutdown
+// waits for the streams until ctx ends, then closes what is left. It
+// returns an error naming what did not finish in time. Safe to call more
+// than once and before Start (then it does nothing and returns nil).
+func (s *Server) Shutdown(ctx context.Context) error {
+	r := s.cur.Load()
+	if r != nil {
+		s.mu.Lock()
+		if r.shutdownCtx == nil {
+			r.shutdownCtx = ctx
+		}
+		s.mu.Unlock()
+	}
+	s.Stop() // also waits for a run that is ending by itself
+	if r == nil {
+		return nil
+	}
+	return r.drainErr
+}
+
+// Err returns why the last run ended by itself (serving failed), or nil
+// while running and after a Stop, Shutdown or cancellation.
+func (s *Server) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Addr returns the address the server listens on, once started (after a
+// stop, the address it listened on).
 func (s *Server) Addr() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ln == nil {
-		return ""
-	}
-	return s.ln.Addr().String()
-}
-
-// Shutdown drains the server: not ready from now on, every stream ends with
-// a streamer.shutdown event, no new connections are accepted, and Shutdown
-// waits for the handlers until ctx ends. Safe to call more than once and
-// before Start.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.draining.Store(true)
-	s.drain()
-	s.mu.Lock()
-	served := s.served
-	s.mu.Unlock()
-	if served == nil {
-		return nil
-	}
-	err := s.http.Shutdown(ctx)
-	if err != nil {
-		err = errors.Join(fmt.Errorf("http shutdown: %w", err), s.http.Close())
-	}
-	<-served
-	// Hijacked streams are not net/http's any more: wait for them to write
-	// their goodbye, then stop the hub (which closes what is left).
-	waited := make(chan struct{})
-	go func() {
-		s.detached.Wait()
-		close(waited)
-	}()
-	select {
-	case <-waited:
-	case <-ctx.Done():
-		err = errors.Join(err, fmt.Errorf("streams still open at the shutdown deadline: %w", ctx.Err()))
-	}
-	s.hub.Stop()
-	<-waited
-	return err
+	return s.addr
 }
 
 // OpenStreams returns the number of SSE connections being served.
-func (s *Server) OpenStreams() int { return int(s.open.Load()) }
+func (s *Server) OpenStreams() int { return s.open.load() }
+
+// HubStats reports what the hub of hijacked streams holds.
+func (s *Server) HubStats() sse.HubStats { return s.hub.Stats() }

@@ -3,11 +3,8 @@ package sse
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -42,56 +39,26 @@ var (
 	errRunTwice = errors.New("sse: Run called more than once")
 )
 
-// Frames of a batch are referenced from a [][]byte that Run reuses; a slice
-// grown by a burst beyond this many frames is dropped rather than kept.
-const maxSpareFrames = 64
-
 // Conn is the outbound side of one SSE response: a bounded queue of frames
-// and the writer that drains it. All methods are safe for concurrent use;
-// Run must be called once, by the goroutine that owns the ResponseWriter.
+// (frameQueue) and one of two writers that drain it. Until it is handed to
+// a [Hub] (Attach, Hijack), the writer is [Conn.Run] on the goroutine that
+// owns the ResponseWriter (handlerWriter); after, it is the hub's workers
+// (hubConn). All methods are safe for concurrent use.
 type Conn struct {
-	w    http.ResponseWriter
-	rc   *http.ResponseController
+	frameQueue
 	opts Options
 
-	done chan struct{} // closed by closeLocked, once
-	wake chan struct{} // capacity 1; tells Run the queue or state changed
-
-	mu       sync.Mutex
-	queue    [][]byte      // accepted frames not yet taken by Run; read-only
-	spare    [][]byte      // Run's last batch slice, emptied, for reuse
-	queued   int           // bytes in queue
-	inflight int           // bytes of the batch Run is writing
-	room     chan struct{} // closed when room is made; nil when nobody waits
-	draining bool          // CloseAfter was called
-	final    []byte        // CloseAfter's frame, until Run takes it
-	running  bool          // Run was called
-	err      error         // close cause; nil while open
-
-	noDeadline bool // SetWriteDeadline is not supported; only Run uses it
-
-	// Detached mode (see Hub). hub is set once, by Attach.
-	hub      atomic.Pointer[Hub]
-	nc       net.Conn        // the hijacked connection; used by one hub worker at a time
-	onClose  func(error)     // called once, by a hub worker, after the Conn closed
-	sched    bool            // under mu: queued on the hub or held by a worker
-	finished bool            // under mu: onClose has been called
-	raw      syscall.RawConn // nc's descriptor, for non-blocking writes; nil if nc has none
-	out      []byte          // worker-owned: unwritten bytes of the current batch (nil: none)
-	scratch  *[]byte         // worker-owned: the pooled buffer out points into, if any
-	batch    [][]byte        // worker-owned: the current batch's frame slice, for reuse
-	deadline bool            // worker-owned: a write deadline is set on nc
-	last     bool            // worker-owned: the current batch ends the Conn
-	stalled  time.Time       // worker-owned: when the current batch stopped moving
-	lastSent atomic.Int64    // unix nanos of the last completed write
-	lastPeek time.Time       // sweeper-owned: the last closed-peer check
+	wake    chan struct{}           // capacity 1; tells Run the queue or state changed
+	running bool                    // under mu: Run or Attach was called
+	hw      *handlerWriter          // under mu: the ResponseWriter; nil once attached
+	hc      atomic.Pointer[hubConn] // set once, by Attach
 }
 
 // NewConn returns an open Conn writing to w. It uses
-// http.NewResponseController(w) for Flush and SetWriteDeadline, so w (or
-// what it unwraps to) must support flushing. NewConn writes nothing: the
-// caller sets the response headers before Run, and Run's first Flush sends
-// them.
+// http.NewResponseController(w) for Flush, SetWriteDeadline and Hijack, so
+// w (or what it unwraps to) must support flushing. NewConn writes nothing:
+// the caller sets the response headers before Run, and Run's first Flush
+// sends them (or Hijack writes them).
 func NewConn(w http.ResponseWriter, opts Options) *Conn {
 	if opts.MaxQueueBytes <= 0 {
 		opts.MaxQueueBytes = DefaultMaxQueueBytes
@@ -100,13 +67,14 @@ func NewConn(w http.ResponseWriter, opts Options) *Conn {
 		opts.WriteTimeout = DefaultWriteTimeout
 	}
 	opts.Heartbeat = max(opts.Heartbeat, 0)
-	return &Conn{
-		w:    w,
-		rc:   http.NewResponseController(w),
+	c := &Conn{
 		opts: opts,
-		done: make(chan struct{}),
 		wake: make(chan struct{}, 1),
+		hw:   &handlerWriter{w: w, rc: http.NewResponseController(w)},
 	}
+	c.maxBytes = opts.MaxQueueBytes
+	c.done = make(chan struct{})
+	return c
 }
 
 // Enqueue queues frame for writing without blocking and reports whether it
@@ -134,19 +102,19 @@ func (c *Conn) Enqueue(frame []byte) bool {
 		c.signal() // a detached Conn is finished by a hub worker
 		return false
 	}
-	var push *Hub // a detached Conn to put on its hub's ready list
+	var push *hubConn // a detached Conn to put on its hub's ready list
 	wake := c.pushLocked(frame)
-	if h := c.hub.Load(); wake && h != nil {
+	if hc := c.hc.Load(); wake && hc != nil {
 		// Claimed for the hub under this lock rather than by signal, which
 		// would take it again; if a worker holds it, it will see the frame.
-		if c.claimLocked() {
-			push = h
+		if hc.claimLocked() {
+			push = hc
 		}
 		wake = false
 	}
 	c.mu.Unlock()
 	if push != nil {
-		push.push(c)
+		push.h.push(push)
 	}
 	if wake {
 		c.signal()
@@ -155,7 +123,7 @@ func (c *Conn) Enqueue(frame []byte) bool {
 }
 
 // EnqueueWait queues frame like Enqueue, but when it does not fit under
-// MaxQueueBytes it waits for Run to write what is queued instead of
+// MaxQueueBytes it waits for the writer to write what is queued instead of
 // closing the Conn: backpressure for replay. A frame larger than
 // MaxQueueBytes is accepted once the queue is empty.
 //
@@ -202,10 +170,10 @@ func (c *Conn) EnqueueWait(ctx context.Context, frame []byte) error {
 }
 
 // Close closes the Conn with cause ([ErrClosed] if nil), drops what is
-// queued and wakes Run and EnqueueWait. It is idempotent and the first
-// cause wins, also over a CloseAfter still in progress: Run then returns
-// without writing the final frame. A write Run has already started is not
-// interrupted; it ends by itself or at the write deadline.
+// queued and wakes the writer and EnqueueWait. It is idempotent and the
+// first cause wins, also over a CloseAfter still in progress: the final
+// frame is then not written. A write already started is not interrupted;
+// it ends by itself or at the write deadline.
 func (c *Conn) Close(cause error) {
 	c.mu.Lock()
 	c.closeLocked(cause)
@@ -214,14 +182,15 @@ func (c *Conn) Close(cause error) {
 }
 
 // CloseAfter ends the Conn gracefully: from now on Enqueue returns false
-// and EnqueueWait returns [ErrClosed], and Run writes everything already
-// queued followed by frame (which does not count against MaxQueueBytes) in
-// one Write, flushes, closes the Conn with [ErrClosed] and returns
-// ErrClosed. Until then the Conn is draining, not closed: Err is nil and
-// Done is open. If the write fails, the Conn closes with that error instead.
+// and EnqueueWait returns [ErrClosed], and the writer writes everything
+// already queued followed by frame (which does not count against
+// MaxQueueBytes) in one Write, flushes, and closes the Conn with
+// [ErrClosed] (Run then returns ErrClosed). Until then the Conn is
+// draining, not closed: Err is nil and Done is open. If the write fails,
+// the Conn closes with that error instead.
 //
 // CloseAfter does nothing if the Conn is closed or CloseAfter was already
-// called; a later Close wins over it (see Close). If Run is never called,
+// called; a later Close wins over it (see Close). If no writer ever runs,
 // the Conn never closes by itself, so callers bound the drain with Close.
 func (c *Conn) CloseAfter(frame []byte) {
 	c.mu.Lock()
@@ -247,7 +216,7 @@ func (c *Conn) Err() error {
 }
 
 // QueuedBytes returns the bytes accepted and not yet written: those queued
-// plus those of the batch Run is writing. Close drops the queued frames, so
+// plus those of the batch being written. Close drops the queued frames, so
 // afterwards only a write still in progress counts, until it ends.
 func (c *Conn) QueuedBytes() int {
 	c.mu.Lock()
@@ -255,49 +224,12 @@ func (c *Conn) QueuedBytes() int {
 	return c.queued + c.inflight
 }
 
-func (c *Conn) fitsLocked(n int) bool {
-	pending := c.queued + c.inflight
-	return pending == 0 || pending+n <= c.opts.MaxQueueBytes
-}
-
-// pushLocked queues frame and reports whether Run needs a wake-up: only
-// the first frame after Run took the queue does, since Run takes the whole
-// queue when it wakes.
-func (c *Conn) pushLocked(frame []byte) (wake bool) {
-	if len(frame) == 0 {
-		return false
-	}
-	c.queue = append(c.queue, frame)
-	c.queued += len(frame)
-	return len(c.queue) == 1
-}
-
-func (c *Conn) closeLocked(cause error) {
-	if c.err != nil {
-		return
-	}
-	if cause == nil {
-		cause = ErrClosed
-	}
-	c.err = cause
-	clear(c.queue) // drop the references to shared frames
-	c.queue, c.spare, c.final, c.queued = nil, nil, nil, 0
-	close(c.done) // wakes Run and every EnqueueWait
-}
-
-func (c *Conn) wakeWaitersLocked() {
-	if c.room != nil {
-		close(c.room)
-		c.room = nil
-	}
-}
-
-// signal wakes Run without blocking; one pending signal is enough, since
-// Run takes the whole queue each time it wakes. A detached Conn is put on
-// its hub's ready list instead.
+// signal wakes the writer without blocking: Run through the wake channel
+// (one pending signal is enough, since Run takes the whole queue each time
+// it wakes), or a detached Conn's hub by putting it on the ready list.
 func (c *Conn) signal() {
-	if h := c.hub.Load(); h != nil {
-		h.schedule(c)
+	if hc := c.hc.Load(); hc != nil {
+		hc.h.schedule(hc)
 		return
 	}
 	select {

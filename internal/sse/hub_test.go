@@ -2,8 +2,10 @@ package sse
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -11,6 +13,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/streamer-dev/streamer/internal/startstop/startstoptest"
 )
 
 // attached returns a Conn attached to a started hub over a real loopback
@@ -19,7 +23,7 @@ import (
 func attached(t *testing.T, opts Options) (*Conn, net.Conn, <-chan error) {
 	t.Helper()
 	h := NewHub(HubOptions{Workers: 2, PeekInterval: time.Second})
-	h.Start()
+	require.NoError(t, h.Start(context.Background()))
 	t.Cleanup(h.Stop)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -140,7 +144,7 @@ func TestHubCloseAfter(t *testing.T) {
 func TestHubStopClosesConns(t *testing.T) {
 	t.Parallel()
 	h := NewHub(HubOptions{})
-	h.Start()
+	require.NoError(t, h.Start(context.Background()))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
@@ -162,7 +166,167 @@ func TestHubStopClosesConns(t *testing.T) {
 	require.Equal(t, 0, h.Len())
 }
 
-func TestHubStopWithoutStart(t *testing.T) {
+func TestHubLifecycle(t *testing.T) {
 	t.Parallel()
-	NewHub(HubOptions{}).Stop()
+	startstoptest.Stress(t, NewHub(HubOptions{Workers: 3}))
+}
+
+// TestHubSecondStart: a second Start while running starts no second pool of
+// workers, and Stop leaves none running.
+func TestHubSecondStart(t *testing.T) {
+	t.Parallel()
+	h := NewHub(HubOptions{Workers: 3})
+	require.Zero(t, h.Stats().Goroutines)
+	require.NoError(t, h.Start(context.Background()))
+	require.NoError(t, h.Start(context.Background()))
+	require.Equal(t, 3+1, h.Stats().Goroutines, "three workers and the sweeper")
+	h.Stop()
+	require.Zero(t, h.Stats().Goroutines)
+}
+
+// TestHubRestart: a hub stopped and started again serves new Conns.
+func TestHubRestart(t *testing.T) {
+	t.Parallel()
+	h := NewHub(HubOptions{})
+	require.NoError(t, h.Start(context.Background()))
+	h.Stop()
+	require.NoError(t, h.Start(context.Background()))
+	t.Cleanup(h.Stop)
+	client, server := loopback(t)
+	c := NewConn(httptest.NewRecorder(), Options{})
+	c.Attach(h, server, func(error) {})
+	require.True(t, c.Enqueue([]byte("hello\n")))
+	line, err := bufio.NewReader(client).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "hello\n", line)
+}
+
+// TestHubCancelStops: ending Start's context stops the hub like Stop.
+func TestHubCancelStops(t *testing.T) {
+	t.Parallel()
+	h := NewHub(HubOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	require.NoError(t, h.Start(ctx))
+	client, server := loopback(t)
+	c := NewConn(httptest.NewRecorder(), Options{})
+	closed := make(chan error, 1)
+	c.Attach(h, server, func(err error) { closed <- err })
+	cancel()
+	<-h.Stopped()
+	require.ErrorIs(t, <-closed, ErrClosed)
+	_, err := io.ReadAll(client)
+	require.NoError(t, err)
+	require.Equal(t, HubStats{}, h.Stats())
+}
+
+// loopback returns both ends of a loopback TCP connection, closed at
+// cleanup.
+func loopback(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { client.Close() })
+	server, err = ln.Accept()
+	require.NoError(t, err)
+	t.Cleanup(func() { server.Close() })
+	return client, server
+}
+
+// TestHubAttachAfterStop: a connection handed to a stopped hub is refused
+// at once: onClose runs with ErrHubStopped and the socket is closed, so
+// nothing waits on a Conn that no worker will ever write.
+func TestHubAttachAfterStop(t *testing.T) {
+	t.Parallel()
+	h := NewHub(HubOptions{})
+	require.NoError(t, h.Start(context.Background()))
+	h.Stop()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer client.Close()
+	server, err := ln.Accept()
+	require.NoError(t, err)
+
+	c := NewConn(httptest.NewRecorder(), Options{})
+	closed := make(chan error, 1)
+	c.Attach(h, server, func(err error) { closed <- err })
+	select {
+	case err := <-closed:
+		require.ErrorIs(t, err, ErrHubStopped)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Attach after Stop: onClose never ran")
+	}
+	require.ErrorIs(t, c.Err(), ErrHubStopped)
+	require.NoError(t, client.SetReadDeadline(time.Now().Add(5*time.Second)))
+	_, err = io.ReadAll(client)
+	require.NoError(t, err, "EOF: the server end was closed")
+	require.Zero(t, h.Len())
+}
+
+// TestHubHijack: Hijack writes the HTTP/1.1 response head with the
+// ResponseWriter's headers and hands the connection to the hub, which then
+// writes the body until the Conn closes.
+func TestHubHijack(t *testing.T) {
+	t.Parallel()
+	h := NewHub(HubOptions{})
+	require.NoError(t, h.Start(context.Background()))
+	t.Cleanup(h.Stop)
+	hijacked := make(chan error, 1)
+	conns := make(chan *Conn, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		c := NewConn(w, Options{})
+		c.Enqueue(AppendComment(nil, "hello")) // checked in the body read below
+		hijacked <- c.Hijack(h, func(error) {})
+		conns <- c
+	}))
+	t.Cleanup(srv.Close)
+
+	resp, err := http.Get(srv.URL)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.NoError(t, <-hijacked)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+	require.NotEmpty(t, resp.Header.Get("Date"))
+	c := <-conns
+	c.CloseAfter(AppendEvent(nil, "1", "", "bye"))
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, ": hello\n"+"id: 1\ndata: bye\n\n", string(body))
+}
+
+// TestHubHijackRefused: a ResponseWriter that cannot be hijacked (HTTP/2,
+// a recorder) leaves the Conn to its caller: an error, no onClose.
+func TestHubHijackRefused(t *testing.T) {
+	t.Parallel()
+	h := NewHub(HubOptions{})
+	require.NoError(t, h.Start(context.Background()))
+	t.Cleanup(h.Stop)
+	c := NewConn(httptest.NewRecorder(), Options{})
+	called := false
+	err := c.Hijack(h, func(error) { called = true })
+	require.ErrorIs(t, err, http.ErrNotSupported)
+	require.False(t, called)
+	require.NoError(t, c.Err(), "the caller still owns the Conn")
+	require.Zero(t, h.Len())
+}
+
+func TestAppendResponseHead(t *testing.T) {
+	t.Parallel()
+	hdr := http.Header{"Content-Type": {"text/event-stream"}, "X-Accel-Buffering": {"no"}}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	got := string(appendResponseHead([]byte("x"), hdr, now))
+	require.Equal(t, "x"+"HTTP/1.1 200 OK\r\n"+
+		"Connection: close\r\n"+
+		"Content-Type: text/event-stream\r\n"+
+		"Date: Fri, 02 Jan 2026 03:04:05 GMT\r\n"+
+		"X-Accel-Buffering: no\r\n\r\n", got)
+	require.NotContains(t, hdr, "Connection", "the caller's header is not changed")
 }

@@ -13,6 +13,16 @@ import (
 // ping is the heartbeat frame, ": ping\n".
 var ping = AppendComment(nil, "ping")
 
+// handlerWriter is the writer state of a Conn written by [Conn.Run] on
+// the goroutine that owns its ResponseWriter (HTTP/2 streams, and HTTP/1.1
+// ones not handed to a hub). Only Run uses it, after taking it from the
+// Conn under its mutex.
+type handlerWriter struct {
+	w          http.ResponseWriter
+	rc         *http.ResponseController
+	noDeadline bool // SetWriteDeadline is not supported
+}
+
 // Run is the writer loop; call it once, on the HTTP handler's goroutine,
 // after setting the response headers. It waits for queued frames and writes
 // everything queued as one Write of the concatenation followed by one Flush.
@@ -46,6 +56,7 @@ func (c *Conn) Run(ctx context.Context) error {
 		return errRunTwice
 	}
 	c.running = true
+	hw := c.hw
 	c.mu.Unlock()
 
 	var idle <-chan time.Time
@@ -78,8 +89,10 @@ func (c *Conn) Run(ctx context.Context) error {
 			}
 			batch = append(batch, ping)
 		}
-		err := c.write(batch)
-		c.release(batch)
+		err := hw.write(batch, c.opts.WriteTimeout)
+		c.mu.Lock()
+		c.releaseLocked(batch)
+		c.mu.Unlock()
 		if err != nil {
 			c.Close(err)
 			return c.Err()
@@ -94,72 +107,38 @@ func (c *Conn) Run(ctx context.Context) error {
 	}
 }
 
-// take moves the whole queue into a batch for writing; its bytes stay
-// counted (as inflight) until release. After CloseAfter the final frame is
-// appended and last is true. open is false once the Conn is closed.
-func (c *Conn) take() (batch [][]byte, last, open bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		return nil, false, false
-	}
-	batch = c.queue
-	c.queue, c.spare = c.spare, nil
-	c.inflight, c.queued = c.queued, 0
-	if c.draining {
-		if len(c.final) > 0 {
-			batch = append(batch, c.final)
-		}
-		c.final, last = nil, true
-	}
-	return batch, last, true
-}
-
-// release forgets a written batch: it drops the frame references, frees the
-// batch's bytes from the bound and wakes EnqueueWait waiters.
-func (c *Conn) release(batch [][]byte) {
-	clear(batch)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.inflight = 0
-	if c.err == nil && cap(batch) <= maxSpareFrames {
-		c.spare = batch[:0]
-	}
-	c.wakeWaitersLocked()
-}
-
 // write writes batch as one Write and one Flush under the write deadline.
-func (c *Conn) write(batch [][]byte) error {
-	if err := c.setWriteDeadline(time.Now().Add(c.opts.WriteTimeout)); err != nil {
+func (hw *handlerWriter) write(batch [][]byte, timeout time.Duration) error {
+	if err := hw.setWriteDeadline(time.Now().Add(timeout)); err != nil {
 		return fmt.Errorf("sse: set write deadline: %w", err)
 	}
 	var err error
 	if len(batch) == 1 {
-		_, err = c.w.Write(batch[0]) // nothing to coalesce: no copy
+		_, err = hw.w.Write(batch[0]) // nothing to coalesce: no copy
 	} else {
 		buf := getScratch(batch)
-		_, err = c.w.Write(*buf)
+		_, err = hw.w.Write(*buf)
 		putScratch(buf)
 	}
 	if err != nil {
 		return fmt.Errorf("sse: write: %w", err)
 	}
-	if err := c.rc.Flush(); err != nil {
+	if err := hw.rc.Flush(); err != nil {
 		return fmt.Errorf("sse: flush: %w", err)
 	}
 	// The write succeeded; a failure to clear the deadline shows up as an
 	// error on the next write, so it is not a reason to close here.
-	_ = c.setWriteDeadline(time.Time{})
+	_ = hw.setWriteDeadline(time.Time{})
 	return nil
 }
 
-func (c *Conn) setWriteDeadline(t time.Time) error {
-	if c.noDeadline {
+func (hw *handlerWriter) setWriteDeadline(t time.Time) error {
+	if hw.noDeadline {
 		return nil
 	}
-	err := c.rc.SetWriteDeadline(t)
+	err := hw.rc.SetWriteDeadline(t)
 	if errors.Is(err, http.ErrNotSupported) {
-		c.noDeadline = true
+		hw.noDeadline = true
 		return nil
 	}
 	return err
