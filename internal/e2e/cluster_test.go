@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -265,9 +266,11 @@ type follower struct {
 	header http.Header // sent on every request, besides Last-Event-ID
 
 	mu       sync.Mutex
-	events   []received // events with data, server events included
+	events   []received  // events with data, server events included
+	arrived  []time.Time // when each of events was read
 	lastID   string
 	conns    []string // the base of each connection answered with 200
+	protos   []string // the protocol and Content-Encoding of each
 	failures []string // why each connection ended or was refused
 
 	cancel context.CancelFunc
@@ -354,8 +357,17 @@ func (f *follower) connect(ctx context.Context, base string) error {
 	}
 	f.mu.Lock()
 	f.conns = append(f.conns, base)
+	f.protos = append(f.protos, strings.TrimSpace(resp.Proto+" "+resp.Header.Get("Content-Encoding")))
 	f.mu.Unlock()
-	return f.read(resp.Body)
+	var body io.Reader = resp.Body
+	if resp.Header.Get("Content-Encoding") == "gzip" && !resp.Uncompressed {
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			return fmt.Errorf("gzip: %w", err)
+		}
+		body = zr
+	}
+	return f.read(body)
 }
 
 // read parses an event stream, keeping each dispatched event and the last
@@ -383,6 +395,7 @@ func (f *follower) read(body io.Reader) error {
 			}
 			if data != nil {
 				f.events = append(f.events, received{ID: f.lastID, Type: typeOrMessage(typ), Data: strings.Join(data, "\n")})
+				f.arrived = append(f.arrived, time.Now())
 			}
 			f.mu.Unlock()
 			typ, data, hasID = "", nil, false
@@ -433,6 +446,27 @@ func (f *follower) ids() []string {
 
 // count returns how many untyped events have arrived.
 func (f *follower) count() int { return len(f.data()) }
+
+// arrival returns when the untyped event with data arrived, and whether
+// it has.
+func (f *follower) arrival(data string) (time.Time, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, ev := range f.events {
+		if ev.Type == "message" && ev.Data == data {
+			return f.arrived[i], true
+		}
+	}
+	return time.Time{}, false
+}
+
+// protocols returns, for every connection answered with 200, its protocol
+// and Content-Encoding ("HTTP/2.0", "HTTP/1.1 gzip").
+func (f *follower) protocols() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.protos)
+}
 
 // connections returns the base of every connection that was answered with
 // 200, in order.
