@@ -447,6 +447,20 @@ func (f *follower) ids() []string {
 // count returns how many untyped events have arrived.
 func (f *follower) count() int { return len(f.data()) }
 
+// refusals returns why each refused connection attempt was refused
+// (answers other than 200).
+func (f *follower) refusals() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, s := range f.failures {
+		if strings.Contains(s, ": status ") {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // arrival returns when the untyped event with data arrived, and whether
 // it has.
 func (f *follower) arrival(data string) (time.Time, bool) {

@@ -17,6 +17,7 @@ import (
 // under load, and every client through a rolling restart, reconnects to
 // another instance with its Last-Event-ID and misses nothing.
 func TestInstances(t *testing.T) {
+	t.Parallel() // with the other multi-process tests, after the sequential ones
 	bin := buildServer(t, t.TempDir())
 	for _, tc := range []struct {
 		name string

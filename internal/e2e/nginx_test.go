@@ -34,6 +34,7 @@ func (e *nginxEnv) upstreams() [2]string { return [2]string{e.c.nodes[0].addr, e
 // back, HTTP/2 carries several streams on one connection, and
 // X-Forwarded-For is believed only from trusted proxies.
 func TestNginx(t *testing.T) {
+	t.Parallel() // with the other multi-process tests, after the sequential ones
 	nginx := requireNginx(t)
 	bin := buildServer(t, t.TempDir())
 	heartbeat := withEnv("STREAMER_HEARTBEAT", "1s")
@@ -47,6 +48,9 @@ func TestNginx(t *testing.T) {
 		{"Last-Event-ID passes through", testNginxLastEventID},
 		{"gzip", testNginxGzip},
 		{"HTTP/2 streams on one connection", testNginxHTTP2},
+		{"rolling restart of the upstreams", func(t *testing.T, e *nginxEnv) {
+			testNginxRolling(t, &nginxEnv{nginx: nginx, bin: bin, c: startCluster(t, bin, 2, heartbeat)})
+		}},
 		{"kill -9 an upstream", func(t *testing.T, e *nginxEnv) {
 			testNginxKillUpstream(t, &nginxEnv{nginx: nginx, bin: bin, c: startCluster(t, bin, 2, heartbeat)})
 		}},
@@ -287,6 +291,42 @@ func testNginxKillUpstream(t *testing.T, e *nginxEnv) {
 	}
 	require.Positive(t, moved, "some client was on the killed instance and reconnected")
 	t.Logf("%d of %d clients reconnected through nginx; %d events per stream", moved, len(fs), len(want["k0"]))
+}
+
+// A rolling restart behind nginx, one instance at a time, each ready and
+// back in nginx's rotation before the next stops: every client reconnects through nginx with its
+// Last-Event-ID, misses nothing, and is never refused (a browser's
+// EventSource gives up for good on any answer but 200).
+func testNginxRolling(t *testing.T, e *nginxEnv) {
+	p := startNginx(t, e.nginx, e.upstreams(), nginxOptions{})
+	c := e.c
+	from := c.nodes[0].head(t)
+	var fs []*follower
+	for i := range 6 {
+		fs = append(fs, follow(t, fmt.Sprintf("roll#%d", i), []string{p.url}, []string{"roll"}, from))
+	}
+	_, stop := c.nodes[0].keepPublishing(t, "roll", "roll-", 5*time.Millisecond)
+	waitAll := func(n int) {
+		for _, f := range fs {
+			waitFor(t, longWait, fmt.Sprintf("%d events at %s", n, f), func() bool { return f.count() >= n })
+		}
+	}
+	waitAll(10)
+	for _, d := range c.nodes {
+		d.stop()
+		d.start()
+		// The operator's step before stopping the next instance: nginx
+		// leaves a failed upstream out for fail_timeout.
+		p.waitRouted(t, d.addr)
+		waitAll(fs[0].count() + 20)
+	}
+	want := append(stop(), "end")
+	c.nodes[0].publish(t, "roll", "", "end")
+	for _, f := range fs {
+		requireExactly(t, f, want)
+		require.GreaterOrEqual(t, f.typed("streamer.shutdown"), 1, "%s", f)
+		require.Empty(t, f.refusals(), "%s", f)
+	}
 }
 
 // clientFrom returns an HTTP/1.1 client whose connections come from the

@@ -86,8 +86,8 @@ func startNginx(t *testing.T, nginx string, upstreams [2]string, o nginxOptions)
 	require.NoError(t, err)
 	conf := string(site)
 	for _, r := range [][2]string{
-		{"server 127.0.0.1:8081;", "server " + upstreams[0] + ";"},
-		{"server 127.0.0.1:8082;", "server " + upstreams[1] + ";"},
+		{"server 127.0.0.1:8081 ", "server " + upstreams[0] + " "},
+		{"server 127.0.0.1:8082 ", "server " + upstreams[1] + " "},
 		{"listen 80;", "listen " + addr + ";"},
 		{"listen 443 ssl http2;", "listen " + tlsAddr + " ssl http2;"},
 		{"/etc/ssl/certs/streamer.pem;", certFile + ";"},
@@ -130,6 +130,8 @@ http {
     ssl_prefer_server_ciphers on;
     gzip on;
 
+    # For the tests: which instance served a request.
+    add_header X-Upstream $upstream_addr always;
     %[4]s
     include %[3]s/streamer.conf;
 }
@@ -187,6 +189,21 @@ http {
 		}
 	}
 	return p
+}
+
+// waitRouted waits until nginx sends requests to the instance at addr
+// again: after a failure, nginx leaves an upstream out for fail_timeout.
+func (p *nginxProxy) waitRouted(t *testing.T, addr string) {
+	t.Helper()
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	waitFor(t, longWait, "nginx routing to "+addr, func() bool {
+		resp, err := client.Get(p.url + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK && resp.Header.Get("X-Upstream") == addr
+	})
 }
 
 // client returns an HTTP client that trusts the proxy's certificate, with
