@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -399,4 +400,21 @@ func testNginxForwardedFor(t *testing.T, nginx, bin string) {
 	require.Len(t, viaProxy.connections(), 1, "%s", viaProxy)
 	require.Contains(t, d.logs.String(), "127.0.0.2", "the log names the client behind the proxy")
 	require.True(t, strings.Contains(d.logs.String(), "127.0.0.4"), "the log names the untrusted peer")
+}
+
+// Every directive of docs/nginx.conf is quoted in docs/operations.md,
+// which explains each line: the two cannot drift apart unnoticed.
+func TestNginxConfDocumented(t *testing.T) {
+	t.Parallel()
+	conf, err := os.ReadFile(docsNginxConf)
+	require.NoError(t, err)
+	doc, err := os.ReadFile("../../docs/operations.md")
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(conf), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line == "}" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		require.Contains(t, string(doc), line, "docs/operations.md does not quote this line of docs/nginx.conf")
+	}
 }
