@@ -160,10 +160,15 @@ func postPublish(client *http.Client, base string, evs ...event) (status int, id
 // request at a time, each to the next of bases in turn. A request is
 // counted as published only after its 200. A refusal that the contract
 // says published nothing (503, or a connection that could not be made) is
-// retried on the next base; any other outcome fails the test, because it
-// would leave the test unsure what was published.
+// retried on the next base. A connection closed or reset without an answer
+// is looked up in the database: not there, it is counted as reset and
+// retried with the same data (a late commit would then show as a
+// duplicate); there, the answer of a published event was lost, which
+// fails the test. Any other outcome fails the test too, because it would
+// leave the test unsure what was published.
 type httpPublisher struct {
 	t      *testing.T
+	pool   *pgxpool.Pool
 	bases  []string
 	stream string
 	prefix string
@@ -172,16 +177,17 @@ type httpPublisher struct {
 	mu      sync.Mutex
 	sent    []string
 	refused int
+	resets  []string // why each unanswered request ended
 	err     error
 
 	quit, done chan struct{}
 	stopOnce   sync.Once
 }
 
-func startHTTPPublisher(t *testing.T, bases []string, stream, prefix string, interval time.Duration) *httpPublisher {
+func startHTTPPublisher(t *testing.T, pool *pgxpool.Pool, bases []string, stream, prefix string, interval time.Duration) *httpPublisher {
 	t.Helper()
 	p := &httpPublisher{
-		t: t, bases: bases, stream: stream, prefix: prefix,
+		t: t, pool: pool, bases: bases, stream: stream, prefix: prefix,
 		// A fresh connection per request: a kept-alive one that the server
 		// closes as it drains could fail a request after it was written,
 		// and its outcome would be unknown.
@@ -215,6 +221,19 @@ func (p *httpPublisher) run(interval time.Duration) {
 			p.mu.Lock()
 			p.refused++
 			p.mu.Unlock()
+		case err != nil && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)):
+			var n int
+			qerr := p.pool.QueryRow(context.Background(),
+				"SELECT count(*) FROM streamer.events WHERE stream = $1 AND data = $2", p.stream, data).Scan(&n)
+			p.mu.Lock()
+			if qerr != nil || n != 0 {
+				p.err = fmt.Errorf("POST %s/publish of %q ended without an answer (%w), and the event is in the database %d times (lookup error: %v)",
+					base, data, err, n, qerr)
+				p.mu.Unlock()
+				return
+			}
+			p.resets = append(p.resets, fmt.Sprintf("%s: %v", base, err))
+			p.mu.Unlock()
 		default:
 			p.mu.Lock()
 			p.err = fmt.Errorf("POST %s/publish of %q: status %d, ids %v: %w", base, data, status, ids, err)
@@ -237,8 +256,9 @@ func (p *httpPublisher) published() int {
 }
 
 // stop ends publishing and returns what was published, in commit order,
-// and how many requests were refused.
-func (p *httpPublisher) stop() ([]string, int) {
+// how many requests were refused, and why those that went unanswered
+// without publishing ended.
+func (p *httpPublisher) stop() ([]string, int, []string) {
 	p.stopOnce.Do(func() {
 		close(p.quit)
 		<-p.done
@@ -247,7 +267,7 @@ func (p *httpPublisher) stop() ([]string, int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	require.NoError(p.t, p.err, "publishing over HTTP")
-	return slices.Clone(p.sent), p.refused
+	return slices.Clone(p.sent), p.refused, slices.Clone(p.resets)
 }
 
 // received is defined in resume_test.go: ID, Type, Data.

@@ -104,7 +104,7 @@ func startLoad(t *testing.T, c *cluster, publishTo []string) *instanceLoad {
 		_, stop := c.nodes[0].keepPublishing(t, s, s+"-", 5*time.Millisecond)
 		l.stopSQL = append(l.stopSQL, stop)
 	}
-	l.http = startHTTPPublisher(t, publishTo, "h", "h-", 5*time.Millisecond)
+	l.http = startHTTPPublisher(t, c.pool, publishTo, "h", "h-", 5*time.Millisecond)
 	return l
 }
 
@@ -127,10 +127,16 @@ func (l *instanceLoad) finish(t *testing.T) {
 	for i, s := range l.streams {
 		want[s] = l.stopSQL[i]()
 	}
-	sent, refused := l.http.stop()
+	sent, refused, resets := l.http.stop()
 	want["h"] = sent
 	t.Logf("published %d events per SQL stream, %d over HTTP (%d requests refused and retried)",
 		len(want["s0"]), len(sent), refused)
+	if len(resets) > 0 {
+		// Not the contract's 503: a connection the kernel had queued for
+		// an instance that closed its listener on SIGTERM is reset, and
+		// the publisher cannot tell whether its event was published.
+		t.Logf("%d requests ended without an answer and were not published: %v", len(resets), resets)
+	}
 	for s := range want {
 		l.c.nodes[0].publish(t, s, "", "end")
 		want[s] = append(want[s], "end")
