@@ -21,7 +21,7 @@
 // across a disconnect and a server restart.
 //
 // [TestInstances] and [TestNginx] run several server processes on one
-// database (cluster_test.go) and Debian's nginx in front of them
+// database (instances_test.go) and Debian's nginx in front of them
 // (nginxproc_test.go), each nginx started by the test on loopback ports with
 // docs/nginx.conf and its pid, logs and temp files in a temporary
 // directory; a small SSE client of the tests' own (follower) fails over

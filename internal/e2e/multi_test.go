@@ -41,7 +41,7 @@ func rotate(bases []string, i int) []string {
 }
 
 func testPublishOneSubscribeAll(t *testing.T, bin string) {
-	c := startCluster(t, bin, 3)
+	c := startInstances(t, bin, 3)
 	from := c.nodes[0].head(t)
 	var fs []*follower
 	for i, base := range c.urls() {
@@ -83,14 +83,14 @@ func testPublishOneSubscribeAll(t *testing.T, bin string) {
 // SQL publisher, and on stream "h" an HTTP publisher; on every node one
 // follower per stream (and "h") whose first choice is that node.
 type instanceLoad struct {
-	c         *cluster
+	c         *instances
 	streams   []string
 	stopSQL   []func() []string
 	http      *httpPublisher
 	followers [][]*follower // by node
 }
 
-func startLoad(t *testing.T, c *cluster, publishTo []string) *instanceLoad {
+func startInstanceLoad(t *testing.T, c *instances, publishTo []string) *instanceLoad {
 	l := &instanceLoad{c: c, streams: []string{"s0", "s1", "s2"}}
 	from := c.nodes[0].head(t)
 	for i := range c.nodes {
@@ -150,14 +150,14 @@ func (l *instanceLoad) finish(t *testing.T) {
 }
 
 func testKillOneUnderLoad(t *testing.T, bin string) {
-	c := startCluster(t, bin, 3)
+	c := startInstances(t, bin, 3)
 	// Publish over HTTP through the instances that stay up: a request in
 	// flight on the killed one has an unknown outcome.
-	l := startLoad(t, c, []string{c.nodes[0].url, c.nodes[2].url})
+	l := startInstanceLoad(t, c, []string{c.nodes[0].url, c.nodes[2].url})
 	l.waitAllReceive(t, 20)
 
 	const victim = 1
-	c.nodes[victim].kill()
+	c.nodes[victim].sigkill()
 	// The victim's clients fail over to the next instance and go on.
 	after := l.http.published() + 50
 	waitFor(t, longWait, "50 more events over HTTP", func() bool { return l.http.published() >= after })
@@ -179,11 +179,11 @@ func testKillOneUnderLoad(t *testing.T, bin string) {
 }
 
 func testRollingRestart(t *testing.T, bin string) {
-	c := startCluster(t, bin, 3)
+	c := startInstances(t, bin, 3)
 	// Publish over HTTP through every instance in turn, the restarting one
 	// included: while it drains it answers 503, while it is down the
 	// connection is refused, and the publisher moves on.
-	l := startLoad(t, c, c.urls())
+	l := startInstanceLoad(t, c, c.urls())
 	l.waitAllReceive(t, 10)
 	for i, d := range c.nodes {
 		d.stop()

@@ -21,7 +21,7 @@ import (
 // than the proxy's read timeout (3 s).
 type nginxEnv struct {
 	nginx, bin string
-	c          *cluster
+	c          *instances
 }
 
 // upstreams returns the two instances' addresses for startNginx.
@@ -39,7 +39,7 @@ func TestNginx(t *testing.T) {
 	nginx := requireNginx(t)
 	bin := buildServer(t, t.TempDir())
 	heartbeat := withEnv("STREAMER_HEARTBEAT", "1s")
-	shared := &nginxEnv{nginx: nginx, bin: bin, c: startCluster(t, bin, 2, heartbeat)}
+	shared := &nginxEnv{nginx: nginx, bin: bin, c: startInstances(t, bin, 2, heartbeat)}
 	for _, tc := range []struct {
 		name string
 		run  func(t *testing.T, e *nginxEnv)
@@ -50,10 +50,10 @@ func TestNginx(t *testing.T) {
 		{"gzip", testNginxGzip},
 		{"HTTP/2 streams on one connection", testNginxHTTP2},
 		{"rolling restart of the upstreams", func(t *testing.T, e *nginxEnv) {
-			testNginxRolling(t, &nginxEnv{nginx: nginx, bin: bin, c: startCluster(t, bin, 2, heartbeat)})
+			testNginxRolling(t, &nginxEnv{nginx: nginx, bin: bin, c: startInstances(t, bin, 2, heartbeat)})
 		}},
 		{"kill -9 an upstream", func(t *testing.T, e *nginxEnv) {
-			testNginxKillUpstream(t, &nginxEnv{nginx: nginx, bin: bin, c: startCluster(t, bin, 2, heartbeat)})
+			testNginxKillUpstream(t, &nginxEnv{nginx: nginx, bin: bin, c: startInstances(t, bin, 2, heartbeat)})
 		}},
 		{"X-Forwarded-For", func(t *testing.T, _ *nginxEnv) { testNginxForwardedFor(t, nginx, bin) }},
 	} {
@@ -274,7 +274,7 @@ func testNginxKillUpstream(t *testing.T, e *nginxEnv) {
 		}
 	}
 	waitAll(20)
-	c.nodes[0].kill()
+	c.nodes[0].sigkill()
 	n := fs[0].count()
 	waitAll(n + 50)
 
@@ -349,7 +349,7 @@ func testNginxForwardedFor(t *testing.T, nginx, bin string) {
 				"nothing to test X-Forwarded-For handling against", flag)
 		}
 	}
-	c := startCluster(t, bin, 1,
+	c := startInstances(t, bin, 1,
 		withEnv("STREAMER_TRUSTED_PROXIES", "127.0.0.1/32"),
 		withEnv("STREAMER_MAX_CONNECTIONS_PER_IP", "1"),
 		withEnv("STREAMER_LOG_LEVEL", "debug"))

@@ -26,31 +26,31 @@ import (
 	"github.com/streamer-dev/streamer/internal/pgtest"
 )
 
-// cluster is several server processes on one database, each on its own
+// instances is several server processes on one database, each on its own
 // loopback address.
-type cluster struct {
+type instances struct {
 	dbURL string
 	pool  *pgxpool.Pool // for publishing with SQL
 	nodes []*deployment
 }
 
-// startCluster creates a database and starts n servers on it, one after the
+// startInstances creates a database and starts n servers on it, one after the
 // other, each ready before the next starts.
-func startCluster(t *testing.T, bin string, n int, opts ...deployOption) *cluster {
+func startInstances(t *testing.T, bin string, n int, opts ...deployOption) *instances {
 	t.Helper()
 	dbURL := pgtest.NewDB(t)
 	pool, err := pgxpool.New(context.Background(), dbURL)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close) // after the servers stop, before the database is dropped
-	c := &cluster{dbURL: dbURL, pool: pool}
+	c := &instances{dbURL: dbURL, pool: pool}
 	for range n {
-		c.nodes = append(c.nodes, deployOn(t, bin, dbURL, pool, opts...))
+		c.nodes = append(c.nodes, deployOnDB(t, bin, dbURL, pool, opts...))
 	}
 	return c
 }
 
 // urls returns the base URL of every node, in node order.
-func (c *cluster) urls() []string {
+func (c *instances) urls() []string {
 	var out []string
 	for _, d := range c.nodes {
 		out = append(out, d.url)
@@ -58,9 +58,9 @@ func (c *cluster) urls() []string {
 	return out
 }
 
-// deployOn starts one server on an existing database; the environment is
+// deployOnDB starts one server on an existing database; the environment is
 // deploy's.
-func deployOn(t *testing.T, bin, dbURL string, pool *pgxpool.Pool, opts ...deployOption) *deployment {
+func deployOnDB(t *testing.T, bin, dbURL string, pool *pgxpool.Pool, opts ...deployOption) *deployment {
 	t.Helper()
 	env := map[string]string{
 		"DATABASE_URL":                     dbURL,
@@ -97,9 +97,9 @@ func deployOn(t *testing.T, bin, dbURL string, pool *pgxpool.Pool, opts ...deplo
 	return d
 }
 
-// kill ends the server with SIGKILL: no shutdown event, no drain; its
+// sigkill ends the server with SIGKILL: no shutdown event, no drain; its
 // clients see their connections reset or closed.
-func (d *deployment) kill() {
+func (d *deployment) sigkill() {
 	t := d.t
 	t.Helper()
 	p := d.proc
