@@ -20,6 +20,9 @@
 // with Last-Event-ID through tmaxmax/go-sse and launchdarkly/eventsource,
 // across a disconnect and a server restart.
 //
+// UPDATE_SCREENSHOT=1 makes the screenshot scenario overwrite
+// docs/inspector.png; otherwise it writes to a temporary directory.
+//
 // [TestInstances] and [TestNginx] run several server processes on one
 // database (instances_test.go) and Debian's nginx in front of them
 // (nginxproc_test.go), each nginx started by the test on loopback ports with
@@ -28,9 +31,6 @@
 // between instances with its Last-Event-ID. Without nginx (/usr/sbin/nginx
 // or STREAMER_NGINX) the nginx tests are skipped, or fail when CI=true.
 // docs/operations.md lists what each shows.
-//
-// UPDATE_SCREENSHOT=1 makes the screenshot scenario overwrite
-// docs/inspector.png; otherwise it writes to a temporary directory.
 //
 // # Invariants
 //
