@@ -127,10 +127,10 @@ type event struct {
 	Data   string `json:"data"`
 }
 
-// postPublish sends POST /publish with evs and returns the status and the
+// publishHTTP sends POST /publish with evs and returns the status and the
 // ids of a 200 answer. err is a transport error: the request may not have
 // reached the server.
-func postPublish(client *http.Client, base string, evs ...event) (status int, ids []int64, err error) {
+func publishHTTP(client *http.Client, base string, evs ...event) (status int, ids []int64, err error) {
 	body, err := json.Marshal(evs)
 	if err != nil {
 		return 0, nil, err
@@ -208,7 +208,7 @@ func (p *httpPublisher) run(interval time.Duration) {
 		data := fmt.Sprintf("%s%d", p.prefix, i)
 		base := p.bases[next%len(p.bases)]
 		next++
-		status, ids, err := postPublish(p.client, base, event{Stream: p.stream, Data: data})
+		status, ids, err := publishHTTP(p.client, base, event{Stream: p.stream, Data: data})
 		var opErr *net.OpError
 		switch {
 		case err == nil && status == http.StatusOK && len(ids) == 1:

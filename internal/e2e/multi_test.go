@@ -61,7 +61,7 @@ func testPublishOneSubscribeAll(t *testing.T, bin string) {
 		if i%3 == 2 {
 			batch = append(batch, event{Stream: "http", Data: fmt.Sprintf("http-%d-b", i)}, event{Stream: "http", Data: fmt.Sprintf("http-%d-c", i)})
 		}
-		status, ids, err := postPublish(client, c.nodes[0].url, batch...)
+		status, ids, err := publishHTTP(client, c.nodes[0].url, batch...)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, status)
 		require.Len(t, ids, len(batch))

@@ -158,7 +158,7 @@ func testNginxLastEventID(t *testing.T, e *nginxEnv) {
 		var out []string
 		for i := range n {
 			data := fmt.Sprintf("%s-%d", prefix, i)
-			status, ids, err := postPublish(client, p.url, event{Stream: "resume", Data: data})
+			status, ids, err := publishHTTP(client, p.url, event{Stream: "resume", Data: data})
 			require.NoError(t, err)
 			require.Equal(t, http.StatusOK, status)
 			require.Len(t, ids, 1)
