@@ -23,10 +23,22 @@
 // UPDATE_SCREENSHOT=1 makes the screenshot scenario overwrite
 // docs/inspector.png; otherwise it writes to a temporary directory.
 //
+// [TestInstances] and [TestNginx] run several server processes on one
+// database (instances_test.go) and Debian's nginx in front of them
+// (nginxproc_test.go), each nginx started by the test on loopback ports with
+// docs/nginx.conf and its pid, logs and temp files in a temporary
+// directory; a small SSE client of the tests' own (follower) fails over
+// between instances with its Last-Event-ID. Without nginx (/usr/sbin/nginx
+// or STREAMER_NGINX) the nginx tests are skipped, or fail when CI=true.
+// docs/operations.md lists what each shows.
+//
 // # Invariants
 //
 //   - Tests wait on conditions with deadlines (polling the page's DOM or a
 //     client's received events), never on a bare sleep.
+//   - Every nginx a test starts is stopped (SIGTERM, then SIGKILL) at the
+//     test's cleanup, and writes nothing outside the test's temporary
+//     directory.
 //   - Every server process a test starts is stopped (SIGTERM, then SIGKILL
 //     after a deadline) before its database is dropped.
 package e2e
