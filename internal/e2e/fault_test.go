@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,6 +30,8 @@ func TestFault(t *testing.T) {
 		{"read pool cut", testFaultReadPoolCut},
 		{"read-only database", testFaultReadOnly},
 		{"server kill -9", testFaultServerKill},
+		{"postgres fast shutdown", testFaultPostgresDown(syscall.SIGINT)},
+		{"postgres kill -9", testFaultPostgresDown(syscall.SIGKILL)},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, bin) })
 	}
@@ -223,4 +226,50 @@ func testFaultServerKill(t *testing.T, bin string) {
 	}
 	l.waitPublished(50, longWait)
 	l.finish(longWait)
+}
+
+// PostgreSQL goes down twice in a row under load, by a fast shutdown
+// (SIGINT, what pg_ctl restart -m fast sends) or by SIGKILL of the
+// postmaster, and comes back after the checks below. While it is down
+// /readyz must answer 503 and POST /publish 503 with Retry-After within the
+// publish timeout (not 500, not a hang); after, /readyz 200 again. Nothing
+// whose COMMIT succeeded may be lost, and every subscriber ends exact.
+func testFaultPostgresDown(sig syscall.Signal) func(t *testing.T, bin string) {
+	return func(t *testing.T, bin string) {
+		const publishTimeout = 3 * time.Second
+		c := newCluster(t)
+		d := deployOn(t, bin, c, withEnv("STREAMER_PUBLISH_TIMEOUT", publishTimeout.String()))
+		l := startLoad(t, d, defaultLoad())
+		outages := 2
+		if chaos() {
+			outages = 6
+		}
+		for i := range outages {
+			l.waitPublished(30, longWait)
+			began := time.Now()
+			c.down(sig, longWait)
+			down := time.Since(began)
+			waitFor(t, longWait, "/readyz 503", func() bool { return d.readyz() == 503 })
+			notReady := time.Since(began)
+
+			ans := d.postPublish(t, "load-0", "while down", publishTimeout+shortWait)
+			t.Logf("outage %d (%v): postmaster gone after %v, /readyz 503 after %v; POST /publish: %d in %v, Retry-After %q: %s",
+				i, sig, down.Round(time.Millisecond), notReady.Round(time.Millisecond),
+				ans.status, ans.took.Round(time.Millisecond), ans.retryAfter, strings.TrimSpace(ans.body))
+			require.Equal(t, 503, ans.status, "POST /publish while the database is down")
+			require.NotEmpty(t, ans.retryAfter, "Retry-After")
+
+			began = time.Now()
+			c.start()
+			started := time.Since(began)
+			waitFor(t, longWait, "/readyz 200", func() bool { return d.readyz() == 200 })
+			t.Logf("outage %d: PostgreSQL accepting connections after %v, /readyz 200 after %v",
+				i, started.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
+			waitFor(t, longWait, "POST /publish to succeed", func() bool {
+				return d.postPublish(t, "load-1", "after the outage", longWait).status == 200
+			})
+		}
+		l.waitPublished(50, longWait)
+		l.finish(longWait)
+	}
 }
