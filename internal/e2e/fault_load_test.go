@@ -27,7 +27,8 @@ type loadConfig struct {
 	publishers  int           // SQL publishers, each one transaction at a time
 	interval    time.Duration // between one publisher's transactions
 	rollback    float64       // share of transactions rolled back
-	connLife    time.Duration // a subscriber drops each connection after between half and 1.5 times this, and resumes
+	connLife    time.Duration // a subscriber drops each connection after between half and 1.5 times this,
+	away        time.Duration // stays away up to this long, and resumes
 }
 
 func defaultLoad() loadConfig {
@@ -38,6 +39,7 @@ func defaultLoad() loadConfig {
 		interval:    10 * time.Millisecond,
 		rollback:    0.1,
 		connLife:    4 * time.Second,
+		away:        time.Second,
 	}
 }
 
@@ -145,6 +147,17 @@ func (l *load) published() int {
 	return len(l.acked)
 }
 
+// connects returns how many times the subscribers were answered 200.
+func (l *load) connects() int {
+	n := 0
+	for _, s := range l.subs {
+		s.mu.Lock()
+		n += s.connects
+		s.mu.Unlock()
+	}
+	return n
+}
+
 // waitPublished waits until n more events than now have been committed.
 func (l *load) waitPublished(n int, timeout time.Duration) {
 	l.t.Helper()
@@ -216,7 +229,13 @@ func (l *load) runSub(s *loadSub, rnd *rand.Rand) {
 		life := l.cfg.connLife/2 + time.Duration(rnd.Int64N(int64(l.cfg.connLife)))
 		ok := l.connectOnce(l.subCtx, s, life)
 		if ok {
+			// Away for a while, so that the resume has events to replay.
 			failures = 0
+			select {
+			case <-l.subCtx.Done():
+				return
+			case <-time.After(time.Duration(rnd.Int64N(int64(l.cfg.away) + 1))):
+			}
 			continue
 		}
 		// Capped exponential backoff with jitter, as an EventSource would
