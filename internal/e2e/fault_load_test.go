@@ -65,6 +65,12 @@ type load struct {
 	subs     []*loadSub
 	client   *http.Client
 	stopped  bool
+	// calm ends the random drops: from finish on, subscribers stay
+	// connected (and reconnect at once when a connection breaks), as real
+	// clients do. Dropping at random while the server is behind can
+	// starve a subscriber: each connection is dropped before its replay
+	// was served.
+	calm atomic.Bool
 }
 
 // loadSub is one subscriber: what it received and how often it connected.
@@ -231,6 +237,9 @@ func (l *load) runSub(s *loadSub, rnd *rand.Rand) {
 		if ok {
 			// Away for a while, so that the resume has events to replay.
 			failures = 0
+			if l.calm.Load() {
+				continue
+			}
 			select {
 			case <-l.subCtx.Done():
 				return
@@ -284,8 +293,10 @@ func (l *load) connectOnce(ctx context.Context, s *loadSub, life time.Duration) 
 	if !connecting.Stop() {
 		return false // answered just as the connect timeout fired
 	}
-	lifeTimer := time.AfterFunc(life, cancel)
-	defer lifeTimer.Stop()
+	if !l.calm.Load() {
+		lifeTimer := time.AfterFunc(life, cancel)
+		defer lifeTimer.Stop()
+	}
 	s.mu.Lock()
 	s.connects++
 	s.mu.Unlock()
@@ -370,6 +381,7 @@ func (l *load) finish(catchUp time.Duration) {
 	close(l.stopPub)
 	l.pubWG.Wait()
 	l.stopPub = make(chan struct{}) // for stop's close
+	l.calm.Store(true)
 
 	truth := l.truth()
 	inDB := map[string]bool{}
