@@ -23,7 +23,8 @@
 // [TestFault] runs the fault tests of docs/reliability.md under load (SQL
 // publishers with rollbacks, subscribers resuming at random, an exact
 // comparison with the database at the end): the LISTEN connection
-// blackholed and the read pool reset through internal/faultproxy, the
+// blackholed and the read and publish pools reset through
+// internal/faultproxy, the
 // database made read-only, the server killed with SIGKILL, and PostgreSQL
 // (a cluster of the test's own) shut down fast or killed, twice in a row.
 // STREAMER_CHAOS=1 (make chaos) runs their longer versions.

@@ -1,9 +1,13 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -25,6 +29,7 @@ type loadConfig struct {
 	streams     int           // streams "load-0" ... "load-<streams-1>"
 	subscribers int           // each on one or two of the streams
 	publishers  int           // SQL publishers, each one transaction at a time
+	httpPublish int           // publishers through POST /publish, each one request at a time
 	interval    time.Duration // between one publisher's transactions
 	rollback    float64       // share of transactions rolled back
 	connLife    time.Duration // a subscriber drops each connection after between half and 1.5 times this,
@@ -54,17 +59,18 @@ type load struct {
 	streams []string
 	start   string // head() before anything was published
 
-	stopPub  chan struct{}
-	pubWG    sync.WaitGroup
-	pubMu    sync.Mutex
-	acked    []string // data of committed events, as the publishers saw COMMIT succeed
-	pubErrs  atomic.Int64
-	subCtx   context.Context
-	stopSubs context.CancelFunc
-	subWG    sync.WaitGroup
-	subs     []*loadSub
-	client   *http.Client
-	stopped  bool
+	stopPub    chan struct{}
+	pubWG      sync.WaitGroup
+	pubMu      sync.Mutex
+	acked      []string    // data of committed events, as the publishers saw COMMIT (or a 200) succeed
+	httpStatus map[int]int // answers to POST /publish other than 200, by status (0: no answer)
+	pubErrs    atomic.Int64
+	subCtx     context.Context
+	stopSubs   context.CancelFunc
+	subWG      sync.WaitGroup
+	subs       []*loadSub
+	client     *http.Client
+	stopped    bool
 	// calm ends the random drops: from finish on, subscribers stay
 	// connected (and reconnect at once when a connection breaks), as real
 	// clients do. Dropping at random while the server is behind can
@@ -128,6 +134,13 @@ func startLoad(t *testing.T, d *deployment, cfg loadConfig) *load {
 		go func() {
 			defer l.pubWG.Done()
 			l.runPublisher(p, rand.New(rand.NewPCG(uint64(p), 7)))
+		}()
+	}
+	for p := range cfg.httpPublish {
+		l.pubWG.Add(1)
+		go func() {
+			defer l.pubWG.Done()
+			l.runHTTPPublisher(p, rand.New(rand.NewPCG(uint64(p), 11)))
 		}()
 	}
 	return l
@@ -223,6 +236,59 @@ func (l *load) runPublisher(p int, rnd *rand.Rand) {
 }
 
 var errRollback = errors.New("rolled back on purpose")
+
+// runHTTPPublisher publishes 1-3 events per POST /publish on random streams
+// and records those answered 200. Other answers are counted by status; a
+// request is never repeated, so each data string is sent once.
+func (l *load) runHTTPPublisher(p int, rnd *rand.Rand) {
+	tick := time.NewTicker(l.cfg.interval)
+	defer tick.Stop()
+	for n := 0; ; n++ {
+		select {
+		case <-l.stopPub:
+			return
+		case <-tick.C:
+		}
+		type event struct {
+			Stream string `json:"stream"`
+			Data   string `json:"data"`
+		}
+		var events []event
+		for k := range 1 + rnd.IntN(3) {
+			events = append(events, event{l.streams[rnd.IntN(len(l.streams))], fmt.Sprintf("h%d-%d-%d", p, n, k)})
+		}
+		body, err := json.Marshal(events)
+		if err != nil {
+			panic(err)
+		}
+		// Not cancelled by stop, like the SQL publishers.
+		ctx, cancel := context.WithTimeout(context.Background(), longWait)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.d.url+"/publish", bytes.NewReader(body))
+		if err != nil {
+			panic(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		status := 0
+		if resp, err := l.client.Do(req); err == nil {
+			status = resp.StatusCode
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		cancel()
+		l.pubMu.Lock()
+		if status == http.StatusOK {
+			for _, e := range events {
+				l.acked = append(l.acked, e.Data)
+			}
+		} else {
+			if l.httpStatus == nil {
+				l.httpStatus = map[int]int{}
+			}
+			l.httpStatus[status]++
+		}
+		l.pubMu.Unlock()
+	}
+}
 
 // connectTimeout bounds the wait for the server's answer to a subscriber.
 const connectTimeout = 10 * time.Second
@@ -388,6 +454,9 @@ func (l *load) finish(catchUp time.Duration) {
 	total := 0
 	for _, frames := range truth {
 		for _, f := range frames {
+			// Every data string is sent once: twice in the database means
+			// a publish was committed twice.
+			require.False(t, inDB[f.Data], "event %s is in the database twice", f.Data)
 			inDB[f.Data] = true
 			total++
 		}
@@ -430,8 +499,11 @@ func (l *load) finish(catchUp time.Duration) {
 			behind++
 		}
 	}
-	t.Logf("load: %d events committed (%d acknowledged, %d publish errors), %d subscribers (%d not caught up), %d connections, %d refused or failed dials",
-		total, len(acked), l.pubErrs.Load(), len(l.subs), behind, connects, refused)
+	l.pubMu.Lock()
+	httpStatus := maps.Clone(l.httpStatus)
+	l.pubMu.Unlock()
+	t.Logf("load: %d events committed (%d acknowledged, %d SQL publish errors, POST /publish answers other than 200: %v), %d subscribers (%d not caught up), %d connections, %d refused or failed dials",
+		total, len(acked), l.pubErrs.Load(), httpStatus, len(l.subs), behind, connects, refused)
 	for i, s := range l.subs {
 		require.Zero(t, s.gaps, "subscriber %d got a streamer.gap", i)
 		if !slices.Equal(want[i], s.got) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/streamer-dev/streamer/internal/faultproxy"
@@ -28,6 +29,7 @@ func TestFault(t *testing.T) {
 	}{
 		{"listen blackhole", testFaultListenBlackhole},
 		{"read pool cut", testFaultReadPoolCut},
+		{"publish pool cut", testFaultPublishPoolCut},
 		{"read-only database", testFaultReadOnly},
 		{"server kill -9", testFaultServerKill},
 		{"postgres fast shutdown", testFaultPostgresDown(syscall.SIGINT)},
@@ -141,6 +143,45 @@ func testFaultReadPoolCut(t *testing.T, bin string) {
 	t.Logf("%d rounds, %d read-pool connections reset; cut mid-query: %d live reads, %d replays", cuts, resets, live, replay)
 	require.NotZero(t, live, "no live read was cut mid-query")
 	require.NotZero(t, replay, "no replay was cut mid-query")
+}
+
+// The publish pool's connections (application_name=streamer-publish) are
+// reset again and again while POST /publish requests are being committed
+// (every answer held 5ms, so a reset finds a batch in flight, sometimes
+// its COMMIT): every request answered 200 must be in the database, once,
+// and nothing else published may be doubled by a retry.
+func testFaultPublishPoolCut(t *testing.T, bin string) {
+	var p *faultproxy.Proxy
+	d := deploy(t, bin, withFaultProxy(t, &p))
+	p.SetAll(faultproxy.Down, faultproxy.Fault{Delay: 5 * time.Millisecond})
+	cfg := defaultLoad()
+	cfg.publishers, cfg.httpPublish = 1, 4
+	cuts := 5
+	if chaos() {
+		cfg.subscribers, cuts = 500, 40
+	}
+	l := startLoad(t, d, cfg)
+	resets := 0
+	for range cuts {
+		l.waitPublished(30, longWait)
+		for _, c := range byApp(p, "streamer-publish") {
+			c.Reset()
+			resets++
+		}
+	}
+	l.waitPublished(50, longWait)
+	l.finish(longWait)
+	retried := strings.Count(d.logs.String(), "batch: commit failed; retrying")
+	unknown := strings.Count(d.logs.String(), "batch: outcome of COMMIT unknown")
+	t.Logf("%d rounds, %d publish-pool connections reset; the batcher retried %d times, %d outcomes unknown", cuts, resets, retried, unknown)
+	l.pubMu.Lock()
+	for status := range l.httpStatus {
+		// A reset is retried within the publish timeout; 504 says the
+		// outcome of an interrupted COMMIT could not be looked up.
+		assert.Contains(t, []int{503, 504}, status, "POST /publish answered %d while its connections were reset", status)
+	}
+	l.pubMu.Unlock()
+	require.NotZero(t, retried, "no reset hit a publish in flight: the test did not test anything")
 }
 
 // The database turns read-only, as a primary demoted to a standby during a
