@@ -63,3 +63,15 @@ clean: ## Remove build output (bin/); the dev database stays
 .PHONY: clean-data
 clean-data: ## Stop the dev database and delete it
 	@$(DEVDB) clean
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for 15s (FUZZTIME=...); seeds in testdata/fuzz/ also run in make test
+	$(GO) test -run '^$$' -fuzz '^FuzzEventStream$$' -fuzztime $(or $(FUZZTIME),15s) ./internal/sse/
+	$(GO) test -run '^$$' -fuzz '^FuzzAppendEvent$$' -fuzztime $(or $(FUZZTIME),15s) ./internal/sse/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(or $(FUZZTIME),15s) ./internal/cursor/
+	$(GO) test -run '^$$' -fuzz '^FuzzPublishBody$$' -fuzztime $(or $(FUZZTIME),15s) ./internal/server/
+
+.PHONY: chaos
+chaos: deps ## Long fault tests under load (STREAMER_CHAOS=1) and 60s fuzz runs; see docs/reliability.md
+	STREAMER_CHAOS=1 $(GO) test -race -count=1 -timeout 40m -v -run 'Fault' ./internal/faultproxy/ ./internal/e2e/
+	$(MAKE) fuzz FUZZTIME=60s

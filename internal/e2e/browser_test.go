@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +15,8 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
+
+	"github.com/streamer-dev/streamer/internal/testenv"
 )
 
 // tabTimeout bounds everything one test does in its tab.
@@ -33,24 +34,13 @@ func chromiumPath() (string, error) {
 	return exec.LookPath("chromium")
 }
 
-// inCI reports whether CI is set to a true value; CI must never pass by
-// skipping the browser tests.
-func inCI() bool {
-	ci, _ := strconv.ParseBool(os.Getenv("CI"))
-	return ci
-}
-
 // newBrowser starts headless Chromium for t and its subtests, and closes it
 // at t's cleanup. Without Chromium it skips t, or fails it under CI=true.
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
 	path, err := chromiumPath()
 	if err != nil {
-		msg := "no Chromium to test with (install Debian's chromium, e.g. make deps, or set STREAMER_CHROMIUM)"
-		if inCI() {
-			t.Fatalf("CI is set, so failing rather than skipping: %s: %v", msg, err)
-		}
-		t.Skipf("skipping the browser tests: %s: %v", msg, err)
+		testenv.Unavailable(t, "no Chromium to test with (install Debian's chromium, e.g. make deps, or set STREAMER_CHROMIUM): %v", err)
 	}
 	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
 		chromedp.ExecPath(path),

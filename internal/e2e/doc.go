@@ -20,6 +20,15 @@
 // with Last-Event-ID through tmaxmax/go-sse and launchdarkly/eventsource,
 // across a disconnect and a server restart.
 //
+// [TestFault] runs the fault tests of docs/reliability.md under load (SQL
+// publishers with rollbacks, subscribers resuming at random, an exact
+// comparison with the database at the end): the LISTEN connection
+// blackholed and the read and publish pools reset through
+// internal/faultproxy, the
+// database made read-only, the server killed with SIGKILL, and PostgreSQL
+// (a cluster of the test's own) shut down fast or killed, twice in a row.
+// STREAMER_CHAOS=1 (make chaos) runs their longer versions.
+//
 // UPDATE_SCREENSHOT=1 makes the screenshot scenario overwrite
 // docs/inspector.png; otherwise it writes to a temporary directory.
 //
@@ -41,4 +50,7 @@
 //     directory.
 //   - Every server process a test starts is stopped (SIGTERM, then SIGKILL
 //     after a deadline) before its database is dropped.
+//   - Every PostgreSQL cluster a fault test starts or restarts is shut down
+//     and its directory removed when the test ends; every fault proxy is
+//     closed after the server that used it has stopped.
 package e2e

@@ -1,0 +1,133 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/stretchr/testify/require"
+
+	"github.com/streamer-dev/streamer/internal/faultproxy"
+)
+
+// chaos reports whether the long versions of the fault tests run
+// (STREAMER_CHAOS=1, as make chaos sets it).
+func chaos() bool {
+	on, _ := strconv.ParseBool(os.Getenv("STREAMER_CHAOS"))
+	return on
+}
+
+// withFaultProxy puts a fault proxy between the server and its database:
+// the server's DATABASE_URL points at the proxy, which dials the real
+// server (TCP, or the unix socket of pgtest's throwaway cluster). The test's
+// own pool (deployment.pool) stays direct. *out is set to the proxy, which
+// is closed after the server has stopped.
+func withFaultProxy(t *testing.T, out **faultproxy.Proxy) deployOption {
+	return func(env map[string]string) {
+		dial, proxied := proxyTarget(t, env["DATABASE_URL"])
+		p, err := faultproxy.Start(dial)
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, p.Close()) })
+		env["DATABASE_URL"] = proxied(p.Addr())
+		*out = p
+	}
+}
+
+// proxyTarget returns how to reach the database of dbURL, and a function
+// that gives the same database's URL through a proxy at addr.
+func proxyTarget(t *testing.T, dbURL string) (faultproxy.DialFunc, func(addr string) string) {
+	t.Helper()
+	cfg, err := pgconn.ParseConfig(dbURL)
+	require.NoError(t, err)
+	var dial faultproxy.DialFunc
+	if strings.HasPrefix(cfg.Host, "/") {
+		dial = faultproxy.Dial("unix", filepath.Join(cfg.Host, fmt.Sprintf(".s.PGSQL.%d", cfg.Port)))
+	} else {
+		dial = faultproxy.Dial("tcp", fmt.Sprintf("%s:%d", cfg.Host, cfg.Port))
+	}
+	proxied := func(addr string) string {
+		u := url.URL{Scheme: "postgres", Host: addr, Path: "/" + cfg.Database, RawQuery: "sslmode=disable"}
+		if cfg.Password != "" {
+			u.User = url.UserPassword(cfg.User, cfg.Password)
+		} else {
+			u.User = url.User(cfg.User)
+		}
+		return u.String()
+	}
+	return dial, proxied
+}
+
+// byApp returns the proxy's open connections whose startup message sets
+// application_name to app ("streamer-listener", "streamer",
+// "streamer-publish": see cmd/streamer/serve.go and internal/listener).
+func byApp(p *faultproxy.Proxy, app string) []*faultproxy.Conn {
+	marker := []byte("application_name\x00" + app + "\x00")
+	var out []*faultproxy.Conn
+	for _, c := range p.Conns() {
+		if bytes.Contains(c.Head(), marker) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// kill sends SIGKILL to the server and waits for it to be gone.
+func (d *deployment) kill() {
+	t := d.t
+	t.Helper()
+	p := d.proc
+	require.NotNil(t, p, "server not running")
+	d.proc = nil
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
+	<-p.done
+}
+
+// readyz returns /readyz's status, or 0 when the request fails.
+func (d *deployment) readyz() int {
+	client := &http.Client{Timeout: 3 * time.Second}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get(d.url + "/readyz")
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// publishReply is an answer to POST /publish.
+type publishAnswer struct {
+	status     int
+	retryAfter string
+	body       string
+	took       time.Duration
+}
+
+// postPublish publishes one event through HTTP, giving up after timeout.
+func (d *deployment) postPublish(t *testing.T, stream, data string, timeout time.Duration) publishAnswer {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	body := fmt.Sprintf(`{"stream":%q,"data":%q}`, stream, data)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.url+"/publish", strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	client := &http.Client{}
+	defer client.CloseIdleConnections()
+	began := time.Now()
+	resp, err := client.Do(req)
+	require.NoError(t, err, "POST /publish did not answer within %v", timeout)
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	return publishAnswer{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After"), body: b.String(), took: time.Since(began)}
+}
