@@ -36,6 +36,9 @@ var (
 	// ErrOutcomeUnknown: the caller stopped waiting while the events were
 	// being committed; they may have been published.
 	ErrOutcomeUnknown = batch.ErrOutcomeUnknown
+	// ErrReadOnly: the database refuses writes (a standby after a
+	// failover); nothing was published. Retry later.
+	ErrReadOnly = batch.ErrReadOnly
 )
 
 // RuleError is an event that breaks one of streamer.events' rules.

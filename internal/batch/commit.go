@@ -137,6 +137,10 @@ func (b *Batcher) commitUnits(ctx context.Context, units []*unit, prev <-chan st
 			b.log.Error().Err(err).Int("units", len(units)).Msg("batch: publish failed")
 			b.resolveAll(units, err)
 			return
+		case readOnly:
+			b.log.Warn().Err(err).Int("units", len(units)).Msg("batch: database is read-only; publish refused")
+			b.resolveAll(units, fmt.Errorf("%w (%w)", ErrReadOnly, err))
+			return
 		}
 
 		wait := backoff.Delay(attempt, b.cfg.MinBackoff, b.cfg.MaxBackoff)

@@ -26,6 +26,12 @@ var (
 	// caller stopped waiting (its context ended, or Close's deadline
 	// passed): they may or may not have been published.
 	ErrOutcomeUnknown = errors.New("streamer: outcome unknown: the events were being committed and may have been published")
+
+	// ErrReadOnly is returned at once when the database refuses writes
+	// (SQLSTATE 25006: a standby after a failover, or
+	// default_transaction_read_only): nothing was published; retry once a
+	// writable primary is back.
+	ErrReadOnly = errors.New("streamer: the database is read-only; nothing was published")
 )
 
 // Failure is a group of events that was not published, and why.
@@ -63,6 +69,9 @@ const (
 	// fatal: retrying cannot help (for example the schema is missing);
 	// fail every event of the batch with the error.
 	fatal
+	// readOnly: the database refuses writes; fail the batch at once with
+	// ErrReadOnly rather than retry into the caller's deadline.
+	readOnly
 )
 
 // classify decides what a failed attempt's error means. It is called only
@@ -74,7 +83,7 @@ const (
 // (55P03 lock not available), 57 operator intervention (57P01 admin
 // shutdown, 57014 query canceled: the attempt timeout or a
 // statement_timeout), 58 system error and 25P03 idle-in-transaction timeout
-// are transient. 22 data exception, 23 integrity constraint violation (23514
+// are transient; 25006 read-only SQL transaction is readOnly. 22 data exception, 23 integrity constraint violation (23514
 // CHECK) and 54 program limit exceeded depend on the rows, so they are
 // rejections. Anything else from the server is fatal. An error without a
 // SQLSTATE is a network or client failure and is transient.
@@ -89,8 +98,11 @@ func classify(err error) class {
 	case "22", "23", "54":
 		return rejected
 	}
-	if pgErr.Code == "25P03" {
+	switch pgErr.Code {
+	case "25P03":
 		return transient
+	case "25006":
+		return readOnly
 	}
 	return fatal
 }

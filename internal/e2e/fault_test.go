@@ -230,25 +230,9 @@ func testFaultReadOnly(t *testing.T, bin string) {
 	})
 
 	// Last, so that everything above is checked either way.
-	if ans.status != 503 || ans.retryAfter == "" || !strings.Contains(ans.body, "read-only") {
-		knownBug(t, "BUG (issue #15, read-only database): POST /publish answers %d %q (Retry-After %q); "+
-			"want 503 + Retry-After with an error naming the read-only database. internal/batch classify() "+
-			"treats SQLSTATE 25006 (read_only_sql_transaction) as fatal and internal/server writePublishError "+
-			"turns it into a generic 500; the cause is only in the server log",
-			ans.status, strings.TrimSpace(ans.body), ans.retryAfter)
-	}
-}
-
-// knownBug reports a bug this test found in code outside its scope: a skip
-// with the reason under make test, so that CI stays green until the owner
-// fixes it, and a failure under make chaos.
-func knownBug(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if chaos() {
-		t.Errorf(format, args...)
-		return
-	}
-	t.Skipf(format, args...)
+	require.Equal(t, 503, ans.status, "POST /publish on a read-only database: %s", ans.body)
+	require.NotEmpty(t, ans.retryAfter, "503 without Retry-After")
+	require.Contains(t, ans.body, "read-only")
 }
 
 // The server process is killed (SIGKILL) under load, and started again on

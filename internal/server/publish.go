@@ -175,6 +175,8 @@ func (s *Server) writePublishError(w http.ResponseWriter, r *http.Request, err e
 		writeUnavailable(w, "publish queue is full; nothing was published, retry later")
 	case errors.Is(err, batch.ErrClosed):
 		writeUnavailable(w, "not accepting publishes (shutting down); nothing was published")
+	case errors.Is(err, batch.ErrReadOnly):
+		writeUnavailable(w, "the database is read-only (failover in progress?); nothing was published, retry later")
 	case errors.Is(err, batch.ErrTooLarge):
 		writeError(w, http.StatusRequestEntityTooLarge, "request has more events or bytes than the publish queue holds")
 	case errors.Is(err, batch.ErrOutcomeUnknown):
