@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"syscall"
 	"testing"
@@ -304,8 +305,13 @@ func testFaultPostgresDown(sig syscall.Signal) func(t *testing.T, bin string) {
 			waitFor(t, longWait, "/readyz 200", func() bool { return d.readyz() == 200 })
 			t.Logf("outage %d: PostgreSQL accepting connections after %v, /readyz 200 after %v",
 				i, started.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
+			attempt := 0
 			waitFor(t, longWait, "POST /publish to succeed", func() bool {
-				return d.postPublish(t, "load-1", "after the outage", longWait).status == 200
+				// Each attempt's data is its own: the load's final check
+				// requires every data string in the database once.
+				attempt++
+				data := fmt.Sprintf("after outage %d, attempt %d", i, attempt)
+				return d.postPublish(t, "load-1", data, longWait).status == 200
 			})
 		}
 		l.waitPublished(50, longWait)

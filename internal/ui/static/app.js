@@ -251,15 +251,21 @@ async function probePublish() {
     case 405:
       publishUnavailable();
       break;
+    // The explanation is read before the state is set, so that whoever
+    // sees the state also sees the text that goes with it.
     case 401:
-    case 403:
+    case 403: {
+      const why = await explain(res);
       panel.dataset.publish = "forbidden";
-      setPublishResult(await explain(res), "info");
+      setPublishResult(why, "info");
       break;
-    case 503:
+    }
+    case 503: {
+      const why = await explain(res);
       panel.dataset.publish = "busy";
-      setPublishResult(await explain(res), "info");
+      setPublishResult(why, "info");
       break;
+    }
     default:
       panel.dataset.publish = "available";
   }
