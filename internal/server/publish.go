@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/streamer-dev/streamer/internal/batch"
 )
 
@@ -102,7 +104,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	// nothing is never read.
 	grant, aerr := s.auth.PublishGrant(r)
 	if aerr != nil {
-		s.refuseAuth(w, r, s.cfg.Logger, aerr)
+		s.refuseAuth(w, r, s.publishLog(r), aerr)
 		return
 	}
 	// Only application/json: a browser can send other types cross-site
@@ -141,7 +143,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		streams[i] = e.Stream
 	}
 	if aerr := grant.Allow(streams); aerr != nil {
-		s.refuseAuth(w, r, s.cfg.Logger, aerr)
+		s.refuseAuth(w, r, s.publishLog(r), aerr)
 		return
 	}
 
@@ -153,6 +155,12 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string][]int64{"ids": ids})
+}
+
+// publishLog is the logger of a POST /publish refusal: with the client's
+// address, never its credentials.
+func (s *Server) publishLog(r *http.Request) zerolog.Logger {
+	return s.cfg.Logger.With().Str("remote", clientAddr(r).String()).Logger()
 }
 
 func writeTooLarge(w http.ResponseWriter, limit int64) {
