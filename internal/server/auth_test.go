@@ -285,7 +285,20 @@ func TestEventsAcceptedForms(t *testing.T) {
 // The tokens never reach the server's log.
 func TestEventsTokenExpiry(t *testing.T) {
 	t.Parallel()
-	a := authSetup(t)
+	for _, noHijack := range []bool{false, true} {
+		name := "Hijacked"
+		if noHijack {
+			name = "HandlerWritten" // as HTTP/2 streams are
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testTokenExpiry(t, noHijack)
+		})
+	}
+}
+
+func testTokenExpiry(t *testing.T, noHijack bool) {
+	a := authSetup(t, func(o *stackOpts) { o.server.NoHijack = noHijack })
 	// exp has whole seconds: 2 to 3 s from now.
 	exp := time.Now().Add(3 * time.Second).Truncate(time.Second)
 	c0 := good()
