@@ -321,6 +321,7 @@ func testTokenExpiry(t *testing.T, noHijack bool) {
 	closeAt := exp.Add(auth.Leeway)
 	require.False(t, endedAt.Before(closeAt), "closed %v before exp+leeway", closeAt.Sub(endedAt))
 	require.WithinDuration(t, closeAt, endedAt, time.Second, "closed more than a second after exp+leeway")
+	t.Logf("closed %v after exp+leeway", endedAt.Sub(closeAt))
 	require.Equal(t, sent, datas(got[:len(got)-1]))
 	lastID := got[len(got)-2].ID
 
