@@ -66,6 +66,9 @@ func testClientReauth(t *testing.T, bin string, tb *tab) {
 
 	log := d.logs.String()
 	require.Contains(t, log, "streamer.reauth")
+	// The client reconnected on streamer.reauth with the fresh token; it
+	// did not first retry with the expired one.
+	require.NotContains(t, log, "refused")
 	require.NotContains(t, log, short)
 	require.NotContains(t, log, fresh)
 }
