@@ -13,10 +13,8 @@ import (
 )
 
 // authFlags are the settings of authorization, CORS and the per-address
-// limit (issue #11). To wire them into streamer serve: add a field
-// `Auth authFlags` to serveConfig, call c.Auth.bind(s) at the end of
-// serveConfig.bind, and build the pieces with authorizer, cors and
-// clientAddr (see internal/auth/doc.go for the call sites).
+// limit (issue #11): serveConfig.Auth, bound by serveConfig.bind; serve
+// builds the pieces with authorizer, cors and clientAddr.
 type authFlags struct {
 	JWTSecret           string
 	JWTPublicKeyFile    string

@@ -51,6 +51,10 @@ func TestHelp(t *testing.T) {
 				"STREAMER_LOG_LEVEL", "info", "STREAMER_LOG_FORMAT", "json",
 				"STREAMER_ALLOW_ANONYMOUS_PUBLISH", "STREAMER_UI",
 				"STREAMER_PUBLISH_MAX_CONCURRENT", "--publish-max-concurrent",
+				"STREAMER_JWT_SECRET", "STREAMER_JWT_PUBLIC_KEY_FILE", "STREAMER_JWT_JWKS_URL",
+				"STREAMER_JWT_ISSUER", "STREAMER_JWT_AUDIENCE", "STREAMER_PUBLIC_STREAMS",
+				"STREAMER_AUTH_COOKIE", "streamer_token", "STREAMER_CORS_ORIGINS",
+				"STREAMER_TRUSTED_PROXIES", "STREAMER_MAX_CONNECTIONS_PER_IP", "--max-connections-per-ip",
 			} {
 				require.Contains(t, out.String(), want)
 			}

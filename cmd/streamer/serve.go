@@ -56,6 +56,9 @@ type serveConfig struct {
 	PublishTimeout     time.Duration
 	PublishConcurrent  int
 
+	// Authorization, CORS, client address and per-address limit.
+	Auth authFlags
+
 	// listen opens the HTTP listener; nil is TCP on Addr. Not a flag:
 	// tests inject listeners that fail.
 	listen func(ctx context.Context, network, addr string) (net.Listener, error)
@@ -86,6 +89,7 @@ func (c *serveConfig) bind(out io.Writer) *settings {
 	s.Int(&c.PublishMaxBody, option{"publish-max-body", "STREAMER_PUBLISH_MAX_BODY", "4194304", "POST /publish body limit in bytes; beyond it 413"})
 	s.Duration(&c.PublishTimeout, option{"publish-timeout", "STREAMER_PUBLISH_TIMEOUT", "30s", "how long POST /publish waits for its commit, retries included (and, separately, for its body)"})
 	s.Int(&c.PublishConcurrent, option{"publish-max-concurrent", "STREAMER_PUBLISH_MAX_CONCURRENT", "64", "POST /publish requests handled at once; beyond it 503 with Retry-After, before the body is read"})
+	c.Auth.bind(s)
 	return s
 }
 
@@ -127,6 +131,22 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 	poolCfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
 	if err != nil {
 		return fmt.Errorf("database url: %w", err)
+	}
+	// Configuration errors first, before anything connects.
+	authz, err := cfg.Auth.authorizer(cfg.AnonPublish, log.With().Str("service", "auth").Logger())
+	if err != nil {
+		return err
+	}
+	corsMW, err := cfg.Auth.cors()
+	if err != nil {
+		return err
+	}
+	resolver, perAddr, err := cfg.Auth.clientAddr()
+	if err != nil {
+		return err
+	}
+	if !authz.Enabled() {
+		log.Warn().Msg("no JWT key configured (STREAMER_JWT_SECRET, STREAMER_JWT_PUBLIC_KEY_FILE, STREAMER_JWT_JWKS_URL): every stream is public")
 	}
 	poolCfg.MaxConns = int32(max(cfg.DBMaxConns, 2))
 	poolCfg.ConnConfig.RuntimeParams["application_name"] = "streamer"
@@ -210,6 +230,12 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		Logger:          log.With().Str("service", "http").Logger(),
 		UI:              inspector,
 		Metrics:         met.Handler(),
+		// The client address first (CORS refusals and logs use it); CORS
+		// before routing, so that preflights are answered.
+		Middleware: []func(http.Handler) http.Handler{resolver.Middleware, corsMW.Handler},
+		Auth:       authz,
+		PerAddress: perAddr,
+		Counters:   met,
 		Publish: server.PublishConfig{
 			Publisher:      pub,
 			AllowAnonymous: cfg.AnonPublish,
@@ -226,6 +252,8 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 			return nil
 		}, stop: stopOnly(disp.Stop)},
 		{name: "listener", svc: lis, start: lis.Start, stop: stopOnly(lis.Stop)},
+		// Before the HTTP server: with a JWKS URL, Start fetches the keys.
+		{name: "auth", svc: authz, start: authz.Start, stop: stopOnly(authz.Stop)},
 		// The HTTP server, stopped first, refuses publishes from then on
 		// and waits for the requests in flight, whose events the batcher
 		// is still committing; then the batcher sends whatever is left.

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/streamer-dev/streamer/internal/auth"
 	"github.com/streamer-dev/streamer/internal/pgtest"
 	"github.com/streamer-dev/streamer/internal/startstop"
 )
@@ -147,6 +148,7 @@ func TestServeEndsWhenServingFails(t *testing.T) {
 	lns := make(chan *brokenListener, 1)
 	cfg := serveConfig{
 		DatabaseURL: pgtest.NewDB(t), Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second,
+		Auth: authFlags{AuthCookie: auth.DefaultCookie},
 		listen: func(ctx context.Context, network, addr string) (net.Listener, error) {
 			var lc net.ListenConfig
 			ln, err := lc.Listen(ctx, network, addr)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -159,4 +160,51 @@ func TestAuthFlags(t *testing.T) {
 	// An Authorizer without JWKS starts and stops like every service.
 	require.NoError(t, a.Start(context.Background()))
 	a.Stop()
+}
+
+// TestServeAuthorization runs serve with a secret, public streams, CORS and
+// a per-address limit of one, and checks that each piece is wired: tokens
+// from `streamer token` open private streams, refusals are counted in
+// /metrics, CORS answers the listed origin only, and the limit holds.
+func TestServeAuthorization(t *testing.T) {
+	t.Parallel()
+	base := startServe(t, "--jwt-secret", tokenTestSecret, "--public-streams", "news:*",
+		"--cors-origins", "https://app.example", "--max-connections-per-ip", "1")
+	tok, err := auth.Mint([]byte(tokenTestSecret), auth.MintOptions{Subject: "alice", Subscribe: []string{"user:{sub}"}, TTL: time.Hour})
+	require.NoError(t, err)
+	get := func(t *testing.T, method, path string, hdr ...string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(method, base+path, nil)
+		require.NoError(t, err)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	before := scrapeMetrics(t, base)
+
+	resp := get(t, "GET", "/events?stream=user:alice")
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	require.Equal(t, "Bearer", resp.Header.Get("WWW-Authenticate"))
+	resp = get(t, "POST", "/publish", "Content-Type", "application/json")
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+
+	resp = get(t, "OPTIONS", "/events", "Origin", "https://app.example", "Access-Control-Request-Method", "GET")
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	require.Equal(t, "https://app.example", resp.Header.Get("Access-Control-Allow-Origin"))
+
+	held := get(t, "GET", "/events?stream=user:alice", "Authorization", "Bearer "+tok, "Origin", "https://evil.example")
+	require.Equal(t, http.StatusOK, held.StatusCode)
+	require.Empty(t, held.Header.Get("Access-Control-Allow-Origin"))
+	resp = get(t, "GET", "/events?stream=news:1")
+	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	require.NotEmpty(t, resp.Header.Get("Retry-After"))
+
+	after := scrapeMetrics(t, base)
+	require.Equal(t, float64(2), after.value("streamer_auth_failures_total")-before.value("streamer_auth_failures_total"))
+	require.Equal(t, float64(1), after.value("streamer_connections_refused_total", "reason", "per_ip")-
+		before.value("streamer_connections_refused_total", "reason", "per_ip"))
 }

@@ -16,7 +16,9 @@
 // the page ends with every event exactly once, in order, the browser's own
 // EventSource having reconnected; the page-born-stale case through
 // /streamer.js; /streamer.js recovering when EventSource gives up (400, 503);
-// the publish form; a screenshot, also checked at phone size; and resuming
+// /streamer.js with a token function on a server that requires tokens,
+// reconnecting with a fresh token after streamer.reauth without missing an
+// event (and no token in the server's log); the publish form; a screenshot, also checked at phone size; and resuming
 // with Last-Event-ID through tmaxmax/go-sse and launchdarkly/eventsource,
 // across a disconnect and a server restart.
 //

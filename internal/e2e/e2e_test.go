@@ -25,6 +25,7 @@ func TestE2E(t *testing.T) {
 			{"inspector publish form", testInspectorPublishForm},
 			{"streamer.js page-born-stale token", testStaleToken},
 			{"streamer.js recovers when EventSource gives up", testClientRecovers},
+			{"streamer.js reconnects with a fresh token after reauth", testClientReauth},
 			{"inspector screenshot", testScreenshot},
 		} {
 			t.Run(tc.name, func(t *testing.T) {

@@ -53,11 +53,23 @@ func dial(t testing.TB, base string, q url.Values, lastID string) (*client, *htt
 // dialWith is dial with the given HTTP client.
 func dialWith(t testing.TB, hc *http.Client, base string, q url.Values, lastID string) (*client, *http.Response) {
 	t.Helper()
+	h := http.Header{}
+	if lastID != "" {
+		h.Set("Last-Event-ID", lastID)
+	}
+	return dialHeader(t, hc, base, q, h)
+}
+
+// dialHeader is dialWith with request headers h (Last-Event-ID among them,
+// if any).
+func dialHeader(t testing.TB, hc *http.Client, base string, q url.Values, h http.Header) (*client, *http.Response) {
+	t.Helper()
+	lastID := h.Get("Last-Event-ID")
 	ctx, cancel := context.WithCancel(context.Background())
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/events?"+q.Encode(), nil)
 	require.NoError(t, err)
-	if lastID != "" {
-		req.Header.Set("Last-Event-ID", lastID)
+	for k, v := range h {
+		req.Header[k] = v
 	}
 	resp, err := hc.Do(req)
 	require.NoError(t, err)

@@ -4,8 +4,15 @@
 // # Overview
 //
 // A GET /events request is validated (query size, streams, resume token,
-// connection limit) before anything is written, so every refusal is a plain
-// JSON error with the right status. An accepted request gets an sse.Conn
+// per-address limit, authorization, connection limit) before anything is
+// written, so every refusal is a plain JSON error with the right status.
+// Authorization (Config.Auth, an *auth.Authorizer) decides every requested
+// stream before anything is subscribed; 401 and 403 carry
+// WWW-Authenticate (auth.WriteError). The principal's audience keys go
+// with the subscription (nil for an anonymous connection). A connection
+// authorised by a token with exp gets a timer (time.AfterFunc: one runtime
+// timer, no goroutine) that ends it at exp plus auth.Leeway with an
+// event: streamer.reauth after what was already queued. An accepted request gets an sse.Conn
 // whose queue already holds the first comment and the retry field; the
 // dispatcher takes the subscriber, and the stream runs until the client
 // leaves, the subscriber is dropped for being slow, or the server drains.
@@ -21,7 +28,12 @@
 // MaxHeaderBytes and IdleTimeout, by MaxQueryBytes on /events, and on
 // POST /publish by a body size limit, a read deadline on the body and a
 // bound on the requests handled at once. Config.Middleware wraps every
-// route (authentication, CORS and per-address limits plug in there).
+// route before routing (clientaddr's Resolver, CORS). The per-address
+// limit (Config.PerAddress) is not a middleware: a hijacked stream
+// outlives its handler, and its slot is held until the stream ends.
+//
+// POST /publish asks Auth for a grant from the headers before the body is
+// read, and checks every event's stream against it after decoding.
 //
 // The Server follows package startstop's lifecycle: Start listens
 // synchronously and serves in the background; Stop, Shutdown(ctx) and the
@@ -49,6 +61,17 @@
 //     once) and net/http's connections are closed.
 //   - A connection whose request headers are not complete within
 //     ReadHeaderTimeout is closed; trickling bytes does not extend it.
+//   - A request refused by authorization (any stream of it) never reaches
+//     the dispatcher, and a POST /publish refused by its headers never has
+//     its body read; each refusal is counted (Counters.AuthFailed).
+//   - No log line holds a token: URLs are logged through
+//     auth.RedactRequestURI, headers never; a connection's log names its
+//     token's sub and jti only.
+//   - A connection with a token expiring at exp is closed after a
+//     streamer.reauth event, not before exp plus auth.Leeway; its timer is
+//     stopped when the stream ends earlier.
+//   - A per-address slot is held from admission until the stream's
+//     unsubscription (or released at once on a refusal).
 //   - At most Publish.MaxConcurrent POST /publish requests are handled at
 //     once; the others get 503 with Retry-After before their body is read.
 package server

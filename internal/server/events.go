@@ -6,16 +6,23 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/streamer-dev/streamer/internal/auth"
+	"github.com/streamer-dev/streamer/internal/clientaddr"
 	"github.com/streamer-dev/streamer/internal/cursor"
+	"github.com/streamer-dev/streamer/internal/metrics"
 	"github.com/streamer-dev/streamer/internal/rules"
 	"github.com/streamer-dev/streamer/internal/sse"
 )
 
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
+		s.cfg.Counters.ConnectionRefused(metrics.RefusedDraining)
 		writeUnavailable(w, "server is shutting down")
 		return
 	}
@@ -38,7 +45,35 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		writeUnavailable(w, "server is not running")
 		return
 	}
+	remote := clientAddr(r)
+	log := s.cfg.Logger.With().Strs("streams", streams).Str("remote", remote.String()).Logger()
+
+	// The per-address slot is held until the stream ends, which for a
+	// hijacked stream is long after this handler returned: a middleware
+	// could not hold it.
+	releaseAddr, ok := s.cfg.PerAddress.Acquire(remote)
+	if !ok {
+		s.cfg.Counters.ConnectionRefused(metrics.RefusedPerIP)
+		log.Info().Msg("refused: too many connections from this address")
+		clientaddr.WriteTooMany(w, clientaddr.DefaultRetryAfter)
+		return
+	}
+	// Every requested stream is authorised before anything is subscribed.
+	p, aerr := s.auth.Subscriber(r, streams)
+	if aerr != nil {
+		releaseAddr()
+		s.refuseAuth(w, r, log, aerr)
+		return
+	}
+	// The keys matched against events' audience arrays; nil for an
+	// anonymous connection, which sees only events without an audience.
+	var audience []string
+	if p.Token {
+		audience = p.Audience
+	}
 	if !s.open.tryAdd(s.cfg.MaxConnections) {
+		releaseAddr()
+		s.cfg.Counters.ConnectionRefused(metrics.RefusedCapacity)
 		writeUnavailable(w, fmt.Sprintf("connection limit of %d reached", s.cfg.MaxConnections))
 		return
 	}
@@ -51,29 +86,50 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	conn.Enqueue(s.preamble) // written first: nothing else is queued yet
 
 	ctx := r.Context()
+	_ = audience // the dispatcher's audience filter takes it (issue #11, item 4)
 	start, err := s.cfg.Dispatcher.Subscribe(ctx, conn, streams, from)
 	if err != nil {
 		conn.Close(err)
 		s.open.done()
+		releaseAddr()
 		writeUnavailable(w, "not accepting subscriptions")
 		return
 	}
+	if p.Token {
+		// Who, never the token: its sub and jti.
+		lc := log.With().Str("sub", p.Subject)
+		if p.ID != "" {
+			lc = lc.Str("jti", p.ID)
+		}
+		log = lc.Logger()
+	}
 	stopDrain := context.AfterFunc(r0.drainCtx, func() { conn.CloseAfter(s.goodbye) })
+	// A connection authorised by a token that expires ends with a
+	// streamer.reauth event at exp plus the leeway: one runtime timer, no
+	// goroutine.
+	stopExpiry := func() bool { return false }
+	if at := p.CloseAt(); !at.IsZero() {
+		stopExpiry = time.AfterFunc(time.Until(at), func() {
+			log.Debug().Msg("token expired: closing with streamer.reauth")
+			conn.CloseAfter(s.reauth)
+		}).Stop
+	}
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 
-	log := s.cfg.Logger.With().Strs("streams", streams).Str("remote", r.RemoteAddr).Logger()
 	log.Debug().Str("from", start.String()).Msg("stream opened")
 	began := time.Now()
 	// closed runs once per accepted stream, after its Conn closed: on this
 	// goroutine, or for a hijacked stream wherever the hub finishes it.
 	closed := func(err error) {
 		stopDrain()
+		stopExpiry()
 		s.cfg.Dispatcher.Unsubscribe(conn)
 		s.open.done()
+		releaseAddr()
 		ev := log.Debug()
 		if errors.Is(err, sse.ErrSlowConsumer) {
 			ev = log.Info()
@@ -96,6 +152,28 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	err = conn.Run(ctx)
 	conn.Close(err)
 	closed(err)
+}
+
+// refuseAuth answers an authorization refusal (401 or 403) and counts it.
+// The log line names the reason and the redacted URL, never the token.
+func (s *Server) refuseAuth(w http.ResponseWriter, r *http.Request, log zerolog.Logger, aerr *auth.Error) {
+	s.cfg.Counters.AuthFailed()
+	log.Info().Str("reason", string(aerr.Reason)).Str("stream", aerr.Stream).
+		Str("method", r.Method).Str("url", auth.RedactRequestURI(r)).Msg("refused: not authorized")
+	auth.WriteError(w, aerr)
+}
+
+// clientAddr is the request's client address: the one clientaddr's
+// Resolver middleware stored, else the peer's.
+func clientAddr(r *http.Request) netip.Addr {
+	if a, ok := clientaddr.FromContext(r.Context()); ok {
+		return a
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
 }
 
 // parseStreams validates and de-duplicates the stream parameters.

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/streamer-dev/streamer/internal/batch"
 )
 
@@ -30,13 +32,9 @@ type PublishConfig struct {
 	Publisher Publisher
 
 	// AllowAnonymous accepts requests without credentials
-	// (STREAMER_ALLOW_ANONYMOUS_PUBLISH).
+	// (STREAMER_ALLOW_ANONYMOUS_PUBLISH) when Config.Auth is nil; with an
+	// Authorizer, its own configuration decides.
 	AllowAnonymous bool
-
-	// Authorize decides requests when AllowAnonymous is false: nil
-	// accepts it, an error refuses it with 401 and the error's message.
-	// A later issue fills it; while it is nil, every request is refused.
-	Authorize func(r *http.Request) error
 
 	// MaxBodyBytes bounds a request body; beyond it 413. Default 4 MiB.
 	MaxBodyBytes int64
@@ -70,10 +68,6 @@ func (c *PublishConfig) setDefaults() {
 	}
 }
 
-// errAnonymous explains how to enable publishing without credentials.
-const errAnonymous = "publishing requires credentials, and none are configured; to accept POST /publish " +
-	"without credentials set STREAMER_ALLOW_ANONYMOUS_PUBLISH=true (or --allow-anonymous-publish)"
-
 // publishError is a 400's body: which event, which field, which rule.
 type publishError struct {
 	Error string `json:"error"`
@@ -106,15 +100,12 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		writeUnavailable(w, fmt.Sprintf("more than %d publish requests at once; nothing was published, retry later", pc.MaxConcurrent))
 		return
 	}
-	if !pc.AllowAnonymous {
-		err := errors.New(errAnonymous)
-		if pc.Authorize != nil {
-			err = pc.Authorize(r)
-		}
-		if err != nil {
-			writeError(w, http.StatusUnauthorized, err.Error())
-			return
-		}
+	// Decided from the headers: the body of a request that may publish
+	// nothing is never read.
+	grant, aerr := s.auth.PublishGrant(r)
+	if aerr != nil {
+		s.refuseAuth(w, r, s.publishLog(r), aerr)
+		return
 	}
 	// Only application/json: a browser can send other types cross-site
 	// without a CORS preflight.
@@ -147,6 +138,14 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, perr)
 		return
 	}
+	streams := make([]string, len(events))
+	for i, e := range events {
+		streams[i] = e.Stream
+	}
+	if aerr := grant.Allow(streams); aerr != nil {
+		s.refuseAuth(w, r, s.publishLog(r), aerr)
+		return
+	}
 
 	ctx, cancel := context.WithTimeout(r.Context(), pc.Timeout)
 	defer cancel()
@@ -156,6 +155,12 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string][]int64{"ids": ids})
+}
+
+// publishLog is the logger of a POST /publish refusal: with the client's
+// address, never its credentials.
+func (s *Server) publishLog(r *http.Request) zerolog.Logger {
+	return s.cfg.Logger.With().Str("remote", clientAddr(r).String()).Logger()
 }
 
 func writeTooLarge(w http.ResponseWriter, limit int64) {

@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/streamer-dev/streamer/internal/auth"
 	"github.com/streamer-dev/streamer/internal/batch"
 	"github.com/streamer-dev/streamer/internal/pgtest"
 	"github.com/streamer-dev/streamer/internal/server"
@@ -33,6 +34,12 @@ type publishStack struct {
 
 func publishSetup(t *testing.T, bc batch.Config, pc server.PublishConfig) *publishStack {
 	t.Helper()
+	return publishSetupAuth(t, bc, pc, nil)
+}
+
+// publishSetupAuth is publishSetup with an Authorizer (nil: none).
+func publishSetupAuth(t *testing.T, bc batch.Config, pc server.PublishConfig, authz server.Authorizer) *publishStack {
+	t.Helper()
 	ctx := context.Background()
 	ps := &publishStack{pool: pgtest.NewPool(t), signals: &batch.TestSignals{}}
 	ps.signals.Committing.Init()
@@ -44,7 +51,7 @@ func publishSetup(t *testing.T, bc batch.Config, pc server.PublishConfig) *publi
 	t.Cleanup(b.Stop)
 
 	pc.Publisher = b
-	ps.srv = server.New(server.Config{Addr: "127.0.0.1:0", Logger: log, Publish: pc})
+	ps.srv = server.New(server.Config{Addr: "127.0.0.1:0", Logger: log, Publish: pc, Auth: authz})
 	require.NoError(t, ps.srv.Start(ctx))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -240,26 +247,49 @@ func TestPublishAuthorization(t *testing.T) {
 		require.Zero(t, ps.count(t))
 	})
 
-	t.Run("Hook", func(t *testing.T) {
+	t.Run("Token", func(t *testing.T) {
 		t.Parallel()
-		ps := publishSetup(t, batch.Config{}, server.PublishConfig{Authorize: func(r *http.Request) error {
-			if r.Header.Get("Authorization") != "Bearer good" {
-				return fmt.Errorf("bad token")
+		secret := []byte("0123456789abcdef0123456789abcdef")
+		authz, err := auth.New(auth.Config{Secret: secret})
+		require.NoError(t, err)
+		ps := publishSetupAuth(t, batch.Config{}, server.PublishConfig{}, authz)
+		tok, err := auth.Mint(secret, auth.MintOptions{Subject: "svc", Publish: []string{"orders:*"}, TTL: time.Hour})
+		require.NoError(t, err)
+		post := func(t *testing.T, authorization, body string) publishReply {
+			t.Helper()
+			req, err := http.NewRequest(http.MethodPost, ps.url, strings.NewReader(body))
+			require.NoError(t, err)
+			req.Header.Set("Content-Type", "application/json")
+			if authorization != "" {
+				req.Header.Set("Authorization", authorization)
 			}
-			return nil
-		}})
-		r := ps.post(t, `{"stream":"s","data":"x"}`)
-		require.Equal(t, http.StatusUnauthorized, r.status)
-		require.Equal(t, "bad token", r.Error)
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			r := publishReply{status: resp.StatusCode, header: resp.Header}
+			require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
+			return r
+		}
 
-		req, err := http.NewRequest(http.MethodPost, ps.url, strings.NewReader(`{"stream":"s","data":"x"}`))
-		require.NoError(t, err)
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer good")
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		_ = resp.Body.Close()
-		require.Equal(t, http.StatusOK, resp.StatusCode)
+		r := post(t, "", `{"stream":"orders:1","data":"x"}`)
+		require.Equal(t, http.StatusUnauthorized, r.status)
+		require.Equal(t, "Bearer", r.header.Get("WWW-Authenticate"))
+
+		r = post(t, "Bearer "+tok+"x", `{"stream":"orders:1","data":"x"}`)
+		require.Equal(t, http.StatusUnauthorized, r.status)
+		require.Equal(t, `Bearer error="invalid_token"`, r.header.Get("WWW-Authenticate"))
+
+		// One event outside the publish patterns refuses the whole request.
+		r = post(t, "Bearer "+tok, `[{"stream":"orders:1","data":"x"},{"stream":"users:1","data":"y"}]`)
+		require.Equal(t, http.StatusForbidden, r.status)
+		require.Equal(t, `Bearer error="insufficient_scope"`, r.header.Get("WWW-Authenticate"))
+		require.Contains(t, r.Error, `"users:1"`)
+		require.Zero(t, ps.count(t))
+
+		r = post(t, "Bearer "+tok, `[{"stream":"orders:1","data":"x"},{"stream":"orders:2","data":"y"}]`)
+		require.Equal(t, http.StatusOK, r.status, r.Error)
+		require.Len(t, r.IDs, 2)
+		require.Equal(t, 2, ps.count(t))
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,8 +14,11 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/rs/zerolog"
 
+	"github.com/streamer-dev/streamer/internal/auth"
+	"github.com/streamer-dev/streamer/internal/clientaddr"
 	"github.com/streamer-dev/streamer/internal/cursor"
 	"github.com/streamer-dev/streamer/internal/dispatch"
+	"github.com/streamer-dev/streamer/internal/metrics"
 	"github.com/streamer-dev/streamer/internal/sse"
 	"github.com/streamer-dev/streamer/internal/startstop"
 )
@@ -24,6 +28,31 @@ type Dispatcher interface {
 	Subscribe(ctx context.Context, sub dispatch.Subscriber, streams []string, from *cursor.Position) (cursor.Position, error)
 	Unsubscribe(sub dispatch.Subscriber)
 }
+
+// Authorizer decides who may subscribe to and publish on which streams;
+// *auth.Authorizer implements it.
+type Authorizer interface {
+	Subscriber(r *http.Request, streams []string) (auth.Principal, *auth.Error)
+	PublishGrant(r *http.Request) (auth.PublishGrant, *auth.Error)
+}
+
+var _ Authorizer = (*auth.Authorizer)(nil)
+
+// Counters counts refusals; *metrics.Metrics implements it.
+type Counters interface {
+	AuthFailed()
+	ConnectionRefused(reason string)
+}
+
+var _ Counters = (*metrics.Metrics)(nil)
+
+// AddrLimiter bounds the SSE connections of each client address;
+// *clientaddr.Limiter implements it.
+type AddrLimiter interface {
+	Acquire(a netip.Addr) (release func(), ok bool)
+}
+
+var _ AddrLimiter = (*clientaddr.Limiter)(nil)
 
 // Pinger checks that the database is reachable; *pgxpool.Pool implements it.
 type Pinger interface {
@@ -70,9 +99,21 @@ type Config struct {
 	// Metrics, when set, is served at GET /metrics.
 	Metrics http.Handler
 
-	// Middleware wraps every route, outermost first (authentication,
-	// CORS, per-address limits plug in here).
+	// Middleware wraps every route, outermost first, before routing
+	// (clientaddr's Resolver, CORS).
 	Middleware []func(http.Handler) http.Handler
+
+	// Auth authorizes GET /events and POST /publish. nil means no key:
+	// every stream is public, and POST /publish follows
+	// Publish.AllowAnonymous.
+	Auth Authorizer
+	// PerAddress, when set, bounds the SSE connections of each client
+	// address (the address clientaddr's Resolver middleware stored, else
+	// the peer's); beyond it 429 with Retry-After. A slot is held until
+	// the stream ends.
+	PerAddress AddrLimiter
+	// Counters, when set, counts refusals (401/403, connection limits).
+	Counters Counters
 
 	// Limits on hostile or broken clients. Zero means the default.
 
@@ -127,7 +168,22 @@ func (c *Config) setDefaults() {
 		c.MaxQueryBytes = DefaultMaxQueryBytes
 	}
 	c.Publish.setDefaults()
+	if c.PerAddress == nil {
+		c.PerAddress = noLimit{}
+	}
+	if c.Counters == nil {
+		c.Counters = noCounters{}
+	}
 }
+
+type noLimit struct{}
+
+func (noLimit) Acquire(netip.Addr) (func(), bool) { return func() {}, true }
+
+type noCounters struct{}
+
+func (noCounters) AuthFailed()              {}
+func (noCounters) ConnectionRefused(string) {}
 
 // Server serves streamer's HTTP interface. It follows the lifecycle contract
 // of package startstop: Start listens and serves until Stop, Shutdown or the
@@ -138,6 +194,8 @@ type Server struct {
 	handler  http.Handler
 	preamble []byte // first bytes of every stream
 	goodbye  []byte // streamer.shutdown frame
+	reauth   []byte // streamer.reauth frame
+	auth     Authorizer
 
 	open     streams     // SSE connections being served
 	hub      *sse.Hub    // writes the streams of hijacked connections
@@ -168,6 +226,17 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, publishSlots: make(chan struct{}, cfg.Publish.MaxConcurrent)}
 	s.preamble = sse.AppendRetry(sse.AppendComment(nil, "streamer"), cfg.Retry)
 	s.goodbye = sse.AppendEvent(nil, "", "streamer.shutdown", `{"reason":"server shutting down"}`)
+	s.reauth = sse.AppendEvent(nil, "", "streamer.reauth", `{"reason":"token expired"}`)
+	s.auth = cfg.Auth
+	if s.auth == nil {
+		// No key: every stream public, publishing as configured. New
+		// fails only on a bad key, JWKS URL or cookie: none here.
+		a, err := auth.New(auth.Config{AllowAnonymousPublish: cfg.Publish.AllowAnonymous})
+		if err != nil {
+			panic(fmt.Sprintf("server: authorizer without keys: %v", err))
+		}
+		s.auth = a
+	}
 	s.hub = sse.NewHub(sse.HubOptions{})
 	s.handler = s.Routes()
 	return s

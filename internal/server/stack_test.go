@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/streamer-dev/streamer/internal/cursor"
 	"github.com/streamer-dev/streamer/internal/dispatch"
 	"github.com/streamer-dev/streamer/internal/listener"
 	"github.com/streamer-dev/streamer/internal/pgtest"
@@ -30,11 +33,27 @@ type stack struct {
 	dsig     *dispatch.TestSignals
 	lsig     *listener.TestSignals
 	shutdown func()
+	// subscribes counts the server's calls of Dispatcher.Subscribe.
+	subscribes *atomic.Int64
 }
 
 type stackOpts struct {
 	server   server.Config
 	dispatch dispatch.Config
+	// logOut, when set, also receives the server's log, at debug level.
+	logOut io.Writer
+}
+
+// countingDispatcher counts Subscribe calls: a refused request must not
+// reach the dispatcher at all.
+type countingDispatcher struct {
+	*dispatch.Dispatcher
+	n *atomic.Int64
+}
+
+func (d countingDispatcher) Subscribe(ctx context.Context, sub dispatch.Subscriber, streams []string, from *cursor.Position) (cursor.Position, error) {
+	d.n.Add(1)
+	return d.Dispatcher.Subscribe(ctx, sub, streams, from)
 }
 
 func setup(t *testing.T, opts ...func(*stackOpts)) *stack {
@@ -76,7 +95,12 @@ func setup(t *testing.T, opts ...func(*stackOpts)) *stack {
 	t.Cleanup(s.lis.Stop)
 
 	sc := o.server
-	sc.Addr, sc.Dispatcher, sc.DB, sc.Listener, sc.Logger = "127.0.0.1:0", s.disp, pool, s.lis, log
+	s.subscribes = &atomic.Int64{}
+	srvLog := log
+	if o.logOut != nil {
+		srvLog = zerolog.New(io.MultiWriter(zerolog.NewTestWriter(t), o.logOut)).Level(zerolog.DebugLevel)
+	}
+	sc.Addr, sc.Dispatcher, sc.DB, sc.Listener, sc.Logger = "127.0.0.1:0", countingDispatcher{s.disp, s.subscribes}, pool, s.lis, srvLog
 	s.srv = server.New(sc)
 	require.NoError(t, s.srv.Start(ctx))
 	s.shutdown = func() {

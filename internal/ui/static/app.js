@@ -72,7 +72,9 @@ function start() {
     streams,
     types,
     lastEventId: from,
-    accessToken: sessionStorage.getItem(TOKEN_KEY) || "",
+    // Read at every (re)connect: a token pasted later is used after a
+    // streamer.reauth.
+    token: () => sessionStorage.getItem(TOKEN_KEY) || "",
     onState: (state) => {
       setState(state);
       if (state === "open") setLastId(sub?.lastEventId);
@@ -86,6 +88,7 @@ function start() {
       setLastId(sub?.lastEventId);
     },
     onShutdown: (ev) => addServerRow(ev, "shutdown"),
+    onReauth: (ev) => addServerRow(ev, "reauth"),
     onError: (err) => showSubscribeError(`The server refused the subscription (${err.status}): ${err.message}`),
   });
   setLastId(sub.lastEventId);
@@ -169,9 +172,11 @@ function addServerRow(ev, kind) {
   badge.className = `type server-${kind}`;
   badge.textContent = ev.type;
   type.append(badge);
-  const what = kind === "gap"
-    ? "History before the resume point was trimmed; delivery continues from the oldest retained event."
-    : "The server is shutting down; the browser reconnects and resumes from the last id.";
+  const what = {
+    gap: "History before the resume point was trimmed; delivery continues from the oldest retained event.",
+    shutdown: "The server is shutting down; the browser reconnects and resumes from the last id.",
+    reauth: "The token expired; reconnecting with the token set below, from the last id.",
+  }[kind];
   cell(tr, "c-stream", "—");
   cell(tr, "c-data", `${what}\n${ev.data}`);
   insertRow(tr);
@@ -189,10 +194,16 @@ function clearRows() {
 const SQL_EXAMPLE = "SELECT streamer.publish('stream', 'data');";
 
 function publishURL() {
-  const u = new URL("/publish", location.href);
+  return new URL("/publish", location.href);
+}
+
+// publishHeaders: a publisher's token goes in the Authorization header only
+// (the server never reads it from the URL for POST /publish).
+function publishHeaders() {
+  const h = { "Content-Type": "application/json" };
   const token = sessionStorage.getItem(TOKEN_KEY);
-  if (token) u.searchParams.set("access_token", token);
-  return u;
+  if (token) h.Authorization = `Bearer ${token}`;
+  return h;
 }
 
 function setPublishResult(text, kind) {
@@ -239,7 +250,7 @@ async function probePublish() {
   try {
     res = await fetch(publishURL(), {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: publishHeaders(),
       body: "{}",
     });
   } catch {
@@ -251,21 +262,17 @@ async function probePublish() {
     case 405:
       publishUnavailable();
       break;
-    // The explanation is read before the state is set, so that whoever
-    // sees the state also sees the text that goes with it.
+    // The state last, once the explanation is shown: it is what a reader
+    // (and the browser tests) wait for.
     case 401:
-    case 403: {
-      const why = await explain(res);
+    case 403:
+      setPublishResult(await explain(res), "info");
       panel.dataset.publish = "forbidden";
-      setPublishResult(why, "info");
       break;
-    }
-    case 503: {
-      const why = await explain(res);
+    case 503:
+      setPublishResult(await explain(res), "info");
       panel.dataset.publish = "busy";
-      setPublishResult(why, "info");
       break;
-    }
     default:
       panel.dataset.publish = "available";
   }
@@ -295,7 +302,7 @@ async function publish() {
   try {
     const res = await fetch(publishURL(), {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: publishHeaders(),
       body: JSON.stringify(body),
     });
     if (res.ok) {

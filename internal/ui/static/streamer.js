@@ -10,6 +10,29 @@
 //   sub.lastEventId;                // resume token of the last event received
 //   sub.close();
 //
+// Authorization: pass `token`, a string or a function returning a token (or a
+// promise of one), called before every connection:
+//
+//   subscribe({
+//     streams: ["user:alice"],
+//     token: () => fetch("/my-app/streamer-token").then((r) => r.text()),
+//     onEvent: (ev) => console.log(ev.data),
+//   });
+//
+// The token travels as the access_token query parameter (EventSource cannot
+// set headers). When it expires the server sends streamer.reauth and closes
+// the connection; with a function this client asks it for a fresh token and
+// reconnects from the last event id, missing nothing. With a string it can
+// only retry the same token, which the server refuses once expired.
+//
+// The cookie alternative keeps the token out of URLs (and so out of proxy
+// logs): have your server set it as an HttpOnly, Secure cookie named as
+// STREAMER_AUTH_COOKIE (default streamer_token) on a domain that reaches
+// streamer, pass no token, and set withCredentials: true when streamer is on
+// another origin (listed in STREAMER_CORS_ORIGINS). Refresh the cookie
+// before it expires; on streamer.reauth this client reconnects, sending
+// whatever cookie the browser holds then.
+//
 // It wraps the browser's EventSource, so reconnecting and Last-Event-ID are the
 // browser's own. It adds what EventSource leaves out: the resume token to start
 // from, the last event id, a connection state, streamer's server events as
@@ -19,7 +42,7 @@
 // No dependencies, no build step; served by streamer at /streamer.js.
 
 /** The server events of streamer, by their SSE type. */
-const SERVER_EVENTS = new Set(["streamer.gap", "streamer.shutdown"]);
+const SERVER_EVENTS = new Set(["streamer.gap", "streamer.shutdown", "streamer.reauth"]);
 
 /** Statuses after which a new connection would fail the same way. */
 const PERMANENT = new Set([400, 401, 403, 404, 405, 410, 422]);
@@ -34,6 +57,8 @@ const MAX_BACKOFF_MS = 30000;
  *   "event"    detail: StreamerEvent   an application event
  *   "gap"      detail: ServerEvent     streamer.gap: history was trimmed
  *   "shutdown" detail: ServerEvent     streamer.shutdown: the server is draining
+ *   "reauth"   detail: ServerEvent     streamer.reauth: the token expired; this
+ *                                      client reconnects with a fresh one
  *   "state"    detail: {state}         "connecting" | "open" | "reconnecting" | "closed"
  *   "error"    detail: {status, message}  a refusal that retrying cannot fix
  *
@@ -46,7 +71,9 @@ export class Subscription extends EventTarget {
   #streams;
   #types = new Set();
   #base;
-  #accessToken;
+  #token;        // a string, or a function giving a token or a promise of one
+  #currentToken = "";
+  #authRetries = 0;
   #withCredentials;
   #callbacks;
   #lastEventId;
@@ -57,6 +84,7 @@ export class Subscription extends EventTarget {
   #failures = 0;
   #opened = 0;
   #created = 0;
+  #closed = false;
 
   /**
    * @param {object} options
@@ -66,8 +94,10 @@ export class Subscription extends EventTarget {
    *   or an event id; events after it are delivered. Empty: events from now on.
    * @param {string} [options.url]         the events endpoint, resolved against this
    *   module's URL (default "/events" on the server that served streamer.js)
-   * @param {string} [options.accessToken] sent as the access_token query parameter
-   *   (for streamer's authorization, a later feature)
+   * @param {string|function(): (string|Promise<string>)} [options.token] the
+   *   subscriber's JWT, sent as the access_token query parameter; a function is
+   *   called before every connection (also after streamer.reauth) for a fresh one
+   * @param {string} [options.accessToken] the same as a string token (older name)
    * @param {boolean} [options.withCredentials] EventSource's withCredentials
    */
   constructor(options = {}) {
@@ -78,13 +108,15 @@ export class Subscription extends EventTarget {
     }
     this.#streams = streams;
     this.#base = options.url ?? "/events";
-    this.#accessToken = options.accessToken || "";
+    this.#token = options.token ?? options.accessToken ?? "";
+    if (typeof this.#token !== "function") this.#currentToken = String(this.#token);
     this.#withCredentials = Boolean(options.withCredentials);
     this.#lastEventId = options.lastEventId ? String(options.lastEventId) : "";
     this.#callbacks = {
       event: options.onEvent,
       gap: options.onGap,
       shutdown: options.onShutdown,
+      reauth: options.onReauth,
       state: options.onState,
       error: options.onError,
     };
@@ -107,8 +139,9 @@ export class Subscription extends EventTarget {
   /**
    * Counters: opened is how many times a connection opened (the first time,
    * then once per reconnect); created is how many EventSource objects were
-   * made (more than one only when the browser gave up and this client
-   * started over from lastEventId).
+   * made (more than one when the browser gave up, or a token function or a
+   * streamer.reauth needed a new connection, and this client started over
+   * from lastEventId).
    */
   get stats() { return { opened: this.#opened, created: this.#created }; }
 
@@ -121,6 +154,7 @@ export class Subscription extends EventTarget {
 
   /** Closes the connection for good. */
   close() {
+    this.#closed = true;
     clearTimeout(this.#timer);
     this.#probe?.abort();
     this.#probe = null;
@@ -134,7 +168,7 @@ export class Subscription extends EventTarget {
     const u = new URL(this.#base, import.meta.url);
     for (const s of this.#streams) u.searchParams.append("stream", s);
     if (this.#lastEventId) u.searchParams.set("last_event_id", this.#lastEventId);
-    if (this.#accessToken) u.searchParams.set("access_token", this.#accessToken);
+    if (this.#currentToken) u.searchParams.set("access_token", this.#currentToken);
     return u.href;
   }
 
@@ -147,7 +181,34 @@ export class Subscription extends EventTarget {
     return true;
   }
 
+  /** Whether the token comes from a function: reconnects then need a fresh one. */
+  get #dynamic() { return typeof this.#token === "function"; }
+
   #connect() {
+    if (this.#dynamic) {
+      this.#connectFresh();
+    } else {
+      this.#open();
+    }
+  }
+
+  /** Asks the token function for a token, then opens the connection. */
+  async #connectFresh() {
+    if (this.#state !== "reconnecting") this.#setState("connecting");
+    try {
+      this.#currentToken = String((await this.#token()) ?? "");
+    } catch {
+      if (this.#closed) return;
+      // The application could not give a token now: try again later.
+      this.#setState("reconnecting");
+      this.#timer = setTimeout(() => this.#connect(), this.#backoff(0));
+      return;
+    }
+    if (this.#closed) return;
+    this.#open();
+  }
+
+  #open() {
     const es = new EventSource(this.url, { withCredentials: this.#withCredentials });
     this.#es = es;
     this.#created++;
@@ -155,13 +216,16 @@ export class Subscription extends EventTarget {
     es.onopen = () => {
       if (es !== this.#es) return;
       this.#failures = 0;
+      this.#authRetries = 0;
       this.#opened++;
       this.#setState("open");
     };
     es.onerror = () => {
       if (es !== this.#es) return;
       if (es.readyState === EventSource.CONNECTING) {
-        // The browser reconnects by itself, sending Last-Event-ID.
+        // The browser reconnects by itself, sending Last-Event-ID (and the
+        // token it had: if that expired meanwhile, the 401 brings us to
+        // #recover, which asks a token function for a fresh one).
         this.#setState("reconnecting");
       } else {
         // The browser gave up (a non-200 answer): find out why, then start over.
@@ -190,8 +254,16 @@ export class Subscription extends EventTarget {
     if (e.lastEventId) this.#lastEventId = e.lastEventId;
     let info = null;
     try { info = JSON.parse(e.data); } catch { /* keep null */ }
-    const name = e.type === "streamer.gap" ? "gap" : "shutdown";
+    const name = { "streamer.gap": "gap", "streamer.shutdown": "shutdown", "streamer.reauth": "reauth" }[e.type];
     this.#emit(name, { type: e.type, data: e.data, info, id: e.lastEventId, receivedAt: new Date() });
+    if (name === "reauth" && this.#es === e.target) {
+      // The server closes this connection now: open the next one with a
+      // fresh token (or the cookie the browser holds now), from the last id.
+      e.target.close();
+      this.#es = null;
+      this.#setState("reconnecting");
+      this.#connect();
+    }
   };
 
   async #recover(es) {
@@ -222,6 +294,14 @@ export class Subscription extends EventTarget {
     }
     if (this.#probe !== probe) return;
     this.#probe = null;
+    // A refused token may be stale: a token function gets one more chance
+    // to give a fresh one.
+    if (status === 401 && this.#dynamic && this.#authRetries++ === 0) {
+      this.#timer = setTimeout(() => {
+        if (this.#state !== "closed") this.#connect();
+      }, this.#backoff(retryAfter));
+      return;
+    }
     if (PERMANENT.has(status)) {
       this.#setState("closed");
       this.#emit("error", { status, message });
