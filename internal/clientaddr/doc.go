@@ -16,11 +16,13 @@
 //	res, err := clientaddr.NewResolver(clientaddr.ParseList(cfg.TrustedProxies))
 //	lim := clientaddr.NewLimiter(cfg.MaxConnectionsPerIP, 0, res.Addr)
 //	r.Use(res.Middleware)                 // every route: logs use FromContext
-//	r.With(lim.Middleware).Get("/events", events)
+//	release, ok := lim.Acquire(clientaddr.FromContext(r.Context()))
 //
-// The limit middleware holds its slot until the handler returns, which for
-// an SSE connection is when the connection ends. Log lines take the client
-// address from [FromContext].
+// The server calls [Limiter.Acquire] itself in GET /events and releases
+// the slot when the stream ends: a hijacked stream outlives its handler,
+// so [Limiter.Middleware], which holds the slot only until the handler
+// returns, suits handlers that serve the whole request themselves. Log
+// lines take the client address from [FromContext].
 //
 // # Invariants
 //
