@@ -16,7 +16,8 @@
 //	res, err := clientaddr.NewResolver(clientaddr.ParseList(cfg.TrustedProxies))
 //	lim := clientaddr.NewLimiter(cfg.MaxConnectionsPerIP, 0, res.Addr)
 //	r.Use(res.Middleware)                 // every route: logs use FromContext
-//	release, ok := lim.Acquire(clientaddr.FromContext(r.Context()))
+//	addr, _ := clientaddr.FromContext(r.Context())
+//	release, ok := lim.Acquire(addr) // in GET /events; release when the stream ends
 //
 // The server calls [Limiter.Acquire] itself in GET /events and releases
 // the slot when the stream ends: a hijacked stream outlives its handler,
