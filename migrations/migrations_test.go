@@ -83,7 +83,7 @@ func TestAudienceRule(t *testing.T) {
 
 // TestUpgrade: a database left by migration 003 with events in it is
 // migrated to the latest version in place: rows kept, no audience, the
-// audience rule validated.
+// audience rule validated, retention state empty.
 func TestUpgrade(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -111,8 +111,12 @@ func TestUpgrade(t *testing.T) {
 	require.NoError(t, conn.QueryRow(ctx,
 		"SELECT convalidated FROM pg_constraint WHERE conname = 'audience_rule'").Scan(&validated))
 	require.True(t, validated)
+	var seq, id int64
+	require.NoError(t, conn.QueryRow(ctx, "SELECT seq, id FROM streamer.pruned").Scan(&seq, &id))
+	require.Zero(t, seq)
+	require.Zero(t, id)
 
 	var version int32
 	require.NoError(t, conn.QueryRow(ctx, "SELECT version FROM "+migrations.VersionTable).Scan(&version))
-	require.Equal(t, int32(5), version, "the newest migration is 005")
+	require.Equal(t, int32(6), version, "the newest migration is 006")
 }
