@@ -141,6 +141,26 @@ func TestPruneOutOfOrder(t *testing.T) {
 	require.Equal(t, []string{"inserted first, committed last"}, dataLeft(t, pool))
 }
 
+// TestPrunePrefix: prune removes a prefix of the commit order, stopping at
+// the first commit that is not old enough, even if later ones look older
+// (a clock that stepped back), so that the horizon covers only pruned events.
+func TestPrunePrefix(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	publish(t, pool, "a", "1")
+	publish(t, pool, "a", "2")
+	publish(t, pool, "a", "3")
+	_, err := pool.Exec(ctx, `UPDATE streamer.commits SET committed_at = committed_at - interval '1 hour' WHERE seq IN (1, 3)`)
+	require.NoError(t, err)
+
+	var n int64
+	require.NoError(t, pool.QueryRow(ctx, "SELECT streamer.prune('30 minutes')").Scan(&n))
+	require.Equal(t, int64(1), n)
+	require.Equal(t, []string{"2", "3"}, dataLeft(t, pool))
+	require.Equal(t, State{PrunedSeq: 1, PrunedID: 1, OldestSeq: 2, OldestID: 2, HasOldest: true}, readState(t, pool))
+}
+
 // TestPruneConcurrent: publishers and two pruners at once; the pruners
 // remove every old event once between them and nothing new.
 func TestPruneConcurrent(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -67,8 +68,11 @@ func TestOff(t *testing.T) {
 	s, b := setup(t, Config{Retention: 0})
 	publish(t, b.pool, "a", "kept")
 	require.NoError(t, s.Start(context.Background()))
-	<-s.Stopped() // nothing was started
-	b.signals.PassDone.RequireEmpty(t)
+	select {
+	case <-s.Stopped(): // nothing was started
+	default:
+		t.Fatal("Start with Retention 0 started the service")
+	}
 	require.Equal(t, []string{"kept"}, dataLeft(t, b.pool))
 }
 
@@ -151,4 +155,37 @@ func TestLockReleasedAfterPass(t *testing.T) {
 			" AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
 		LockClassID, LockObjID).Scan(&held))
 	require.Zero(t, held, "the service lock outlived the pass")
+}
+
+// TestStepTimeout: a step that the server cancels (statement_timeout, here
+// because a manual prune holds the prune lock) is retried smaller, the pass
+// then fails with the timeout, and a later pass prunes.
+func TestStepTimeout(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	publish(t, pool, "a", "old")
+	blocker, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = blocker.Rollback(ctx) }()
+	_, err = blocker.Exec(ctx, "SELECT pg_advisory_xact_lock(1400000001, 2)")
+	require.NoError(t, err)
+
+	s, b := setup(t, Config{Pool: pool, Retention: time.Millisecond, Interval: time.Millisecond, StepBudget: 5 * time.Millisecond})
+	require.NoError(t, s.Start(ctx))
+	p := b.signals.PassDone.WaitOrTimeout(t)
+	var pgErr *pgconn.PgError
+	require.ErrorAs(t, p.Err, &pgErr)
+	require.Equal(t, "57014", pgErr.Code, "query_canceled by statement_timeout")
+	require.Zero(t, p.Steps)
+
+	require.NoError(t, blocker.Commit(ctx))
+	for i := 0; ; i++ {
+		require.Less(t, i, 100, "no pass pruned after the lock was released")
+		p := b.signals.PassDone.WaitOrTimeout(t)
+		if p.Err == nil && p.Events == 1 {
+			break
+		}
+	}
+	require.Empty(t, dataLeft(t, pool))
 }
