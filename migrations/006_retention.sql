@@ -74,7 +74,8 @@ DECLARE
     newest  bigint;
     seqs    bigint[];
     txids   xid8[];
-    horizon bigint[];
+    hseq    bigint;
+    hid     bigint;
 BEGIN
     IF max_commits IS NULL OR max_commits < 1 THEN
         RAISE EXCEPTION 'streamer.prune_step: max_commits must be at least 1, not %', max_commits
@@ -99,19 +100,26 @@ BEGIN
         RETURN;
     END IF;
 
-    WITH gone AS (
-        DELETE FROM streamer.events e WHERE e.txid = ANY(txids)
-        RETURNING e.txid, e.id
-    )
-    SELECT count(*), max(ARRAY[u.seq, g.id])
-      INTO pruned_events, horizon
-      FROM gone g JOIN unnest(seqs, txids) AS u(seq, txid) ON u.txid = g.txid;
+    -- The horizon: the last event of the newest chosen commit that has
+    -- events (the first one tried, but for the commits row prune keeps and
+    -- commits whose events were deleted by hand). One index probe each.
+    FOR i IN REVERSE cardinality(txids)..1 LOOP
+        SELECT max(e.id) INTO hid FROM streamer.events e WHERE e.txid = txids[i];
+        IF hid IS NOT NULL THEN
+            hseq := seqs[i];
+            EXIT;
+        END IF;
+    END LOOP;
+
+    DELETE FROM streamer.events e WHERE e.txid = ANY(txids);
+    GET DIAGNOSTICS pruned_events = ROW_COUNT;
 
     IF pruned_events > 0 THEN
         UPDATE streamer.pruned p
-           SET (seq, id) = (SELECT h[1], h[2] FROM (SELECT greatest(horizon, ARRAY[p.seq, p.id]) AS h) x),
+           SET seq = hseq, id = hid,
                events_total = p.events_total + pruned_events,
-               pruned_at = clock_timestamp();
+               pruned_at = clock_timestamp()
+         WHERE (hseq, hid) > (p.seq, p.id);
     END IF;
 
     DELETE FROM streamer.commits c WHERE c.seq = ANY(seqs) AND c.seq < newest;

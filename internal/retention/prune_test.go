@@ -161,6 +161,30 @@ func TestPrunePrefix(t *testing.T) {
 	require.Equal(t, State{PrunedSeq: 1, PrunedID: 1, OldestSeq: 2, OldestID: 2, HasOldest: true}, readState(t, pool))
 }
 
+// TestPruneHorizonSkipsEmptyCommits: the horizon is the last event of the
+// newest pruned commit that had events, also when the newest chosen commit
+// has none (its events deleted by hand), and a prune that removes nothing
+// leaves it alone.
+func TestPruneHorizonSkipsEmptyCommits(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	publish(t, pool, "a", "1", "2")
+	publish(t, pool, "a", "3")
+	_, err := pool.Exec(ctx, "DELETE FROM streamer.events WHERE data = '3'")
+	require.NoError(t, err)
+
+	var n int64
+	require.NoError(t, pool.QueryRow(ctx, "SELECT streamer.prune('0')").Scan(&n))
+	require.Equal(t, int64(2), n)
+	want := State{PrunedSeq: 1, PrunedID: 2}
+	require.Equal(t, want, readState(t, pool))
+
+	require.NoError(t, pool.QueryRow(ctx, "SELECT streamer.prune('0')").Scan(&n))
+	require.Zero(t, n)
+	require.Equal(t, want, readState(t, pool))
+}
+
 // TestPruneConcurrent: publishers and two pruners at once; the pruners
 // remove every old event once between them and nothing new.
 func TestPruneConcurrent(t *testing.T) {
@@ -302,6 +326,7 @@ func TestPruneStepPlan(t *testing.T) {
 		{"DELETE FROM streamer.commits", "commits_pkey"},
 		{"ORDER BY c.seq LIMIT max_commits", "commits_pkey"},
 		{"SELECT max(c.seq)", "commits_pkey"},
+		{"SELECT max(e.id)", "events_txid_id_idx"},
 	} {
 		var found bool
 		for _, p := range plans {
