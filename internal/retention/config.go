@@ -16,6 +16,8 @@ const (
 	DefaultStepBudget = 100 * time.Millisecond
 	// DefaultMaxStepCommits caps the commits one step prunes.
 	DefaultMaxStepCommits = 5000
+	// DefaultRest is the pause after a step, as a fraction of its duration.
+	DefaultRest = 1.0
 	// firstStepCommits is where the step size starts at every pass.
 	firstStepCommits = 500
 )
@@ -46,7 +48,7 @@ type Config struct {
 	// Rest is the pause after each step, as a fraction of the step's
 	// duration, so that a large backlog is worked off without taking a
 	// whole core from publishers: 1 means pruning runs at most half of the
-	// time. 0 means no pause. Default 0.
+	// time. Negative means no pause. Default (0) DefaultRest.
 	Rest float64
 
 	// Logger receives one line per pass that pruned something, and errors.
@@ -78,7 +80,10 @@ func (c Config) withDefaults() Config {
 	if c.MaxStepCommits <= 0 {
 		c.MaxStepCommits = DefaultMaxStepCommits
 	}
-	if c.Rest < 0 {
+	switch {
+	case c.Rest == 0:
+		c.Rest = DefaultRest
+	case c.Rest < 0:
 		c.Rest = 0
 	}
 	return c

@@ -19,9 +19,10 @@
 // holds it, the pass is skipped. Holding it, the pass runs steps, each its
 // own transaction, until a step reports nothing more is left. The step size
 // adapts so that a step takes about StepBudget; the server cancels a step
-// after 4×StepBudget (statement_timeout), and it is retried smaller. With
-// Rest > 0 the pass pauses after each step for that fraction of the step's
-// duration. Each pass that removed something logs one line; every removed
+// after 4×StepBudget (statement_timeout), and it is retried smaller. The pass
+// pauses after each step for Rest times the step's duration (default 1:
+// pruning a backlog takes at most half of one connection's time, leaving
+// the CPU to publishers). Each pass that removed something logs one line; every removed
 // event is counted ([Service.PrunedEvents], Config.OnPruned) for
 // streamer_pruned_events_total.
 //

@@ -60,6 +60,11 @@ func TestDefaults(t *testing.T) {
 			require.Equal(t, tc.retention, got.Retention)
 		})
 	}
+	t.Run("rest", func(t *testing.T) {
+		require.Equal(t, DefaultRest, Config{}.withDefaults().Rest)
+		require.Equal(t, 0.5, Config{Rest: 0.5}.withDefaults().Rest)
+		require.Zero(t, Config{Rest: -1}.withDefaults().Rest, "negative: no pause")
+	})
 }
 
 // TestOff: Retention 0 runs nothing and prunes nothing.
