@@ -11,7 +11,7 @@
 -- existing table into a partitioned one would also copy every row. See
 -- docs/operations-retention.md for the measurements.
 --
--- Upgrading is catalogue work only (two small tables, three functions): no
+-- Upgrading is catalogue work only (a one-row table, three functions): no
 -- lock on streamer.events at all.
 --
 -- Why pruning cannot make a subscriber skip or repeat a retained event:
@@ -29,8 +29,9 @@
 --     no transaction can later commit at or below the horizon;
 --   * retained events keep their positions, so a reader moving its cursor by
 --     the rules of internal/dispatch/doc.go visits each retained event once;
---     a prune between two of its reads only removes positions it has
---     passed or positions it would have read, never reorders or adds any;
+--     a prune between two of its reads removes positions it has passed, or,
+--     for a reader behind the horizon, positions it has not read yet, which
+--     the horizon reports as a gap; it never reorders or adds any;
 --   * the commits row with the highest seq is never deleted (its events
 --     are), so max(seq), which streamer.head() and the dispatcher's head
 --     read, never decreases.
