@@ -24,7 +24,10 @@
 // pruning a backlog takes at most half of one connection's time, leaving
 // the CPU to publishers). Each pass that removed something logs one line; every removed
 // event is counted ([Service.PrunedEvents], Config.OnPruned) for
-// streamer_pruned_events_total.
+// streamer_pruned_events_total, except those of a step whose COMMIT was
+// interrupted by Stop after the server had committed it (the outcome is
+// unknown to the service; streamer.pruned.events_total has the exact
+// count across servers).
 //
 // # Gap detection
 //
