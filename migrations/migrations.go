@@ -35,11 +35,24 @@ const (
 	// CommitLockID orders commits: streamer.stamp_commit takes it
 	// transaction-level at every publishing COMMIT.
 	CommitLockID = 1
+	// PruneStepLockID serialises prune steps: streamer.prune_step takes it
+	// transaction-level (006_retention.sql).
+	PruneStepLockID = 2
+	// RetentionLockID is held (session-level) by the one retention service
+	// that prunes at a time (internal/retention).
+	RetentionLockID = 3
 )
 
 // Migrate applies every migration not yet applied to the database conn is
 // connected to.
 func Migrate(ctx context.Context, conn *pgx.Conn) error {
+	return MigrateTo(ctx, conn, -1)
+}
+
+// MigrateTo migrates the database conn is connected to up to version (the
+// number of the last migration to apply), or to the latest when version is
+// negative. Tests use it to build a database as an older release left it.
+func MigrateTo(ctx context.Context, conn *pgx.Conn, version int32) error {
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, $2)", int32(LockClass), int32(SchemaLockID)); err != nil {
 		return fmt.Errorf("migrate: take schema lock: %w", err)
 	}
@@ -58,7 +71,12 @@ func Migrate(ctx context.Context, conn *pgx.Conn) error {
 	if err := m.LoadMigrations(files); err != nil {
 		return fmt.Errorf("migrate: load embedded migrations: %w", err)
 	}
-	if err := m.Migrate(ctx); err != nil {
+	if version < 0 {
+		err = m.Migrate(ctx)
+	} else {
+		err = m.MigrateTo(ctx, version)
+	}
+	if err != nil {
 		return fmt.Errorf("migrate: apply: %w", err)
 	}
 	return nil

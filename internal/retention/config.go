@@ -1,0 +1,90 @@
+package retention
+
+import (
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+)
+
+// Defaults applied by [New] to zero fields of [Config].
+const (
+	// MaxInterval caps the default interval between passes: the contract
+	// prunes at least every min(retention/2, 1m).
+	MaxInterval = time.Minute
+	// DefaultStepBudget is the time one step aims to take.
+	DefaultStepBudget = 100 * time.Millisecond
+	// DefaultMaxStepCommits caps the commits one step prunes.
+	DefaultMaxStepCommits = 5000
+	// DefaultRest is the pause after a step, as a fraction of its duration.
+	DefaultRest = 1.0
+	// firstStepCommits is where the step size starts at every pass.
+	firstStepCommits = 500
+)
+
+// Config configures a [Service]. Zero fields take the defaults above.
+type Config struct {
+	// Pool is the database. Required unless Retention is 0.
+	Pool *pgxpool.Pool
+
+	// Retention: events committed longer ago are pruned. 0 turns the
+	// service off (Start runs nothing); negative is treated as 0.
+	Retention time.Duration
+
+	// Interval between passes; default min(Retention/2, MaxInterval).
+	// Larger values are lowered to that bound.
+	Interval time.Duration
+
+	// StepBudget is the time one step (one transaction) aims to take; the
+	// step size adapts to it. A step is cancelled by the server
+	// (statement_timeout) after 4×StepBudget, and retried smaller. Default
+	// DefaultStepBudget.
+	StepBudget time.Duration
+
+	// MaxStepCommits caps the commits one step prunes; default
+	// DefaultMaxStepCommits.
+	MaxStepCommits int
+
+	// Rest is the pause after each step, as a fraction of the step's
+	// duration, so that a large backlog is worked off without taking a
+	// whole core from publishers: 1 means pruning runs at most half of the
+	// time. Negative means no pause. Default (0) DefaultRest.
+	Rest float64
+
+	// Logger receives one line per pass that pruned something, and errors.
+	Logger zerolog.Logger
+
+	// OnPruned, when non-nil, is called after every step that removed
+	// events, with their number (for example a Prometheus counter's Add).
+	OnPruned func(events int64)
+
+	// TestSignals, when non-nil and initialised, receives test signals. Nil
+	// in production.
+	TestSignals *TestSignals
+}
+
+func (c Config) withDefaults() Config {
+	if c.Retention < 0 {
+		c.Retention = 0
+	}
+	bound := min(c.Retention/2, MaxInterval)
+	if c.Interval <= 0 || c.Interval > bound {
+		c.Interval = bound
+	}
+	if c.Interval <= 0 {
+		c.Interval = time.Millisecond
+	}
+	if c.StepBudget <= 0 {
+		c.StepBudget = DefaultStepBudget
+	}
+	if c.MaxStepCommits <= 0 {
+		c.MaxStepCommits = DefaultMaxStepCommits
+	}
+	switch {
+	case c.Rest == 0:
+		c.Rest = DefaultRest
+	case c.Rest < 0:
+		c.Rest = 0
+	}
+	return c
+}
