@@ -19,6 +19,7 @@ import (
 	"github.com/streamer-dev/streamer/internal/listener"
 	"github.com/streamer-dev/streamer/internal/metrics"
 	"github.com/streamer-dev/streamer/internal/registry"
+	"github.com/streamer-dev/streamer/internal/retention"
 	"github.com/streamer-dev/streamer/internal/server"
 	"github.com/streamer-dev/streamer/internal/ui"
 	"github.com/streamer-dev/streamer/migrations"
@@ -45,6 +46,7 @@ type serveConfig struct {
 	QueueBytes      int
 	WriteTimeout    time.Duration
 	ReplayRate      int
+	Retention       time.Duration
 
 	// POST /publish and its batcher (internal/batch).
 	PublishBatchEvents int
@@ -89,6 +91,7 @@ func (c *serveConfig) bind(out io.Writer) *settings {
 	s.Int(&c.PublishMaxBody, option{"publish-max-body", "STREAMER_PUBLISH_MAX_BODY", "4194304", "POST /publish body limit in bytes; beyond it 413"})
 	s.Duration(&c.PublishTimeout, option{"publish-timeout", "STREAMER_PUBLISH_TIMEOUT", "30s", "how long POST /publish waits for its commit, retries included (and, separately, for its body)"})
 	s.Int(&c.PublishConcurrent, option{"publish-max-concurrent", "STREAMER_PUBLISH_MAX_CONCURRENT", "64", "POST /publish requests handled at once; beyond it 503 with Retry-After, before the body is read"})
+	s.Duration(&c.Retention, option{"retention", "STREAMER_RETENTION", "168h", "events committed longer ago are pruned in the background (one server at a time); 0 keeps everything"})
 	c.Auth.bind(s)
 	return s
 }
@@ -213,6 +216,29 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		Logger:         log.With().Str("service", "publish").Logger(),
 	})
 
+	// Retention runs on a pool of one connection of its own: a pass holds
+	// its connection (and the session lock that makes it the only pruner)
+	// for its whole length, and must not take one from the readers.
+	var ret *retention.Service
+	if cfg.Retention > 0 {
+		retCfg := poolCfg.Copy()
+		retCfg.MaxConns = 1
+		retCfg.ConnConfig.RuntimeParams["application_name"] = "streamer-retention"
+		retPool, err := pgxpool.NewWithConfig(ctx, retCfg)
+		if err != nil {
+			return fmt.Errorf("retention pool: %w", err)
+		}
+		defer retPool.Close()
+		ret = retention.New(retention.Config{
+			Pool:      retPool,
+			Retention: cfg.Retention,
+			OnPruned:  met.Pruned,
+			Logger:    log.With().Str("service", "retention").Logger(),
+		})
+	} else {
+		log.Info().Msg("retention off (STREAMER_RETENTION=0): history is kept for ever")
+	}
+
 	srv = server.New(server.Config{
 		Addr:           cfg.Addr,
 		Heartbeat:      cfg.Heartbeat,
@@ -244,7 +270,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 			MaxConcurrent:  cfg.PublishConcurrent,
 		},
 	})
-	return runServices(ctx, log, cfg.ShutdownTimeout, []service{
+	svcs := []service{
 		{name: "dispatch", svc: disp, start: func(ctx context.Context) error {
 			if err := disp.Start(ctx); err != nil {
 				return fmt.Errorf("%w (has `streamer migrate` run?)", err)
@@ -263,7 +289,12 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 			return err
 		}},
 		{name: "http", svc: srv, start: srv.Start, stop: srv.Shutdown},
-	})
+	}
+	if ret != nil {
+		// Last: pruning begins once the server serves, and stops first.
+		svcs = append(svcs, service{name: "retention", svc: ret, start: ret.Start, stop: stopOnly(ret.Stop)})
+	}
+	return runServices(ctx, log, cfg.ShutdownTimeout, svcs)
 }
 
 // service is one long-running part of streamer serve.
