@@ -59,7 +59,7 @@
 // step costs in proportion to its commits and their events, whatever the
 // size of the tables. Publishers take no new lock and pay nothing new;
 // readers are never blocked (DELETE takes row locks only on rows nobody
-// else writes). Figures: docs/operations-retention.md.
+// else writes). Figures: docs/retention.md.
 //
 // # Invariants
 //
