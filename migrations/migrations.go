@@ -40,6 +40,13 @@ const (
 // Migrate applies every migration not yet applied to the database conn is
 // connected to.
 func Migrate(ctx context.Context, conn *pgx.Conn) error {
+	return MigrateTo(ctx, conn, -1)
+}
+
+// MigrateTo migrates the database conn is connected to up to version (the
+// number of the last migration to apply), or to the latest when version is
+// negative. Tests use it to build a database as an older release left it.
+func MigrateTo(ctx context.Context, conn *pgx.Conn, version int32) error {
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, $2)", int32(LockClass), int32(SchemaLockID)); err != nil {
 		return fmt.Errorf("migrate: take schema lock: %w", err)
 	}
@@ -58,7 +65,12 @@ func Migrate(ctx context.Context, conn *pgx.Conn) error {
 	if err := m.LoadMigrations(files); err != nil {
 		return fmt.Errorf("migrate: load embedded migrations: %w", err)
 	}
-	if err := m.Migrate(ctx); err != nil {
+	if version < 0 {
+		err = m.Migrate(ctx)
+	} else {
+		err = m.MigrateTo(ctx, version)
+	}
+	if err != nil {
 		return fmt.Errorf("migrate: apply: %w", err)
 	}
 	return nil
