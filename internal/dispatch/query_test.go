@@ -84,7 +84,7 @@ func TestReadPage(t *testing.T) {
 		var got []string
 		pos := cursor.Start
 		for {
-			p, err := readPage(ctx, pool, pos, nil, 2)
+			p, err := readPage(ctx, pool, pos, nil, 2, nil)
 			require.NoError(t, err)
 			for _, ev := range p.events {
 				got = append(got, ev.data)
@@ -100,7 +100,7 @@ func TestReadPage(t *testing.T) {
 
 	t.Run("filters streams and keeps the type", func(t *testing.T) {
 		t.Parallel()
-		p, err := readPage(ctx, pool, cursor.Start, []string{"b"}, 10)
+		p, err := readPage(ctx, pool, cursor.Start, []string{"b"}, 10, nil)
 		require.NoError(t, err)
 		require.Len(t, p.events, 2)
 		require.Equal(t, "3", p.events[0].data)
@@ -111,10 +111,10 @@ func TestReadPage(t *testing.T) {
 
 	t.Run("resumes inside a transaction", func(t *testing.T) {
 		t.Parallel()
-		first, err := readPage(ctx, pool, cursor.After(1), nil, 1)
+		first, err := readPage(ctx, pool, cursor.After(1), nil, 1, nil)
 		require.NoError(t, err)
 		require.True(t, first.full)
-		rest, err := readPage(ctx, pool, first.next, nil, 10)
+		rest, err := readPage(ctx, pool, first.next, nil, 10, nil)
 		require.NoError(t, err)
 		require.Equal(t, "3", rest.events[0].data)
 		require.Len(t, rest.events, 3)
@@ -122,7 +122,7 @@ func TestReadPage(t *testing.T) {
 
 	t.Run("a cursor past the head stays put", func(t *testing.T) {
 		t.Parallel()
-		p, err := readPage(ctx, pool, cursor.After(99), nil, 10)
+		p, err := readPage(ctx, pool, cursor.After(99), nil, 10, nil)
 		require.NoError(t, err)
 		require.Empty(t, p.events)
 		require.Equal(t, cursor.After(99), p.next)

@@ -51,7 +51,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	conn.Enqueue(s.preamble) // written first: nothing else is queued yet
 
 	ctx := r.Context()
-	start, err := s.cfg.Dispatcher.Subscribe(ctx, conn, streams, from)
+	start, err := s.cfg.Dispatcher.Subscribe(ctx, conn, streams, from, nil)
 	if err != nil {
 		conn.Close(err)
 		s.open.done()
