@@ -128,3 +128,35 @@ func TestReadPage(t *testing.T) {
 		require.Equal(t, cursor.After(99), p.next)
 	})
 }
+
+// TestReadPageAudience: a replay read decides visibility in SQL; a hidden
+// row comes back as its position alone, never its type or data.
+func TestReadPageAudience(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	_, err := pool.Exec(ctx, `INSERT INTO streamer.events (stream, event, data, audience) VALUES
+		('s', 't', 'all', NULL), ('s', 't', 'for a', '{a}'), ('s', 't', 'for b and c', '{b,c}')`)
+	require.NoError(t, err)
+	type row struct {
+		typ, data string
+		hidden    bool
+	}
+	for _, tc := range []struct {
+		keys []string
+		want []row
+	}{
+		{nil, []row{{"t", "all", false}, {"", "", true}, {"", "", true}}},
+		{[]string{"a"}, []row{{"t", "all", false}, {"t", "for a", false}, {"", "", true}}},
+		{[]string{"x", "c"}, []row{{"t", "all", false}, {"", "", true}, {"t", "for b and c", false}}},
+	} {
+		p, err := readPage(ctx, pool, cursor.Start, []string{"s"}, 10, newAudience(tc.keys))
+		require.NoError(t, err)
+		var got []row
+		for _, ev := range p.events {
+			require.Nil(t, ev.audience)
+			got = append(got, row{ev.typ, ev.data, ev.hidden})
+		}
+		require.Equal(t, tc.want, got, "keys %q", tc.keys)
+	}
+}
