@@ -25,6 +25,7 @@ func TestReadPlan(t *testing.T) {
 		INSERT INTO streamer.events (stream, data, txid)
 			OVERRIDING SYSTEM VALUE
 			SELECT 's' || (g % 50), 'x', (1000000 + g)::text::xid8 FROM generate_series(1, 20000) g;
+		UPDATE streamer.events SET audience = ARRAY['user:' || (id % 100)] WHERE id % 2 = 0;
 		INSERT INTO streamer.commits (seq, txid)
 			SELECT g, (1000000 + g)::text::xid8 FROM generate_series(1, 20000) g;
 		ALTER TABLE streamer.events ENABLE TRIGGER USER;
@@ -39,6 +40,8 @@ func TestReadPlan(t *testing.T) {
 		{"all streams, far behind", readQuery, []any{int64(100), int64(0), 500}},
 		{"all streams, live", readQuery, []any{int64(19990), int64(0), 500}},
 		{"some streams, far behind", readStreamsQuery, []any{int64(100), int64(0), 500, []string{"s1", "s2"}}},
+		{"replay, all streams, far behind", replayQuery, []any{int64(100), int64(0), 500, []string{"user:1"}}},
+		{"replay, some streams, anonymous", replayStreamsQuery, []any{int64(100), int64(0), 500, []string{"s1", "s2"}, []string{}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rows, err := pool.Query(ctx, "EXPLAIN "+tc.query, tc.args...)
