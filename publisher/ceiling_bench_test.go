@@ -53,11 +53,11 @@ func BenchmarkPublishCeiling(b *testing.B) {
 }
 
 type ceilingArgs struct {
-	streams, types, data []string
+	streams, types, data, audiences []string
 }
 
 func ceilingParams(b *testing.B, n int) ceilingArgs {
-	a := ceilingArgs{make([]string, n), make([]string, n), make([]string, n)}
+	a := ceilingArgs{make([]string, n), make([]string, n), make([]string, n), make([]string, n)}
 	for i := range n {
 		a.streams[i], a.data[i] = "bench", benchData
 	}
@@ -85,7 +85,7 @@ func ceilingTwoTrips(b *testing.B, ctx context.Context, dbURL string, workers, t
 				var txid int64
 				trip := &pgx.Batch{}
 				trip.Queue("BEGIN")
-				trip.Queue(batch.InsertSQL, a.streams, a.types, a.data).QueryRow(func(r pgx.Row) error {
+				trip.Queue(batch.InsertSQL, a.streams, a.types, a.data, a.audiences).QueryRow(func(r pgx.Row) error {
 					return r.Scan(&ids, &txid)
 				})
 				if err := conn.SendBatch(ctx, trip).Close(); err != nil {
@@ -117,8 +117,8 @@ func ceilingPipelined(b *testing.B, ctx context.Context, dbURL string, depth, tr
 		require.NoError(b, err)
 		return buf
 	}
-	params := [][]byte{encode(a.streams), encode(a.types), encode(a.data)}
-	formats := []int16{pgtype.BinaryFormatCode, pgtype.BinaryFormatCode, pgtype.BinaryFormatCode}
+	params := [][]byte{encode(a.streams), encode(a.types), encode(a.data), encode(a.audiences)}
+	formats := []int16{pgtype.BinaryFormatCode, pgtype.BinaryFormatCode, pgtype.BinaryFormatCode, pgtype.BinaryFormatCode}
 
 	p := pc.StartPipeline(ctx)
 	send := func() {

@@ -44,6 +44,12 @@
 // SQL is streamer's primary publishing interface. One event:
 //
 //	SELECT streamer.publish('orders:42', '{"status":"paid"}', event => 'order.paid');
+//	SELECT streamer.publish('user:7', '...', audience => ARRAY['user:7', 'team:3']);
+//
+// An event's audience ([Event.Audience], the audience text[] column) limits
+// who sees it: NULL (nil) means every subscriber of the stream; otherwise
+// only connections whose token's sub or one of whose streamer.audience
+// values is in it.
 //
 // Several events with one statement, which fires the NOTIFY trigger once
 // (arrays of equal length, NULL types allowed; ids come back in array

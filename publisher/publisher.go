@@ -19,6 +19,11 @@ type Event struct {
 	Stream string // 1-200 characters from A-Z a-z 0-9 _ . : / @ = + -, starting with a letter or digit
 	Type   string // the SSE event type; "" for none (NULL); 1-64 characters from A-Z a-z 0-9 _ . : -, not starting with "streamer."
 	Data   string // UTF-8 text without NUL, at most 1 MiB
+	// Audience, when not nil, restricts who may see the event: only a
+	// connection whose token's sub or one of whose streamer.audience values
+	// is among these 1-1000 non-empty values. nil: every subscriber of the
+	// stream (the column is NULL).
+	Audience []string
 }
 
 // ID is an event's id: the id column of its row in streamer.events.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -12,7 +13,9 @@ import (
 )
 
 // InsertSQL is the statement Insert and the Batcher run, with the text
-// arrays of streams, types (empty for none) and data as $1-$3; exported for
+// arrays of streams, types (empty for none), data and audiences (each an
+// array literal, empty for none: unnest cannot take an array of arrays of
+// different lengths) as $1-$4; exported for
 // the publish benchmarks. It inserts a batch with one statement, so the
 // statement-level NOTIFY trigger fires once per batch. WITH ORDINALITY ... ORDER BY feeds
 // the rows to the INSERT in array order, and identity values are drawn from
@@ -21,9 +24,9 @@ import (
 // one sorted array (rather than relying on the order of RETURNING rows)
 // makes that mapping independent of how rows come back.
 const InsertSQL = `WITH ins AS (
-    INSERT INTO streamer.events (stream, event, data)
-    SELECT u.stream, nullif(u.event, ''), u.data
-    FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS u(stream, event, data, n)
+    INSERT INTO streamer.events (stream, event, data, audience)
+    SELECT u.stream, nullif(u.event, ''), u.data, nullif(u.audience, '')::text[]
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS u(stream, event, data, audience, n)
     ORDER BY u.n
     RETURNING id
 )
@@ -47,10 +50,10 @@ func Insert(ctx context.Context, q Querier, events []Event) ([]int64, error) {
 			return nil, re
 		}
 	}
-	streams, types, data := columns(events)
+	streams, types, data, audiences := columns(events)
 	var ids []int64
 	var txid int64
-	if err := q.QueryRow(ctx, InsertSQL, streams, types, data).Scan(&ids, &txid); err != nil {
+	if err := q.QueryRow(ctx, InsertSQL, streams, types, data, audiences).Scan(&ids, &txid); err != nil {
 		if classify(err) == rejected {
 			return nil, rejection(err)
 		}
@@ -62,14 +65,41 @@ func Insert(ctx context.Context, q Querier, events []Event) ([]int64, error) {
 	return ids, nil
 }
 
-func columns(events []Event) (streams, types, data []string) {
+func columns(events []Event) (streams, types, data, audiences []string) {
 	streams = make([]string, len(events))
 	types = make([]string, len(events))
 	data = make([]string, len(events))
+	audiences = make([]string, len(events))
 	for i, e := range events {
 		streams[i], types[i], data[i] = e.Stream, e.Type, e.Data
+		if e.Audience != nil {
+			audiences[i] = arrayLiteral(e.Audience)
+		}
 	}
-	return streams, types, data
+	return streams, types, data, audiences
+}
+
+// arrayLiteral writes values as a PostgreSQL array literal: every element
+// double-quoted, with backslash and double quote escaped, so that no value
+// (commas, braces, spaces, "NULL") is read as anything but itself.
+func arrayLiteral(values []string) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, v := range values {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		for j := 0; j < len(v); j++ {
+			if v[j] == '"' || v[j] == '\\' {
+				b.WriteByte('\\')
+			}
+			b.WriteByte(v[j])
+		}
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
 }
 
 // commitUnits commits units as one transaction, retrying transient
@@ -184,11 +214,11 @@ func (b *Batcher) attempt(ctx context.Context, units []*unit, prev <-chan struct
 	}
 	conn := pc.Conn()
 
-	streams, types, data := columns(events)
+	streams, types, data, audiences := columns(events)
 	var txid int64
 	batch := &pgx.Batch{}
 	batch.Queue("BEGIN")
-	batch.Queue(InsertSQL, streams, types, data).QueryRow(func(row pgx.Row) error {
+	batch.Queue(InsertSQL, streams, types, data, audiences).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&ids, &txid)
 	})
 	err = conn.SendBatch(actx, batch).Close()

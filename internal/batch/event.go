@@ -16,10 +16,28 @@ type Event struct {
 	Stream string // stream name
 	Type   string // event type; "" stores NULL
 	Data   string // payload, up to 1 MiB
+	// Audience restricts who may see the event: nil stores NULL (every
+	// subscriber of the stream); otherwise 1-1000 non-empty values, and
+	// only a connection whose token's sub or streamer.audience holds one
+	// of them sees it.
+	Audience []string
 }
 
 // size is what an event counts against the batch and queue byte bounds.
-func (e Event) size() int { return len(e.Stream) + len(e.Type) + len(e.Data) }
+func (e Event) size() int {
+	n := len(e.Stream) + len(e.Type) + len(e.Data)
+	for _, a := range e.Audience {
+		n += len(a)
+	}
+	return n
+}
+
+// MaxAudience is the most values an event's audience may hold
+// (audience_rule).
+const MaxAudience = 1000
+
+// audienceText is audience_rule's comment (migrations/004_audience.sql).
+const audienceText = "audience: NULL, or a one-dimensional array of 1-1000 non-empty, non-NULL values"
 
 // MaxDataBytes is the largest data the database accepts (data_size_rule).
 const MaxDataBytes = rules.MaxDataBytes
@@ -31,6 +49,7 @@ var dbRules = map[string]struct{ field, msg string }{
 	"event_type_rule":          {"event", rules.EventTypeText},
 	"event_type_reserved_rule": {"event", rules.ReservedText},
 	"data_size_rule":           {"data", rules.DataSizeText},
+	"audience_rule":            {"audience", audienceText},
 	// Not a CHECK constraint: PostgreSQL's text type cannot hold these, so
 	// the database rejects them while encoding (SQLSTATE 22021).
 	"data_text_rule": {"data", "data: valid UTF-8 text without NUL characters"},
@@ -41,7 +60,7 @@ var dbRules = map[string]struct{ field, msg string }{
 // group without saying which), which field and which rule.
 type RuleError struct {
 	Index   int
-	Field   string // "stream", "event" or "data"; "" when unknown
+	Field   string // "stream", "event", "data" or "audience"; "" when unknown
 	Rule    string // the CHECK constraint's name, e.g. "stream_name_rule"
 	Message string // what the rule requires
 	Err     error  // the database's error when the database refused the row
@@ -101,6 +120,34 @@ func Validate(index int, e Event) *RuleError {
 	}
 	if !validText(e.Data) {
 		return newRuleError(index, "data_text_rule")
+	}
+	return validateAudience(index, e.Audience)
+}
+
+// validateAudience checks an event's audience against audience_rule, and
+// each value as text PostgreSQL can hold; the message names the value.
+func validateAudience(index int, audience []string) *RuleError {
+	if audience == nil {
+		return nil
+	}
+	if len(audience) == 0 || len(audience) > MaxAudience {
+		re := newRuleError(index, "audience_rule")
+		re.Message = fmt.Sprintf("%d values; %s", len(audience), audienceText)
+		return re
+	}
+	for i, a := range audience {
+		var why string
+		switch {
+		case a == "":
+			why = "is empty"
+		case !validText(a):
+			why = "is not valid UTF-8 text without NUL characters"
+		default:
+			continue
+		}
+		re := newRuleError(index, "audience_rule")
+		re.Message = fmt.Sprintf("audience[%d] %s; %s", i, why, audienceText)
+		return re
 	}
 	return nil
 }

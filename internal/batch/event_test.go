@@ -34,6 +34,21 @@ var ruleCases = []struct {
 	{"data too large", Event{Stream: "s", Data: strings.Repeat("x", MaxDataBytes+1)}, "data_size_rule"},
 	{"data with NUL", Event{Stream: "s", Data: "a\x00b"}, "data_text_rule"},
 	{"data not UTF-8", Event{Stream: "s", Data: "a\xffb"}, "data_text_rule"},
+	{"valid audience", Event{Stream: "s", Data: "x", Audience: []string{"user:1", "team:7"}}, ""},
+	{"valid largest audience", Event{Stream: "s", Data: "x", Audience: make1000("a")}, ""},
+	{"valid awkward audience", Event{Stream: "s", Data: "x", Audience: []string{`"{,}\`, "NULL", " "}}, ""},
+	{"empty audience", Event{Stream: "s", Data: "x", Audience: []string{}}, "audience_rule"},
+	{"audience too large", Event{Stream: "s", Data: "x", Audience: append(make1000("a"), "b")}, "audience_rule"},
+	{"empty audience value", Event{Stream: "s", Data: "x", Audience: []string{"a", ""}}, "audience_rule"},
+}
+
+// make1000 returns MaxAudience copies of v.
+func make1000(v string) []string {
+	out := make([]string, MaxAudience)
+	for i := range out {
+		out[i] = v
+	}
+	return out
 }
 
 func TestValidate(t *testing.T) {
@@ -68,8 +83,8 @@ func TestValidateMatchesDatabase(t *testing.T) {
 			if tc.event.Type != "" {
 				typ = &tc.event.Type
 			}
-			_, err := pool.Exec(ctx, "INSERT INTO streamer.events (stream, event, data) VALUES ($1, $2, $3)",
-				tc.event.Stream, typ, tc.event.Data)
+			_, err := pool.Exec(ctx, "INSERT INTO streamer.events (stream, event, data, audience) VALUES ($1, $2, $3, $4)",
+				tc.event.Stream, typ, tc.event.Data, tc.event.Audience)
 			if tc.rule == "" {
 				require.NoError(t, err)
 				return
@@ -86,5 +101,25 @@ func TestValidateMatchesDatabase(t *testing.T) {
 			}
 			require.Equal(t, tc.rule, re.Rule, "database error: %v", err)
 		})
+	}
+}
+
+func TestValidateAudienceNamesTheValue(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		audience []string
+		want     string
+	}{
+		{[]string{}, "0 values"},
+		{[]string{"a", "", "c"}, "audience[1] is empty"},
+		{[]string{"a\x00b"}, "audience[0] is not valid UTF-8"},
+		{[]string{"ok", "\xff"}, "audience[1] is not valid UTF-8"},
+	} {
+		re := Validate(2, Event{Stream: "s", Data: "x", Audience: tc.audience})
+		require.NotNil(t, re, "%q", tc.audience)
+		require.Equal(t, "audience", re.Field)
+		require.Equal(t, "audience_rule", re.Rule)
+		require.Equal(t, 2, re.Index)
+		require.Contains(t, re.Error(), tc.want)
 	}
 }

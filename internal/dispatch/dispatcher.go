@@ -140,17 +140,28 @@ type Dispatcher struct {
 	filterStale bool
 	pending     []replayJob
 	retry       *time.Timer
-	queued      int // frames queued since the last flushDelivered
+	queued      int // event frames queued since the last flushDelivered
+	// skipped lists the live subscribers that have scanned past hidden
+	// events since their last frame (subState.skipped set), for flushSkipped
+	// to send each an id-only frame at the end of the loop turn.
+	skipped []*subState
+	// idPos and idFrame are the last id-only frame encoded: subscribers
+	// that skipped the same last event share its bytes.
+	idPos   cursor.Position
+	idFrame []byte
 }
 
 // subState is the dispatcher's private view of one subscriber.
 type subState struct {
 	sub Subscriber
 	// scan: every event up to here has been considered for this
-	// subscriber. Today every event considered is sent; it is kept apart
-	// from "sent" on purpose, so that per-connection filtering can move it
-	// past events the subscriber may not see.
+	// subscriber: sent when it could see it, skipped when it could not.
 	scan cursor.Position
+	// aud decides which events the subscriber may see.
+	aud *audience
+	// skipped: scan moved past a hidden event after the subscriber's last
+	// frame, so its Last-Event-ID lags behind scan until an id-only frame.
+	skipped bool
 	// replay is non-nil until the subscriber goes live.
 	replay *replayState
 }
@@ -176,6 +187,7 @@ type command struct {
 	sub     Subscriber
 	streams []string
 	from    *cursor.Position
+	aud     *audience
 	reply   chan cursor.Position
 }
 
@@ -184,6 +196,7 @@ type replayJob struct {
 	round   *replayState // identifies the connect sequence the job belongs to
 	streams []string
 	from    cursor.Position
+	aud     *audience
 }
 
 type replayResult struct {
@@ -284,17 +297,21 @@ func (d *Dispatcher) Wake() {
 }
 
 // Subscribe registers sub for streams from a resume position (nil: from
-// now). It returns once the dispatcher has taken the subscriber, with the
-// position its delivery starts after: every event after it on the streams
-// will be enqueued exactly once, in order. The caller must call Unsubscribe
+// now), for a connection with the audience keys aud (its token's sub and
+// streamer.audience values; nil or empty: anonymous). It returns once the
+// dispatcher has taken the subscriber, with the position its delivery starts
+// after: every event after it on the streams that the audience may see (its
+// audience is NULL or holds one of the keys) will be enqueued exactly once,
+// in order, and no other; frames carrying only an id may be enqueued between
+// them to move the connection's Last-Event-ID past hidden events. The caller must call Unsubscribe
 // when the subscriber ends. It returns ErrStopped at once when the
 // dispatcher is not running, and ctx's error when ctx ends first.
-func (d *Dispatcher) Subscribe(ctx context.Context, sub Subscriber, streams []string, from *cursor.Position) (cursor.Position, error) {
+func (d *Dispatcher) Subscribe(ctx context.Context, sub Subscriber, streams []string, from *cursor.Position, aud []string) (cursor.Position, error) {
 	if err := ctx.Err(); err != nil {
 		return cursor.Position{}, err
 	}
 	reply := make(chan cursor.Position, 1)
-	stopped, ok := d.hand(command{kind: cmdConnect, sub: sub, streams: slices.Clone(streams), from: from, reply: reply})
+	stopped, ok := d.hand(command{kind: cmdConnect, sub: sub, streams: slices.Clone(streams), from: from, aud: newAudience(aud), reply: reply})
 	if !ok {
 		return cursor.Position{}, ErrStopped
 	}

@@ -163,7 +163,7 @@ func (b *bundle) publish(t *testing.T, stream, data string) {
 func subscribe(t *testing.T, d *Dispatcher, b *bundle, streams ...string) *fakeSub {
 	t.Helper()
 	s := newFakeSub()
-	_, err := d.Subscribe(context.Background(), s, streams, nil)
+	_, err := d.Subscribe(context.Background(), s, streams, nil, nil)
 	require.NoError(t, err)
 	require.Equal(t, Subscriber(s), b.sig.Live.WaitOrTimeout(t))
 	return s
@@ -259,7 +259,7 @@ func TestLifecycle(t *testing.T) {
 		defer pool.Close()
 		d := New(Config{Pool: pool, Registry: registry.New[Subscriber]()})
 		require.ErrorContains(t, d.Start(context.Background()), "start dispatcher")
-		_, err = d.Subscribe(context.Background(), newFakeSub(), []string{"s"}, nil)
+		_, err = d.Subscribe(context.Background(), newFakeSub(), []string{"s"}, nil, nil)
 		require.ErrorIs(t, err, ErrStopped)
 		d.Stop()
 	})
@@ -268,13 +268,13 @@ func TestLifecycle(t *testing.T) {
 		t.Parallel()
 		b := newBundle(t)
 		d := New(Config{Pool: b.pool, Registry: b.reg, TestSignals: b.sig})
-		_, err := d.Subscribe(context.Background(), newFakeSub(), []string{"s"}, nil)
+		_, err := d.Subscribe(context.Background(), newFakeSub(), []string{"s"}, nil, nil)
 		require.ErrorIs(t, err, ErrStopped, "before Start")
 
 		require.NoError(t, d.Start(context.Background()))
 		d.Stop()
 		within(t, "Subscribe after Stop", func() {
-			_, err = d.Subscribe(context.Background(), newFakeSub(), []string{"s"}, nil)
+			_, err = d.Subscribe(context.Background(), newFakeSub(), []string{"s"}, nil, nil)
 		})
 		require.ErrorIs(t, err, ErrStopped, "after Stop")
 		d.Unsubscribe(newFakeSub()) // a no-op, and it does not block either
@@ -286,7 +286,7 @@ func TestLifecycle(t *testing.T) {
 		live := subscribe(t, d, b, "s")
 		lockCommits(t, b) // keeps the second one replaying
 		replaying := newFakeSub()
-		_, err := d.Subscribe(context.Background(), replaying, []string{"s"}, &cursor.Start)
+		_, err := d.Subscribe(context.Background(), replaying, []string{"s"}, &cursor.Start, nil)
 		require.NoError(t, err)
 		blockedReader(t, b)
 
@@ -319,7 +319,7 @@ func TestLifecycle(t *testing.T) {
 		cancel()
 		<-d.Stopped()
 		require.ErrorIs(t, s.waitClosed(t), ErrStopped)
-		_, err := d.Subscribe(context.Background(), newFakeSub(), []string{"s"}, nil)
+		_, err := d.Subscribe(context.Background(), newFakeSub(), []string{"s"}, nil, nil)
 		require.ErrorIs(t, err, ErrStopped)
 	})
 }
@@ -332,7 +332,7 @@ func TestSubscribeCancelledContext(t *testing.T) {
 		d, b := setup(t, nil)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		_, err := d.Subscribe(ctx, newFakeSub(), []string{"s"}, nil)
+		_, err := d.Subscribe(ctx, newFakeSub(), []string{"s"}, nil, nil)
 		require.ErrorIs(t, err, context.Canceled)
 		// A later subscriber goes live: the first one never did.
 		subscribe(t, d, b, "s")
@@ -350,7 +350,7 @@ func TestSubscribeCancelledContext(t *testing.T) {
 		gone := newFakeSub()
 		errc := make(chan error, 1)
 		go func() {
-			_, err := d.Subscribe(ctx, gone, []string{"s"}, nil)
+			_, err := d.Subscribe(ctx, gone, []string{"s"}, nil, nil)
 			errc <- err
 		}()
 		// Cancel only once the connect has been handed over.
@@ -371,7 +371,7 @@ func TestSubscribeCancelledContext(t *testing.T) {
 		// later subscriber is live, the cancelled one is not (it may have
 		// been live in between).
 		later := newFakeSub()
-		_, err := d.Subscribe(context.Background(), later, []string{"s"}, nil)
+		_, err := d.Subscribe(context.Background(), later, []string{"s"}, nil, nil)
 		require.NoError(t, err)
 		waitLive(t, b, later)
 		require.Equal(t, []Subscriber{later}, b.reg.Lookup("s"))
@@ -440,7 +440,7 @@ func TestReplayFailureClosesSubscriber(t *testing.T) {
 	b.publish(t, "s", "old")
 	release := lockCommits(t, b)
 	s := newFakeSub()
-	_, err := d.Subscribe(context.Background(), s, []string{"s"}, &cursor.Start)
+	_, err := d.Subscribe(context.Background(), s, []string{"s"}, &cursor.Start, nil)
 	require.NoError(t, err)
 	terminate(t, b, blockedReader(t, b))
 
@@ -507,7 +507,7 @@ func TestReplayJoinsLive(t *testing.T) {
 	}
 	release := lockCommits(t, b)
 	s := newFakeSub()
-	_, err := d.Subscribe(context.Background(), s, []string{"s"}, &cursor.Start)
+	_, err := d.Subscribe(context.Background(), s, []string{"s"}, &cursor.Start, nil)
 	require.NoError(t, err)
 	blockedReader(t, b)
 	release()
@@ -557,7 +557,7 @@ func TestLiveReadFilterFollowsSubscribers(t *testing.T) {
 	subscribe(t, d, b, names...)
 	require.Equal(t, maxFilterStreams, readCaughtUp(t, d, b).Streams)
 	r := &fakeSub{frames: make(chan []byte), done: make(chan struct{})}
-	_, err := d.Subscribe(context.Background(), r, []string{"r"}, &cursor.Start)
+	_, err := d.Subscribe(context.Background(), r, []string{"r"}, &cursor.Start, nil)
 	require.NoError(t, err)
 	require.Equal(t, 0, readCaughtUp(t, d, b).Streams)
 	require.Equal(t, "r1", r.next(t))

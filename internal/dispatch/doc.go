@@ -90,6 +90,55 @@
 // A subscriber's scan cursor only moves forward, and an event is enqueued
 // only when its position is past the cursor, so no event is enqueued twice.
 //
+// # Audience
+//
+// An event whose audience is not NULL may be seen only by a connection
+// whose audience keys (its token's sub and streamer.audience values, given
+// to Subscribe) include one of its values; an anonymous connection has no
+// keys and sees only events whose audience is NULL.
+//
+// Live delivery: the one live read per wake selects each event's audience
+// and the dispatcher tests it against each subscriber's keys (a linear scan
+// of two small slices, no allocation), so a wake still costs one read
+// whatever the audiences. A hidden event is treated exactly like a visible
+// one except that it is not enqueued: the subscriber's scan cursor moves
+// past it all the same. Filtering therefore cannot skip a visible event or
+// repeat one: which events a subscriber considers, and in which order, is
+// what the argument above proves for every subscriber, and the filter only
+// decides, per event and per subscriber, between "enqueue" and "do not";
+// it never moves the scan cursor anywhere an unfiltered subscriber's would
+// not go.
+//
+// Replays decide visibility in SQL (a CASE in the select list against the
+// connection's keys as a text[] parameter): a hidden row comes back as its
+// position only, never its type or data, and pages are cut exactly as for
+// every other read (by events and by commits), so the "nothing skipped or
+// repeated" argument holds unchanged, and a replay moves past commits whose
+// events were all hidden. The predicate is not in WHERE on purpose: the
+// plan is the same either way (audience has no index, so the row is read to
+// test it either way; EXPLAIN ANALYZE on 1,000,000 rows is recorded in
+// docs/benchmarks.md, and TestReadPlan checks the plans), and returning the position is what tells the
+// replay where the last hidden event was. The replay page cache is keyed by
+// the audience too, so one audience's page is never served to another.
+//
+// Id-only frames. A connection's Last-Event-ID is the id of the last frame
+// it received; after hidden events it would lag behind the scan cursor, and
+// a reconnect would read the hidden events again (10,000 of them, twenty
+// pages, for nothing). So whenever a subscriber's last considered event was
+// hidden, it gets a frame that carries only an id: the live path sends it
+// at the end of the dispatcher loop turn that skipped the events (one per
+// subscriber per page read, never per hidden event, and the frame's bytes
+// are shared by subscribers that skipped the same last event); a replay
+// ends a page whose last row was hidden with one. Sent at once rather than
+// on a timer, it needs no timer per connection and keeps the resume point
+// exact at every moment. It is safe: an id-only frame dispatches no event
+// in EventSource (no data line), and its id is a position the subscriber
+// has considered everything up to, so resuming from it replays exactly the
+// events after it, as resuming from any event id does. A subscriber that
+// skipped hidden events and then received a visible one needs none, since
+// that event's id is past them. Id-only frames are not counted as
+// delivered.
+//
 // # Tokens
 //
 // The SSE id of an event is its position, "<seq>.<id>" in decimal (see
@@ -166,13 +215,21 @@
 //     then it is no longer in the replaying index: it is never both
 //     buffered and delivered live for the same read.
 //   - A subscriber's scan cursor never moves backwards, and an event is
-//     enqueued for it only when its position is past the cursor.
+//     enqueued for it only when its position is past the cursor and its
+//     audience is NULL or holds one of the subscriber's keys; a hidden
+//     event moves the cursor without being enqueued.
+//   - No hidden event's type or data is enqueued on a connection or, on a
+//     replay, even read from the database.
+//   - A live subscriber whose last considered event was hidden has been
+//     sent an id-only frame at that event's position by the end of the
+//     dispatcher loop turn that considered it; a replay page whose last row
+//     was hidden ends with one.
 //   - A live read names the subscribed streams (live and replaying) when
 //     there are at most 1,000 of them, else it reads every stream; either
 //     way each wake costs one read per page.
 //   - After a run ends, no subscriber of that run is in the registry, and
 //     each has been closed.
-//   - Every frame queued on a connection is reported to Config.Metrics as
-//     delivered exactly once: by the dispatcher goroutine at the end of the
+//   - Every event frame queued on a connection (id-only frames are not
+//     events) is reported to Config.Metrics as delivered exactly once: by the dispatcher goroutine at the end of the
 //     loop turn that queued it, or by the replay worker after its page.
 package dispatch

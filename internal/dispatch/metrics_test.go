@@ -168,7 +168,7 @@ func TestMetricsReplay(t *testing.T) {
 	var firstReads int
 	for round := 1; round <= 2; round++ {
 		s := newFakeSub()
-		_, err := d.Subscribe(context.Background(), s, []string{"s"}, &cursor.Start)
+		_, err := d.Subscribe(context.Background(), s, []string{"s"}, &cursor.Start, nil)
 		require.NoError(t, err)
 		waitLive(t, b, s)
 		for i := range events {
@@ -203,14 +203,14 @@ func TestMetricsSlowConsumer(t *testing.T) {
 
 	slow := errSub{newFakeSub()}
 	slow.frames = make(chan []byte, 1)
-	_, err := d.Subscribe(context.Background(), slow, []string{"s"}, nil)
+	_, err := d.Subscribe(context.Background(), slow, []string{"s"}, nil, nil)
 	require.NoError(t, err)
 	waitLive(t, b, slow)
 
 	// Closed for another reason, and not yet unsubscribed: Enqueue refuses
 	// it, but it was not slow.
 	gone := errSub{newFakeSub()}
-	_, err = d.Subscribe(context.Background(), gone, []string{"s"}, nil)
+	_, err = d.Subscribe(context.Background(), gone, []string{"s"}, nil, nil)
 	require.NoError(t, err)
 	waitLive(t, b, gone)
 	gone.Close(sse.ErrClosed)

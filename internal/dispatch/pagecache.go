@@ -24,15 +24,21 @@ type pageCache struct {
 	pages map[pageKey]*list.Element
 }
 
+// pageKey names a page: where it starts, which streams, and whose view of
+// it, since the same page holds different frames for different audiences.
 type pageKey struct {
-	from    cursor.Position
-	streams string // sorted stream names joined by NUL; "" for every stream
+	from     cursor.Position
+	streams  string // sorted stream names joined by NUL; "" for every stream
+	audience string // audience.cacheKey
 }
 
 type cachedPage struct {
 	key    pageKey
 	frames [][]byte
 	last   []cursor.Position // each frame's position
+	// events counts the event frames; a last frame beyond them carries
+	// only an id.
+	events int
 	next   cursor.Position
 	size   int
 }
@@ -41,12 +47,12 @@ func newPageCache(maxBytes int) *pageCache {
 	return &pageCache{max: maxBytes, order: list.New(), pages: make(map[pageKey]*list.Element)}
 }
 
-func keyFor(from cursor.Position, streams []string) pageKey {
-	if streams == nil {
-		return pageKey{from: from}
+func keyFor(from cursor.Position, streams []string, aud *audience) pageKey {
+	k := pageKey{from: from, audience: aud.cacheKey}
+	if streams != nil {
+		k.streams = strings.Join(slices.Sorted(slices.Values(streams)), "\x00")
 	}
-	sorted := slices.Sorted(slices.Values(streams))
-	return pageKey{from: from, streams: strings.Join(sorted, "\x00")}
+	return k
 }
 
 func (c *pageCache) get(k pageKey) (*cachedPage, bool) {

@@ -8,13 +8,16 @@ import (
 	"github.com/streamer-dev/streamer/internal/cursor"
 )
 
+// anon is the audience of an anonymous connection.
+var anon = newAudience(nil)
+
 func TestPageCacheEviction(t *testing.T) {
 	t.Parallel()
 	page := func(seq int64, size int) *cachedPage {
-		return &cachedPage{key: keyFor(cursor.After(seq), []string{"s"}), size: size}
+		return &cachedPage{key: keyFor(cursor.After(seq), []string{"s"}, anon), size: size}
 	}
 	has := func(c *pageCache, seq int64) bool {
-		_, ok := c.get(keyFor(cursor.After(seq), []string{"s"}))
+		_, ok := c.get(keyFor(cursor.After(seq), []string{"s"}, anon))
 		return ok
 	}
 
@@ -57,13 +60,25 @@ func TestPageCacheEviction(t *testing.T) {
 	t.Run("streams are part of the key, in any order", func(t *testing.T) {
 		t.Parallel()
 		c := newPageCache(300)
-		c.put(&cachedPage{key: keyFor(cursor.Start, []string{"a", "b"}), size: 1})
-		_, ok := c.get(keyFor(cursor.Start, []string{"b", "a"}))
+		c.put(&cachedPage{key: keyFor(cursor.Start, []string{"a", "b"}, anon), size: 1})
+		_, ok := c.get(keyFor(cursor.Start, []string{"b", "a"}, anon))
 		require.True(t, ok)
-		_, ok = c.get(keyFor(cursor.Start, []string{"a"}))
+		_, ok = c.get(keyFor(cursor.Start, []string{"a"}, anon))
 		require.False(t, ok)
-		_, ok = c.get(keyFor(cursor.Start, nil))
+		_, ok = c.get(keyFor(cursor.Start, nil, anon))
 		require.False(t, ok)
+	})
+
+	t.Run("audience is part of the key", func(t *testing.T) {
+		t.Parallel()
+		c := newPageCache(300)
+		c.put(&cachedPage{key: keyFor(cursor.Start, nil, newAudience([]string{"a", "b"})), size: 1})
+		_, ok := c.get(keyFor(cursor.Start, nil, newAudience([]string{"b", "a", "a"})))
+		require.True(t, ok, "the same keys in another order")
+		for _, keys := range [][]string{nil, {"a"}, {"ab"}, {"a", "b", "c"}, {"1:a1:b"}} {
+			_, ok = c.get(keyFor(cursor.Start, nil, newAudience(keys)))
+			require.False(t, ok, "keys %q", keys)
+		}
 	})
 
 	t.Run("nil cache is disabled", func(t *testing.T) {

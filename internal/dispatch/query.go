@@ -17,6 +17,11 @@ type event struct {
 	stream string
 	typ    string // "" when the row's event is NULL
 	data   string
+	// audience is the row's audience (nil: everybody) on a live read. A
+	// replay read decides visibility in SQL instead: hidden is true, and
+	// typ and data are empty, for an event its subscriber may not see.
+	audience []string
+	hidden   bool
 	// committed is the commit time the database recorded
 	// (streamer.commits.committed_at), for the delivery lag.
 	committed time.Time
@@ -47,12 +52,12 @@ WITH head AS (
     SELECT count(*) AS n, max(seq) AS last
     FROM (SELECT seq FROM streamer.commits WHERE seq >= $1 ORDER BY seq LIMIT $3) s
 )
-SELECT head.seq, scanned.n, scanned.last, p.seq, p.id, p.stream, p.event, p.data, p.committed_at
+SELECT head.seq, scanned.n, scanned.last, p.seq, p.id, p.stream, p.event, p.data, p.audience, p.hidden, p.committed_at
 FROM head CROSS JOIN scanned LEFT JOIN LATERAL (
-    SELECT c.seq, e.id, e.stream, e.event, e.data, c.committed_at
+    SELECT c.seq, e.id, e.stream, e.event, e.data, e.audience, e.hidden, c.committed_at
     FROM (SELECT seq, txid, committed_at FROM streamer.commits WHERE seq >= $1 ORDER BY seq LIMIT $3) c
     JOIN LATERAL (
-        SELECT e.id, e.stream, e.event, e.data
+        SELECT e.id, e.stream, %s
         FROM streamer.events e
         WHERE e.txid = c.txid AND (c.seq > $1 OR e.id > $2)%s
         ORDER BY e.id
@@ -61,17 +66,39 @@ FROM head CROSS JOIN scanned LEFT JOIN LATERAL (
     LIMIT $3
 ) p ON true`
 
+// liveColumns read the audience for the dispatcher to test per connection:
+// one live read serves every connection, whatever its audience.
+const liveColumns = "e.event, e.data, e.audience, false AS hidden"
+
+// replayColumns test visibility in SQL against the replaying connection's
+// keys, $K (an empty array for an anonymous connection, which then sees only
+// rows whose audience is NULL: && with an empty array is false). A hidden
+// row still comes back, as its position alone (no type, no data, no
+// audience), so that pages are bounded exactly as for every other reader
+// and the replay knows where the last hidden event was (see the package
+// documentation, "Audience").
+const replayColumnsFormat = `CASE WHEN e.audience IS NULL OR e.audience && $%[1]d::text[] THEN e.event END AS event,
+               CASE WHEN e.audience IS NULL OR e.audience && $%[1]d::text[] THEN e.data ELSE '' END AS data,
+               NULL::text[] AS audience,
+               NOT (e.audience IS NULL OR e.audience && $%[1]d::text[]) AS hidden`
+
+const streamFilter = " AND e.stream = ANY($4::text[])"
+
 var (
-	readQuery        = fmt.Sprintf(readQueryFormat, "")
-	readStreamsQuery = fmt.Sprintf(readQueryFormat, " AND e.stream = ANY($4::text[])")
+	readQuery          = fmt.Sprintf(readQueryFormat, liveColumns, "")
+	readStreamsQuery   = fmt.Sprintf(readQueryFormat, liveColumns, streamFilter)
+	replayQuery        = fmt.Sprintf(readQueryFormat, fmt.Sprintf(replayColumnsFormat, 4), "")
+	replayStreamsQuery = fmt.Sprintf(readQueryFormat, fmt.Sprintf(replayColumnsFormat, 5), streamFilter)
 )
 
 // headQuery returns the position after everything committed so far.
 const headQuery = `SELECT coalesce(max(seq), 0) FROM streamer.commits`
 
 // readPage reads up to limit events after from. When streams is nil every
-// stream is read.
-func readPage(ctx context.Context, pool *pgxpool.Pool, from cursor.Position, streams []string, limit int) (page, error) {
+// stream is read. aud nil reads every event with its audience (a live
+// read); otherwise visibility is decided in SQL for a connection with the
+// keys aud.keys (a replay), and hidden events come back as positions only.
+func readPage(ctx context.Context, pool *pgxpool.Pool, from cursor.Position, streams []string, limit int, aud *audience) (page, error) {
 	// "After all of commit s" is read as "from the start of commit s+1", so
 	// that the commit limit is not spent on a commit already consumed.
 	seq, id := from.Seq, from.ID
@@ -80,10 +107,15 @@ func readPage(ctx context.Context, pool *pgxpool.Pool, from cursor.Position, str
 	}
 	var rows pgx.Rows
 	var err error
-	if streams == nil {
+	switch {
+	case aud == nil && streams == nil:
 		rows, err = pool.Query(ctx, readQuery, seq, id, limit)
-	} else {
+	case aud == nil:
 		rows, err = pool.Query(ctx, readStreamsQuery, seq, id, limit, streams)
+	case streams == nil:
+		rows, err = pool.Query(ctx, replayQuery, seq, id, limit, aud.sqlKeys())
+	default:
+		rows, err = pool.Query(ctx, replayStreamsQuery, seq, id, limit, streams, aud.sqlKeys())
 	}
 	if err != nil {
 		return page{}, fmt.Errorf("read events after %s: %w", from, err)
@@ -101,15 +133,18 @@ func readPage(ctx context.Context, pool *pgxpool.Pool, from cursor.Position, str
 			seq, id     *int64
 			stream, typ *string
 			data        *string
+			aud         []string
+			hidden      *bool
 			committed   *time.Time
 		)
-		if err := rows.Scan(&head, &nScanned, &lastCommit, &seq, &id, &stream, &typ, &data, &committed); err != nil {
+		if err := rows.Scan(&head, &nScanned, &lastCommit, &seq, &id, &stream, &typ, &data, &aud, &hidden, &committed); err != nil {
 			return page{}, fmt.Errorf("scan event: %w", err)
 		}
 		if seq == nil { // LEFT JOIN: no event after from
 			continue
 		}
-		ev := event{pos: cursor.Position{Seq: *seq, ID: *id}, stream: *stream, data: *data}
+		ev := event{pos: cursor.Position{Seq: *seq, ID: *id}, stream: *stream, data: *data,
+			audience: aud, hidden: hidden != nil && *hidden}
 		if typ != nil {
 			ev.typ = *typ
 		}

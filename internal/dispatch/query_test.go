@@ -25,6 +25,7 @@ func TestReadPlan(t *testing.T) {
 		INSERT INTO streamer.events (stream, data, txid)
 			OVERRIDING SYSTEM VALUE
 			SELECT 's' || (g % 50), 'x', (1000000 + g)::text::xid8 FROM generate_series(1, 20000) g;
+		UPDATE streamer.events SET audience = ARRAY['user:' || (id % 100)] WHERE id % 2 = 0;
 		INSERT INTO streamer.commits (seq, txid)
 			SELECT g, (1000000 + g)::text::xid8 FROM generate_series(1, 20000) g;
 		ALTER TABLE streamer.events ENABLE TRIGGER USER;
@@ -39,6 +40,8 @@ func TestReadPlan(t *testing.T) {
 		{"all streams, far behind", readQuery, []any{int64(100), int64(0), 500}},
 		{"all streams, live", readQuery, []any{int64(19990), int64(0), 500}},
 		{"some streams, far behind", readStreamsQuery, []any{int64(100), int64(0), 500, []string{"s1", "s2"}}},
+		{"replay, all streams, far behind", replayQuery, []any{int64(100), int64(0), 500, []string{"user:1"}}},
+		{"replay, some streams, anonymous", replayStreamsQuery, []any{int64(100), int64(0), 500, []string{"s1", "s2"}, []string{}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rows, err := pool.Query(ctx, "EXPLAIN "+tc.query, tc.args...)
@@ -84,7 +87,7 @@ func TestReadPage(t *testing.T) {
 		var got []string
 		pos := cursor.Start
 		for {
-			p, err := readPage(ctx, pool, pos, nil, 2)
+			p, err := readPage(ctx, pool, pos, nil, 2, nil)
 			require.NoError(t, err)
 			for _, ev := range p.events {
 				got = append(got, ev.data)
@@ -100,7 +103,7 @@ func TestReadPage(t *testing.T) {
 
 	t.Run("filters streams and keeps the type", func(t *testing.T) {
 		t.Parallel()
-		p, err := readPage(ctx, pool, cursor.Start, []string{"b"}, 10)
+		p, err := readPage(ctx, pool, cursor.Start, []string{"b"}, 10, nil)
 		require.NoError(t, err)
 		require.Len(t, p.events, 2)
 		require.Equal(t, "3", p.events[0].data)
@@ -111,10 +114,10 @@ func TestReadPage(t *testing.T) {
 
 	t.Run("resumes inside a transaction", func(t *testing.T) {
 		t.Parallel()
-		first, err := readPage(ctx, pool, cursor.After(1), nil, 1)
+		first, err := readPage(ctx, pool, cursor.After(1), nil, 1, nil)
 		require.NoError(t, err)
 		require.True(t, first.full)
-		rest, err := readPage(ctx, pool, first.next, nil, 10)
+		rest, err := readPage(ctx, pool, first.next, nil, 10, nil)
 		require.NoError(t, err)
 		require.Equal(t, "3", rest.events[0].data)
 		require.Len(t, rest.events, 3)
@@ -122,9 +125,41 @@ func TestReadPage(t *testing.T) {
 
 	t.Run("a cursor past the head stays put", func(t *testing.T) {
 		t.Parallel()
-		p, err := readPage(ctx, pool, cursor.After(99), nil, 10)
+		p, err := readPage(ctx, pool, cursor.After(99), nil, 10, nil)
 		require.NoError(t, err)
 		require.Empty(t, p.events)
 		require.Equal(t, cursor.After(99), p.next)
 	})
+}
+
+// TestReadPageAudience: a replay read decides visibility in SQL; a hidden
+// row comes back as its position alone, never its type or data.
+func TestReadPageAudience(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	_, err := pool.Exec(ctx, `INSERT INTO streamer.events (stream, event, data, audience) VALUES
+		('s', 't', 'all', NULL), ('s', 't', 'for a', '{a}'), ('s', 't', 'for b and c', '{b,c}')`)
+	require.NoError(t, err)
+	type row struct {
+		typ, data string
+		hidden    bool
+	}
+	for _, tc := range []struct {
+		keys []string
+		want []row
+	}{
+		{nil, []row{{"t", "all", false}, {"", "", true}, {"", "", true}}},
+		{[]string{"a"}, []row{{"t", "all", false}, {"t", "for a", false}, {"", "", true}}},
+		{[]string{"x", "c"}, []row{{"t", "all", false}, {"", "", true}, {"t", "for b and c", false}}},
+	} {
+		p, err := readPage(ctx, pool, cursor.Start, []string{"s"}, 10, newAudience(tc.keys))
+		require.NoError(t, err)
+		var got []row
+		for _, ev := range p.events {
+			require.Nil(t, ev.audience)
+			got = append(got, row{ev.typ, ev.data, ev.hidden})
+		}
+		require.Equal(t, tc.want, got, "keys %q", tc.keys)
+	}
 }

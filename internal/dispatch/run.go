@@ -62,6 +62,7 @@ func (d *Dispatcher) run(ctx context.Context) {
 		case jobs <- next:
 			d.pending = d.pending[1:]
 		}
+		d.flushSkipped()
 		d.flushDelivered()
 	}
 }
@@ -94,7 +95,7 @@ func (d *Dispatcher) connect(cmd command) {
 	if cmd.from != nil {
 		from = *cmd.from
 	}
-	st := &subState{sub: cmd.sub, scan: from}
+	st := &subState{sub: cmd.sub, scan: from, aud: cmd.aud}
 	d.states[cmd.sub] = st
 	d.filterStale = true
 	cmd.reply <- from
@@ -110,7 +111,7 @@ func (d *Dispatcher) connect(cmd command) {
 		}
 		d.replaying[s][st] = struct{}{}
 	}
-	d.pending = append(d.pending, replayJob{sub: st.sub, round: st.replay, streams: cmd.streams, from: from})
+	d.pending = append(d.pending, replayJob{sub: st.sub, round: st.replay, streams: cmd.streams, from: from, aud: st.aud})
 	d.cfg.Metrics.ReplayStarted()
 }
 
@@ -164,7 +165,7 @@ func (d *Dispatcher) replayDone(res replayResult) {
 	}
 	if rs.overflow || len(rs.buffer) > d.cfg.MaxBuffered {
 		rs.overflow, rs.buffer = false, nil
-		d.pending = append(d.pending, replayJob{sub: st.sub, round: rs, streams: rs.streams, from: st.scan})
+		d.pending = append(d.pending, replayJob{sub: st.sub, round: rs, streams: rs.streams, from: st.scan, aud: st.aud})
 		d.cfg.TestSignals.ReplayRound.Signal(st.sub)
 		return
 	}
@@ -175,7 +176,8 @@ func (d *Dispatcher) replayDone(res replayResult) {
 	st.replay = nil
 	d.cfg.Registry.Add(st.sub, rs.streams)
 	for _, ev := range rs.buffer {
-		if !d.deliver(st, ev, nil) {
+		var frame []byte
+		if !d.deliver(st, ev, &frame) {
 			return
 		}
 	}
@@ -227,7 +229,7 @@ func (d *Dispatcher) readLive(ctx context.Context) {
 		d.cfg.TestSignals.LiveRead.Signal(LiveRead{HeadOnly: true})
 		return
 	}
-	p, err := readPage(ctx, d.cfg.Pool, d.head, streams, d.cfg.PageSize)
+	p, err := readPage(ctx, d.cfg.Pool, d.head, streams, d.cfg.PageSize, nil)
 	d.cfg.Metrics.DBRead(metrics.ReadLive, time.Since(began))
 	if err != nil {
 		d.readFailed(ctx, err)
@@ -239,6 +241,7 @@ func (d *Dispatcher) readLive(ctx context.Context) {
 		}
 	}
 	d.head = p.next
+	d.flushSkipped() // before the signal: tests see the id-only frames with it
 	if p.full {
 		d.Wake()
 		return
@@ -258,20 +261,18 @@ func (d *Dispatcher) readFailed(ctx context.Context, err error) {
 }
 
 // fanout delivers ev to the live subscribers of its stream that have not
-// scanned past it, and buffers it for those still replaying. It reports
-// whether ev was queued on a live subscriber.
+// scanned past it and may see it, skips it for those that may not, and
+// buffers it for those still replaying. It reports whether ev was queued on
+// a live subscriber.
 func (d *Dispatcher) fanout(ev *event) (queued bool) {
 	before := d.queued
-	var frame []byte
+	var frame []byte // encoded once, for the first subscriber that sees ev
 	for _, sub := range d.cfg.Registry.Lookup(ev.stream) {
 		st := d.states[sub]
 		if st == nil || st.replay != nil {
 			continue // dropped earlier in this read; the snapshot predates it
 		}
-		if frame == nil {
-			frame = encode(ev)
-		}
-		d.deliver(st, ev, frame)
+		d.deliver(st, ev, &frame)
 	}
 	for st := range d.replaying[ev.stream] {
 		rs := st.replay
@@ -288,17 +289,27 @@ func (d *Dispatcher) fanout(ev *event) (queued bool) {
 }
 
 // deliver enqueues ev for the live subscriber st unless st has already
-// scanned past it. It reports false when the subscriber could not keep up
-// and was dropped.
-func (d *Dispatcher) deliver(st *subState, ev *event, frame []byte) bool {
+// scanned past it or may not see it; a hidden event only moves st's scan
+// cursor (and is remembered for flushSkipped). *frame is ev's frame, encoded
+// here on first use and kept for the next subscriber. It reports false when
+// the subscriber could not keep up and was dropped.
+func (d *Dispatcher) deliver(st *subState, ev *event, frame *[]byte) bool {
 	if !st.scan.Less(ev.pos) {
 		return true
 	}
 	st.scan = ev.pos
-	if frame == nil {
-		frame = encode(ev)
+	if !st.aud.sees(ev) {
+		if !st.skipped {
+			st.skipped = true
+			d.skipped = append(d.skipped, st)
+		}
+		return true
 	}
-	if !st.sub.Enqueue(frame) {
+	st.skipped = false
+	if *frame == nil {
+		*frame = encode(ev)
+	}
+	if !st.sub.Enqueue(*frame) {
 		// The HTTP side logs the close with the client's address.
 		d.cfg.Logger.Debug().Msg("dropping subscriber that cannot keep up")
 		d.dropped(st.sub)
@@ -307,6 +318,40 @@ func (d *Dispatcher) deliver(st *subState, ev *event, frame []byte) bool {
 	}
 	d.queued++
 	return true
+}
+
+// flushSkipped sends an id-only frame to every live subscriber whose last
+// considered event was hidden (see deliver), so that its Last-Event-ID moves
+// to its scan cursor without an event; called once per turn of the
+// dispatcher loop, after whatever that turn read. A subscriber that skipped
+// hidden events and then received an event needs none: that event's id is
+// past them.
+func (d *Dispatcher) flushSkipped() {
+	for _, st := range d.skipped {
+		if !st.skipped {
+			continue
+		}
+		st.skipped = false
+		if d.states[st.sub] != st || st.replay != nil {
+			continue // dropped or resubscribed meanwhile
+		}
+		if st.scan != d.idPos || d.idFrame == nil {
+			d.idPos, d.idFrame = st.scan, encodeID(st.scan)
+		}
+		if !st.sub.Enqueue(d.idFrame) {
+			d.cfg.Logger.Debug().Msg("dropping subscriber that cannot keep up")
+			d.dropped(st.sub)
+			d.forget(st)
+		}
+	}
+	clear(d.skipped)
+	d.skipped = d.skipped[:0]
+}
+
+// encodeID returns a frame that carries only pos as its id.
+func encodeID(pos cursor.Position) []byte {
+	var idBuf [40]byte
+	return sse.AppendID(nil, string(pos.Append(idBuf[:0])))
 }
 
 // encode returns ev's SSE frame; its id is ev's resume token.
@@ -348,7 +393,7 @@ func (d *Dispatcher) replay(ctx context.Context, job replayJob) replayResult {
 			return res
 		default:
 		}
-		p, err := d.replayPage(ctx, res.cursor, job.streams)
+		p, err := d.replayPage(ctx, res.cursor, job.streams, job.aud)
 		if err != nil {
 			res.err = err
 			return res
@@ -365,8 +410,10 @@ func (d *Dispatcher) replay(ctx context.Context, job replayJob) replayResult {
 		n, err := d.enqueuePage(ctx, job.sub, p)
 		if n > 0 {
 			res.cursor = p.last[n-1]
-			d.cfg.Metrics.Delivered(n)
-			d.cfg.Metrics.Replayed(n)
+			if events := min(n, p.events); events > 0 {
+				d.cfg.Metrics.Delivered(events)
+				d.cfg.Metrics.Replayed(events)
+			}
 		}
 		if err != nil {
 			res.err = err
@@ -390,27 +437,38 @@ func (d *Dispatcher) enqueuePage(ctx context.Context, sub Subscriber, p replayed
 	return len(p.frames), nil
 }
 
-// replayPage returns the encoded page after from, from the page cache when
-// another replay has read it already.
-func (d *Dispatcher) replayPage(ctx context.Context, from cursor.Position, streams []string) (replayedPage, error) {
-	key := keyFor(from, streams)
+// replayPage returns the encoded page after from as the audience aud sees
+// it, from the page cache when another replay with the same audience has
+// read it already. Hidden events have no frame; when the page ends with
+// hidden events, its last frame carries only the last one's id.
+func (d *Dispatcher) replayPage(ctx context.Context, from cursor.Position, streams []string, aud *audience) (replayedPage, error) {
+	key := keyFor(from, streams, aud)
 	if cp, ok := d.cache.get(key); ok {
 		d.cfg.Metrics.ReplayPageCached()
 		d.cfg.TestSignals.PageCacheHit.Signal(from)
 		return replayedPage{cachedPage: cp, full: true}, nil
 	}
 	began := time.Now()
-	p, err := readPage(ctx, d.cfg.Pool, from, streams, d.cfg.PageSize)
+	p, err := readPage(ctx, d.cfg.Pool, from, streams, d.cfg.PageSize, aud)
 	d.cfg.Metrics.DBRead(metrics.ReadReplay, time.Since(began))
 	if err != nil {
 		return replayedPage{}, err
 	}
-	cp := &cachedPage{key: key, next: p.next,
-		frames: make([][]byte, len(p.events)), last: make([]cursor.Position, len(p.events))}
+	d.cfg.TestSignals.ReplayRead.Signal(from)
+	cp := &cachedPage{key: key, next: p.next}
+	add := func(frame []byte, pos cursor.Position) {
+		cp.frames = append(cp.frames, frame)
+		cp.last = append(cp.last, pos)
+		cp.size += len(frame) + 64
+	}
 	for i := range p.events {
-		cp.frames[i] = encode(&p.events[i])
-		cp.last[i] = p.events[i].pos
-		cp.size += len(cp.frames[i]) + 64
+		if !p.events[i].hidden {
+			add(encode(&p.events[i]), p.events[i].pos)
+		}
+	}
+	cp.events = len(cp.frames)
+	if n := len(p.events); n > 0 && p.events[n-1].hidden {
+		add(encodeID(p.events[n-1].pos), p.events[n-1].pos)
 	}
 	if p.full {
 		d.cache.put(cp)

@@ -15,6 +15,9 @@ type TestSignals struct {
 	// PageCacheHit: a replay took the page after this position from the
 	// page cache instead of the database.
 	PageCacheHit testsignal.TestSignal[cursor.Position]
+	// ReplayRead: a replay read the page after this position from the
+	// database.
+	ReplayRead testsignal.TestSignal[cursor.Position]
 }
 
 // LiveRead describes the last page of a live read that caught up.
@@ -35,4 +38,5 @@ func (s *TestSignals) Init() {
 	s.LiveRead.Init()
 	s.ReadError.Init()
 	s.PageCacheHit.Init()
+	s.ReplayRead.Init()
 }

@@ -86,8 +86,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	conn.Enqueue(s.preamble) // written first: nothing else is queued yet
 
 	ctx := r.Context()
-	_ = audience // the dispatcher's audience filter takes it (issue #11, item 4)
-	start, err := s.cfg.Dispatcher.Subscribe(ctx, conn, streams, from)
+	start, err := s.cfg.Dispatcher.Subscribe(ctx, conn, streams, from, audience)
 	if err != nil {
 		conn.Close(err)
 		s.open.done()

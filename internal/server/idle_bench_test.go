@@ -20,7 +20,7 @@ import (
 // nopDispatcher accepts every subscriber and delivers nothing.
 type nopDispatcher struct{}
 
-func (nopDispatcher) Subscribe(context.Context, dispatch.Subscriber, []string, *cursor.Position) (cursor.Position, error) {
+func (nopDispatcher) Subscribe(context.Context, dispatch.Subscriber, []string, *cursor.Position, []string) (cursor.Position, error) {
 	return cursor.Position{}, nil
 }
 

@@ -92,7 +92,7 @@ type fakeDispatcher struct {
 	frame []byte
 }
 
-func (d *fakeDispatcher) Subscribe(_ context.Context, sub dispatch.Subscriber, _ []string, _ *cursor.Position) (cursor.Position, error) {
+func (d *fakeDispatcher) Subscribe(_ context.Context, sub dispatch.Subscriber, _ []string, _ *cursor.Position, _ []string) (cursor.Position, error) {
 	sub.Enqueue(d.frame)
 	return cursor.Position{}, nil
 }

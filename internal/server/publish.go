@@ -81,6 +81,8 @@ type eventJSON struct {
 	Stream *string `json:"stream"`
 	Event  *string `json:"event"`
 	Data   *string `json:"data"`
+	// Audience: absent or null stores NULL (everybody may see the event).
+	Audience []string `json:"audience"`
 }
 
 func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
@@ -243,6 +245,9 @@ func decodeEvent(dec *json.Decoder, i int) (batch.Event, *publishError) {
 		pe := &publishError{Index: &i, Error: fmt.Sprintf("event %d: invalid JSON: %v", i, err)}
 		var te *json.UnmarshalTypeError
 		switch {
+		case errors.As(err, &te) && strings.HasPrefix(te.Field, "audience"):
+			pe.Field = "audience"
+			pe.Error = fmt.Sprintf("event %d: audience must be an array of strings (or null)", i)
 		case errors.As(err, &te) && te.Field != "":
 			pe.Field = te.Field
 			pe.Error = fmt.Sprintf("event %d: %s must be a string", i, te.Field)
@@ -251,7 +256,7 @@ func decodeEvent(dec *json.Decoder, i int) (batch.Event, *publishError) {
 			}
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			pe.Field = strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-			pe.Error = fmt.Sprintf("event %d: unknown field %q: an event has stream, event and data", i, pe.Field)
+			pe.Error = fmt.Sprintf("event %d: unknown field %q: an event has stream, event, data and audience", i, pe.Field)
 		case errors.As(err, &te):
 			pe.Error = fmt.Sprintf("event %d: must be an object with stream, data and optionally event", i)
 		}
@@ -263,7 +268,7 @@ func decodeEvent(dec *json.Decoder, i int) (batch.Event, *publishError) {
 	case ej.Data == nil:
 		return batch.Event{}, &publishError{Index: &i, Field: "data", Error: fmt.Sprintf("event %d: data is required (a string, may be empty)", i)}
 	}
-	e := batch.Event{Stream: *ej.Stream, Data: *ej.Data}
+	e := batch.Event{Stream: *ej.Stream, Data: *ej.Data, Audience: ej.Audience}
 	if ej.Event != nil {
 		e.Type = *ej.Event
 	}

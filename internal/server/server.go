@@ -25,7 +25,7 @@ import (
 
 // Dispatcher takes subscribers; *dispatch.Dispatcher implements it.
 type Dispatcher interface {
-	Subscribe(ctx context.Context, sub dispatch.Subscriber, streams []string, from *cursor.Position) (cursor.Position, error)
+	Subscribe(ctx context.Context, sub dispatch.Subscriber, streams []string, from *cursor.Position, audience []string) (cursor.Position, error)
 	Unsubscribe(sub dispatch.Subscriber)
 }
 

@@ -51,9 +51,9 @@ type countingDispatcher struct {
 	n *atomic.Int64
 }
 
-func (d countingDispatcher) Subscribe(ctx context.Context, sub dispatch.Subscriber, streams []string, from *cursor.Position) (cursor.Position, error) {
+func (d countingDispatcher) Subscribe(ctx context.Context, sub dispatch.Subscriber, streams []string, from *cursor.Position, audience []string) (cursor.Position, error) {
 	d.n.Add(1)
-	return d.Dispatcher.Subscribe(ctx, sub, streams, from)
+	return d.Dispatcher.Subscribe(ctx, sub, streams, from, audience)
 }
 
 func setup(t *testing.T, opts ...func(*stackOpts)) *stack {

@@ -3,9 +3,10 @@
 //
 // # Overview
 //
-// Frames are encoded once with [AppendEvent], [AppendComment] and
-// [AppendRetry], and the same byte slice is handed to every subscribed
-// connection.
+// Frames are encoded once with [AppendEvent], [AppendComment],
+// [AppendRetry] and [AppendID] (a frame with only an id, which moves a
+// client's last event ID without an event), and the same byte slice is
+// handed to every subscribed connection.
 //
 // A [Conn] is one connection's bounded frame queue (frameQueue) plus one of
 // two writers. Producers put frames on it with [Conn.Enqueue] (live

@@ -116,3 +116,13 @@ func firstLine(s string) string {
 	}
 	return s
 }
+
+// AppendID appends a frame that carries only an id: "id: <id>\n\n". A client
+// sets its last event ID from it and, since no data line came, dispatches no
+// event (WHATWG HTML, "event stream interpretation"). id is cut at its first
+// line break as in [AppendEvent].
+func AppendID(dst []byte, id string) []byte {
+	dst = append(dst, "id: "...)
+	dst = append(dst, firstLine(id)...)
+	return append(dst, "\n\n"...)
+}
