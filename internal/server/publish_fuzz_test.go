@@ -187,6 +187,14 @@ func readEvent(dec *json.Decoder) (batch.Event, bool) {
 			return batch.Event{}, false
 		}
 	}
+	if raw, ok := fields["audience"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &e.Audience); err != nil {
+			return batch.Event{}, false
+		}
+		if len(e.Audience) == 0 {
+			e.Audience = nil
+		}
+	}
 	return e, true
 }
 
