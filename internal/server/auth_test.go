@@ -62,12 +62,13 @@ type claims struct {
 	subscribe []string
 	iss, aud  string
 	exp, nbf  time.Time
+	audience  []string // streamer.audience
 }
 
 func (c claims) jwt() auth.Claims {
 	out := auth.Claims{
 		RegisteredClaims: jwt.RegisteredClaims{Subject: c.sub, Issuer: c.iss},
-		Streamer:         auth.StreamerClaims{Subscribe: c.subscribe},
+		Streamer:         auth.StreamerClaims{Subscribe: c.subscribe, Audience: c.audience},
 	}
 	if c.aud != "" {
 		out.Audience = jwt.ClaimStrings{c.aud}
