@@ -12,6 +12,7 @@ import (
 
 	"github.com/streamer-dev/streamer/internal/pgtest"
 	"github.com/streamer-dev/streamer/internal/testsignal"
+	"github.com/streamer-dev/streamer/migrations"
 	"github.com/streamer-dev/streamer/publisher"
 )
 
@@ -53,7 +54,7 @@ func waitCommitBlocked(t *testing.T, pool *pgxpool.Pool) {
 	require.Eventually(t, func() bool {
 		var n int
 		err := pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_locks
-            WHERE locktype = 'advisory' AND NOT granted AND classid = 1400000001 AND objid = 1`).Scan(&n)
+            WHERE locktype = 'advisory' AND NOT granted AND classid = $1 AND objid = $2`, migrations.LockClass, migrations.CommitLockID).Scan(&n)
 		return err == nil && n > 0
 	}, testsignal.Timeout, 5*time.Millisecond)
 }

@@ -1,5 +1,6 @@
-// Package backoff computes retry delays: capped exponential backoff with
-// jitter, shared by the listener's reconnects and the batcher's retries.
+// Package backoff computes retry delays (capped exponential backoff with
+// jitter) and waits them out (Sleep, which ends early with its context),
+// shared by the listener's reconnects and the batcher's retries.
 //
 // # Invariants
 //
@@ -8,6 +9,7 @@
 package backoff
 
 import (
+	"context"
 	"math/rand/v2"
 	"time"
 )
@@ -24,4 +26,16 @@ func Delay(attempt int, minDelay, maxDelay time.Duration) time.Duration {
 	d = min(d, maxDelay)
 	half := d / 2
 	return half + rand.N(d-half+1)
+}
+
+// Sleep waits d and reports true, or reports false as soon as ctx ends.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }

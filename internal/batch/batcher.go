@@ -590,15 +590,3 @@ func (b *Batcher) resolve(u *unit, ids []int64, err error) {
 	}
 	b.log.Error().Err(err).Int("events", len(u.events)).Msg("batch: enqueued events not published")
 }
-
-// sleep waits d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}

@@ -177,7 +177,7 @@ func (b *Batcher) commitUnits(ctx context.Context, units []*unit, prev <-chan st
 		attempt++
 		b.log.Warn().Err(err).Int("attempt", attempt).Dur("backoff", wait).Msg("batch: commit failed; retrying")
 		b.signals.Backoff.Signal(err)
-		if !sleep(ctx, wait) {
+		if !backoff.Sleep(ctx, wait) {
 			b.resolveAll(units, fmt.Errorf("%w: not committed (%w)", ErrClosed, context.Cause(ctx)))
 			return
 		}
@@ -315,7 +315,7 @@ func (b *Batcher) resolveCommit(ctx context.Context, txid int64, pid uint32) (st
 			err = errInProgress
 		}
 		b.signals.Backoff.Signal(err)
-		if !sleep(ctx, backoff.Delay(attempt, b.cfg.MinBackoff, b.cfg.MaxBackoff)) {
+		if !backoff.Sleep(ctx, backoff.Delay(attempt, b.cfg.MinBackoff, b.cfg.MaxBackoff)) {
 			return "", fmt.Errorf("outcome lookup cut off (%w) after %w", context.Cause(ctx), err)
 		}
 	}

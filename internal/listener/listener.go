@@ -194,7 +194,7 @@ func (l *Listener) run(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn)
 				d := backoff.Delay(attempt, l.cfg.MinBackoff, l.cfg.MaxBackoff)
 				l.log.Warn().Err(err).Int("attempt", attempt+1).Dur("backoff", d).Msg("listener: reconnect failed")
 				l.signals.BackoffError.Signal(err)
-				if !sleep(ctx, d) {
+				if !backoff.Sleep(ctx, d) {
 					return
 				}
 				attempt++
@@ -222,7 +222,7 @@ func (l *Listener) run(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn)
 		d := backoff.Delay(attempt, l.cfg.MinBackoff, l.cfg.MaxBackoff)
 		l.log.Error().Err(err).Dur("backoff", d).Msg("listener: lost connection")
 		l.signals.BackoffError.Signal(err)
-		if !sleep(ctx, d) {
+		if !backoff.Sleep(ctx, d) {
 			return
 		}
 		attempt++
@@ -301,18 +301,6 @@ func isTimeout(waitCtx context.Context, conn *pgx.Conn, err error) bool {
 func (l *Listener) wake(n int) {
 	l.cfg.Waker.Wake()
 	l.signals.Woke.Signal(n)
-}
-
-// sleep waits d and reports true, or reports false as soon as ctx ends.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // closeConn closes conn, bounded by closeTimeout, and waits for pgx's

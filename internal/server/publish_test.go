@@ -21,6 +21,7 @@ import (
 	"github.com/streamer-dev/streamer/internal/batch"
 	"github.com/streamer-dev/streamer/internal/pgtest"
 	"github.com/streamer-dev/streamer/internal/server"
+	"github.com/streamer-dev/streamer/migrations"
 )
 
 // publishStack is a server with only POST /publish wired, on loopback,
@@ -301,7 +302,7 @@ func TestPublishQueueFull(t *testing.T) {
 	lock, err := ps.pool.Acquire(ctx)
 	require.NoError(t, err)
 	defer lock.Release()
-	_, err = lock.Exec(ctx, "SELECT pg_advisory_lock(1400000001, 1)") // every publishing COMMIT waits
+	_, err = lock.Exec(ctx, "SELECT pg_advisory_lock($1, $2)", migrations.LockClass, migrations.CommitLockID) // every publishing COMMIT waits
 	require.NoError(t, err)
 
 	var wg sync.WaitGroup
@@ -316,7 +317,7 @@ func TestPublishQueueFull(t *testing.T) {
 	require.NotEmpty(t, full.header.Get("Retry-After"))
 	require.Contains(t, full.Error, "full")
 
-	_, err = lock.Exec(ctx, "SELECT pg_advisory_unlock(1400000001, 1)")
+	_, err = lock.Exec(ctx, "SELECT pg_advisory_unlock($1, $2)", migrations.LockClass, migrations.CommitLockID)
 	require.NoError(t, err)
 	wg.Wait()
 	close(replies)
