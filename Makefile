@@ -70,6 +70,8 @@ fuzz: ## Run each fuzz target for 15s (FUZZTIME=...); seeds in testdata/fuzz/ al
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendEvent$$' -fuzztime $(or $(FUZZTIME),15s) ./internal/sse/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(or $(FUZZTIME),15s) ./internal/cursor/
 	$(GO) test -run '^$$' -fuzz '^FuzzPublishBody$$' -fuzztime $(or $(FUZZTIME),15s) ./internal/server/
+	$(GO) test -run '^$$' -fuzz '^FuzzSubscriberToken$$' -fuzztime $(or $(FUZZTIME),15s) ./internal/auth/
+	$(GO) test -run '^$$' -fuzz '^FuzzPatternMatch$$' -fuzztime $(or $(FUZZTIME),15s) ./internal/auth/
 
 .PHONY: chaos
 chaos: deps ## Long fault tests under load (STREAMER_CHAOS=1) and 60s fuzz runs; see docs/reliability.md
