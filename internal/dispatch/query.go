@@ -29,6 +29,8 @@ type page struct {
 	// page was full, else after every commit visible to the read's snapshot.
 	next cursor.Position
 	full bool
+	// horizon is the pruned horizon in the read's snapshot (see gap.go).
+	horizon cursor.Position
 }
 
 // readQuery reads the events of up to $3 commits after a position, in
@@ -40,15 +42,18 @@ type page struct {
 // events_txid_id_idx, under an incremental sort that stops as soon as $3
 // events are out (checked in TestReadPlan); "scanned" counts the commits the
 // page covers with an index-only scan. %s is empty or a stream filter on $4.
+// "horizon" is the pruned horizon of the same snapshot (gap.go).
 const readQueryFormat = `
-WITH head AS (
+WITH horizon AS (
+    SELECT seq, id FROM streamer.pruned
+), head AS (
     SELECT coalesce(max(seq), 0) AS seq FROM streamer.commits
 ), scanned AS (
     SELECT count(*) AS n, max(seq) AS last
     FROM (SELECT seq FROM streamer.commits WHERE seq >= $1 ORDER BY seq LIMIT $3) s
 )
-SELECT head.seq, scanned.n, scanned.last, p.seq, p.id, p.stream, p.event, p.data, p.committed_at
-FROM head CROSS JOIN scanned LEFT JOIN LATERAL (
+SELECT horizon.seq, horizon.id, head.seq, scanned.n, scanned.last, p.seq, p.id, p.stream, p.event, p.data, p.committed_at
+FROM horizon CROSS JOIN head CROSS JOIN scanned LEFT JOIN LATERAL (
     SELECT c.seq, e.id, e.stream, e.event, e.data, c.committed_at
     FROM (SELECT seq, txid, committed_at FROM streamer.commits WHERE seq >= $1 ORDER BY seq LIMIT $3) c
     JOIN LATERAL (
@@ -103,7 +108,7 @@ func readPage(ctx context.Context, pool *pgxpool.Pool, from cursor.Position, str
 			data        *string
 			committed   *time.Time
 		)
-		if err := rows.Scan(&head, &nScanned, &lastCommit, &seq, &id, &stream, &typ, &data, &committed); err != nil {
+		if err := rows.Scan(&p.horizon.Seq, &p.horizon.ID, &head, &nScanned, &lastCommit, &seq, &id, &stream, &typ, &data, &committed); err != nil {
 			return page{}, fmt.Errorf("scan event: %w", err)
 		}
 		if seq == nil { // LEFT JOIN: no event after from

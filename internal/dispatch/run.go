@@ -174,6 +174,9 @@ func (d *Dispatcher) replayDone(res replayResult) {
 	d.unindexReplay(st)
 	st.replay = nil
 	d.cfg.Registry.Add(st.sub, rs.streams)
+	if !d.checkJoinGap(st) {
+		return
+	}
 	for _, ev := range rs.buffer {
 		if !d.deliver(st, ev, nil) {
 			return
@@ -233,6 +236,7 @@ func (d *Dispatcher) readLive(ctx context.Context) {
 		d.readFailed(ctx, err)
 		return
 	}
+	d.liveHorizon(p.horizon)
 	for i := range p.events {
 		if d.fanout(&p.events[i]) {
 			d.observeLag(&p.events[i])
@@ -362,6 +366,12 @@ func (d *Dispatcher) replay(ctx context.Context, job replayJob) replayResult {
 				return res
 			}
 		}
+		if p.gap != nil {
+			if err := job.sub.EnqueueWait(ctx, p.gap); err != nil {
+				res.err = err
+				return res
+			}
+		}
 		n, err := d.enqueuePage(ctx, job.sub, p)
 		if n > 0 {
 			res.cursor = p.last[n-1]
@@ -394,7 +404,7 @@ func (d *Dispatcher) enqueuePage(ctx context.Context, sub Subscriber, p replayed
 // another replay has read it already.
 func (d *Dispatcher) replayPage(ctx context.Context, from cursor.Position, streams []string) (replayedPage, error) {
 	key := keyFor(from, streams)
-	if cp, ok := d.cache.get(key); ok {
+	if cp, ok := d.cache.get(key); ok && d.cachedPageRetained(ctx, from) {
 		d.cfg.Metrics.ReplayPageCached()
 		d.cfg.TestSignals.PageCacheHit.Signal(from)
 		return replayedPage{cachedPage: cp, full: true}, nil
@@ -405,6 +415,7 @@ func (d *Dispatcher) replayPage(ctx context.Context, from cursor.Position, strea
 	if err != nil {
 		return replayedPage{}, err
 	}
+	d.cache.advance(p.horizon)
 	cp := &cachedPage{key: key, next: p.next,
 		frames: make([][]byte, len(p.events)), last: make([]cursor.Position, len(p.events))}
 	for i := range p.events {
@@ -415,10 +426,11 @@ func (d *Dispatcher) replayPage(ctx context.Context, from cursor.Position, strea
 	if p.full {
 		d.cache.put(cp)
 	}
-	return replayedPage{cachedPage: cp, full: p.full}, nil
+	return replayedPage{cachedPage: cp, full: p.full, gap: replayGap(from, p.horizon)}, nil
 }
 
 type replayedPage struct {
 	*cachedPage
 	full bool
+	gap  []byte // the gap frame to send before the page, or nil (gap.go)
 }
