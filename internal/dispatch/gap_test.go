@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -268,4 +269,59 @@ func TestGapOutOfOrderCommit(t *testing.T) {
 			s.noFrame(t)
 		})
 	}
+}
+
+// gatedSub is a fakeSub whose replay is held, after its first read, until
+// the gate opens.
+type gatedSub struct {
+	*fakeSub
+	waiting chan struct{} // closed when the replay first waits
+	once    sync.Once
+	gate    chan struct{}
+}
+
+func (s *gatedSub) EnqueueWait(ctx context.Context, frame []byte) error {
+	s.once.Do(func() { close(s.waiting) })
+	select {
+	case <-s.gate:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	return s.fakeSub.EnqueueWait(ctx, frame)
+}
+
+// TestGapAtJoin: a prune that overtakes the live reader while a subscriber
+// replays, after its replay's last read, gives it the gap when it joins,
+// between its replayed and its buffered events.
+func TestGapAtJoin(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d, b := setup(t, nil)
+	start, err := readHead(ctx, b.pool)
+	require.NoError(t, err)
+	for i := 1; i <= 3; i++ {
+		b.publish(t, "s", fmt.Sprint(i))
+	}
+	s := &gatedSub{fakeSub: newFakeSub(), waiting: make(chan struct{}), gate: make(chan struct{})}
+	from := start
+	_, err = d.Subscribe(ctx, s, []string{"s"}, &from)
+	require.NoError(t, err)
+	select {
+	case <-s.waiting:
+	case <-time.After(testsignal.Timeout):
+		t.Fatal("the replay did not read")
+	}
+	p4 := b.publishPos(t, "s", "4")
+	b.pruneThrough(t, p4.Seq)
+	b.publish(t, "s", "5")
+	readCaughtUp(t, d, b)
+	close(s.gate)
+	waitLive(t, b, s)
+
+	for n := 1; n <= 3; n++ {
+		require.Equal(t, fmt.Sprint(n), s.next(t))
+	}
+	require.Equal(t, frame{event: GapEvent, data: gapData(p4)}, s.nextFrame(t))
+	require.Equal(t, "5", s.next(t))
+	s.noFrame(t)
 }
