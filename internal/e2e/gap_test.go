@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 )
 
@@ -120,4 +121,62 @@ func (f *follower) all() []received {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.events)
+}
+
+// TestGapBrowser: /streamer.js gives the gap to onGap, with its info, before
+// the retained events, and the inspector shows it as a row of its own.
+func TestGapBrowser(t *testing.T) {
+	t.Parallel()
+	bin := buildServer(t, t.TempDir())
+	d := deploy(t, bin)
+	tb := newTab(t, newBrowser(t))
+	ctx := context.Background()
+
+	tokens := make([]string, 9)
+	for i := 1; i <= 8; i++ {
+		tokens[i] = d.token(t, d.publish(t, "s", "", strconv.Itoa(i)))
+	}
+	_, err := d.pool.Exec(ctx, `UPDATE streamer.commits SET committed_at = committed_at - interval '1 day'
+		WHERE seq <= (SELECT c.seq FROM streamer.commits c JOIN streamer.events e ON e.txid = c.txid WHERE e.data = '5')`)
+	require.NoError(t, err)
+	var pruned int64
+	require.NoError(t, d.pool.QueryRow(ctx, `SELECT streamer.prune(interval '1 hour')`).Scan(&pruned))
+	require.EqualValues(t, 5, pruned)
+
+	tb.do(chromedp.Navigate(d.url + "/?stream=s&last_event_id=" + tokens[2]))
+	tb.waitRows(3, shortWait)
+	rows := tb.rows()
+	require.Len(t, rows, 4, "%+v", rows)
+	require.True(t, rows[0].Server, "%+v", rows[0])
+	require.Equal(t, "streamer.gap", rows[0].Type)
+	require.Contains(t, rows[0].Data, "pruned by retention")
+	require.Contains(t, rows[0].Data, "Nothing after "+tokens[5]+" is missing")
+	for i, r := range rows[1:] {
+		require.False(t, r.Server)
+		require.Equal(t, strconv.Itoa(6+i), r.Data)
+		require.Equal(t, tokens[6+i], r.ID)
+	}
+	require.Equal(t, 1, eval[int](tb, `document.querySelectorAll("#events > tr.server.gap").length`))
+
+	tb.do(chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`
+		window.got = [];
+		window.gaps = [];
+		import("/streamer.js").then((m) => {
+			window.sub = m.subscribe({
+				streams: ["s"],
+				lastEventId: %q,
+				onEvent: (ev) => got.push(ev.data),
+				onGap: (ev) => gaps.push({info: ev.info, before: got.length}),
+			});
+		})`, tokens[2])))
+	tb.waitJS(shortWait, "the retained events", `got.length >= 3`)
+	require.Equal(t, []string{"6", "7", "8"}, eval[[]string](tb, `got`))
+	type gapSeen struct {
+		Info   map[string]string `json:"info"`
+		Before int               `json:"before"`
+	}
+	require.Equal(t, []gapSeen{{Info: map[string]string{"reason": "retention", "oldest": tokens[5]}, Before: 0}},
+		eval[[]gapSeen](tb, `gaps`))
+	require.Equal(t, tokens[8], eval[string](tb, `sub.lastEventId`))
+	tb.requireNoCSPViolations()
 }
