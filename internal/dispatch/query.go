@@ -42,18 +42,18 @@ type page struct {
 // events_txid_id_idx, under an incremental sort that stops as soon as $3
 // events are out (checked in TestReadPlan); "scanned" counts the commits the
 // page covers with an index-only scan. %s is empty or a stream filter on $4.
-// "horizon" is the pruned horizon of the same snapshot (gap.go).
+// The first two columns are the pruned horizon of the same snapshot (gap.go),
+// read as InitPlans so that the plan of the rest does not change.
 const readQueryFormat = `
-WITH horizon AS (
-    SELECT seq, id FROM streamer.pruned
-), head AS (
+WITH head AS (
     SELECT coalesce(max(seq), 0) AS seq FROM streamer.commits
 ), scanned AS (
     SELECT count(*) AS n, max(seq) AS last
     FROM (SELECT seq FROM streamer.commits WHERE seq >= $1 ORDER BY seq LIMIT $3) s
 )
-SELECT horizon.seq, horizon.id, head.seq, scanned.n, scanned.last, p.seq, p.id, p.stream, p.event, p.data, p.committed_at
-FROM horizon CROSS JOIN head CROSS JOIN scanned LEFT JOIN LATERAL (
+SELECT (SELECT seq FROM streamer.pruned), (SELECT id FROM streamer.pruned),
+    head.seq, scanned.n, scanned.last, p.seq, p.id, p.stream, p.event, p.data, p.committed_at
+FROM head CROSS JOIN scanned LEFT JOIN LATERAL (
     SELECT c.seq, e.id, e.stream, e.event, e.data, c.committed_at
     FROM (SELECT seq, txid, committed_at FROM streamer.commits WHERE seq >= $1 ORDER BY seq LIMIT $3) c
     JOIN LATERAL (
