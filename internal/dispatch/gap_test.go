@@ -325,3 +325,31 @@ func TestGapAtJoin(t *testing.T) {
 	require.Equal(t, "5", s.next(t))
 	s.noFrame(t)
 }
+
+// TestPageCacheAdvance: pages that start before the horizon are dropped
+// and not kept; the others stay.
+func TestPageCacheAdvance(t *testing.T) {
+	t.Parallel()
+	c := newPageCache(1 << 20)
+	put := func(seq int64) {
+		c.put(&cachedPage{key: keyFor(cursor.Position{Seq: seq, ID: seq}, nil), size: 100})
+	}
+	has := func(seq int64) bool {
+		_, ok := c.get(keyFor(cursor.Position{Seq: seq, ID: seq}, nil))
+		return ok
+	}
+	put(1)
+	put(5)
+	put(9)
+	c.advance(cursor.Position{Seq: 5, ID: 5})
+	require.False(t, has(1), "starts before the horizon")
+	require.True(t, has(5), "starts at the horizon: nothing after it is pruned")
+	require.True(t, has(9))
+	require.Equal(t, 200, c.size)
+	put(3)
+	require.False(t, has(3), "read before the prune, put after it")
+	c.advance(cursor.Position{Seq: 2, ID: 2}) // an older horizon changes nothing
+	require.True(t, has(5))
+	var nilCache *pageCache
+	nilCache.advance(cursor.Position{Seq: 1}) // disabled cache
+}

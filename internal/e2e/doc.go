@@ -46,6 +46,8 @@
 // [TestGap] (gap_test.go) runs the retention acceptance scenario of issue
 // #12: 200 events, the first 100 pruned with streamer.prune, clients
 // resuming before and at the horizon and one live throughout.
+// [TestGapBrowser] checks the gap in Chromium: /streamer.js's onGap and
+// the inspector's gap row.
 //
 // # Invariants
 //
