@@ -14,11 +14,11 @@ import (
 	"github.com/streamer-dev/streamer/internal/testsignal"
 )
 
-// frame is one parsed frame: its id, and its data when it has any.
+// frame is one parsed frame: its id, type, and data when it has any.
 type frame struct {
-	id      string
-	data    string
-	hasData bool
+	id, event string
+	data      string
+	hasData   bool
 }
 
 func parseFrame(t *testing.T, f []byte) frame {
@@ -28,11 +28,15 @@ func parseFrame(t *testing.T, f []byte) frame {
 		switch {
 		case strings.HasPrefix(line, "id: "):
 			fr.id = strings.TrimPrefix(line, "id: ")
+		case strings.HasPrefix(line, "event: "):
+			fr.event = strings.TrimPrefix(line, "event: ")
 		case strings.HasPrefix(line, "data: "):
 			fr.data, fr.hasData = strings.TrimPrefix(line, "data: "), true
 		}
 	}
-	require.NotEmpty(t, fr.id, "frame without id: %q", f)
+	if fr.event != GapEvent { // the gap frame alone carries no id
+		require.NotEmpty(t, fr.id, "frame without id: %q", f)
+	}
 	return fr
 }
 

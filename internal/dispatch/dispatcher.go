@@ -126,6 +126,9 @@ type Dispatcher struct {
 	// Owned by the run goroutine (and by Start and the end of the run,
 	// which happen before and after it).
 	head cursor.Position
+	// liveLost is the newest pruned horizon a live read found past head
+	// (gap.go); the zero position until then.
+	liveLost cursor.Position
 	// states holds every subscriber of this run: its scan cursor, and its
 	// replay while it has one. Which streams a live subscriber receives is
 	// in the registry alone.
@@ -246,7 +249,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		}
 		return fmt.Errorf("start dispatcher: %w", err)
 	}
-	d.head = head
+	d.head, d.liveLost = head, cursor.Position{}
 	d.states = make(map[Subscriber]*subState)
 	d.replaying = make(map[string]map[*subState]struct{})
 	d.filter, d.filterStale = nil, true

@@ -90,6 +90,18 @@
 // A subscriber's scan cursor only moves forward, and an event is enqueued
 // only when its position is past the cursor, so no event is enqueued twice.
 //
+// Retention (streamer.prune_step) deletes, in one transaction, a prefix of the
+// delivery order: the oldest commits rows by seq that its snapshot sees,
+// stopping at the first one committed too recently, together with every event
+// of those transactions, and records the newest deleted position in
+// streamer.pruned. Since it only deletes commits its snapshot sees, by (2)
+// every lower seq has ended, so no transaction can commit at or below the
+// horizon afterwards; retained events keep their positions, and nothing is
+// inserted or renumbered. A read therefore sees the same retained events after
+// its cursor whether or not a prune ran before it, minus a prefix, and the
+// cursor rules above visit each retained event exactly once. The newest
+// commits row is never deleted, so the head (max(seq)) never goes back.
+//
 // # Audience
 //
 // An event whose audience is not NULL may be seen only by a connection
@@ -138,6 +150,29 @@
 // skipped hidden events and then received a visible one needs none, since
 // that event's id is past them. Id-only frames are not counted as
 // delivered.
+//
+// # Gaps
+//
+// Every read selects the pruned horizon (streamer.pruned) in the same
+// statement as its events, so both come from one snapshot: a reader whose
+// cursor c is before the horizon h lost events after c, and the page it got
+// holds exactly the oldest retained events after c; a reader at or after h
+// lost nothing. (Reading h in a separate statement would give false or
+// silent gaps when a prune runs between the two.) A replay read from
+// c < h queues the gap frame, then its page: "event: streamer.gap" with
+// data {"reason":"retention","oldest":"<token of h>"} and no id line, so
+// the client's Last-Event-ID neither goes back nor passes unsent events
+// (from the token of h nothing is missing). The horizon is global: a
+// subscriber of some streams may be told of a gap that only other streams
+// had, which the contract allows. A live read whose head is behind h (a
+// prune overtook it) queues the gap on every live subscriber whose scan
+// cursor is behind h, and remembers h for the subscribers still replaying:
+// one whose replay cursor is behind it when it joins gets the gap before
+// its buffered events, since the buffer lacks the events the live read
+// never saw. A cached replay page is served only if its start is at or
+// after the horizon read just before (one single-row read instead of the
+// page): then it is exactly what a database read would return. Pages that
+// start before a horizon any read has seen are dropped and never cached.
 //
 // # Tokens
 //
@@ -224,6 +259,12 @@
 //     sent an id-only frame at that event's position by the end of the
 //     dispatcher loop turn that considered it; a replay page whose last row
 //     was hidden ends with one.
+//     enqueued for it only when its position is past the cursor.
+//   - A subscriber gets the gap frame before any event after a position it
+//     has not scanned and that was pruned: every replay read checks the
+//     horizon of its own snapshot, live reads that of theirs, and a cached
+//     page is served only from a start at or after a horizon read just
+//     before. A subscriber at or after the horizon never gets one.
 //   - A live read names the subscribed streams (live and replaying) when
 //     there are at most 1,000 of them, else it reads every stream; either
 //     way each wake costs one read per page.

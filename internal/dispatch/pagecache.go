@@ -22,6 +22,8 @@ type pageCache struct {
 	size  int
 	order *list.List // of *cachedPage, most recently used first
 	pages map[pageKey]*list.Element
+	// horizon: pages that start before it are dropped and not kept (gap.go).
+	horizon cursor.Position
 }
 
 // pageKey names a page: where it starts, which streams, and whose view of
@@ -77,6 +79,9 @@ func (c *pageCache) put(p *cachedPage) {
 	defer c.mu.Unlock()
 	if _, ok := c.pages[p.key]; ok {
 		return // another worker read it meanwhile; same content
+	}
+	if p.key.from.Less(c.horizon) {
+		return // read before a prune that has since passed its start
 	}
 	c.pages[p.key] = c.order.PushFront(p)
 	c.size += p.size

@@ -34,6 +34,8 @@ type page struct {
 	// page was full, else after every commit visible to the read's snapshot.
 	next cursor.Position
 	full bool
+	// horizon is the pruned horizon in the read's snapshot (see gap.go).
+	horizon cursor.Position
 }
 
 // readQuery reads the events of up to $3 commits after a position, in
@@ -45,6 +47,8 @@ type page struct {
 // events_txid_id_idx, under an incremental sort that stops as soon as $3
 // events are out (checked in TestReadPlan); "scanned" counts the commits the
 // page covers with an index-only scan. %s is empty or a stream filter on $4.
+// The first two columns are the pruned horizon of the same snapshot (gap.go),
+// read as InitPlans so that the plan of the rest does not change.
 const readQueryFormat = `
 WITH head AS (
     SELECT coalesce(max(seq), 0) AS seq FROM streamer.commits
@@ -52,7 +56,8 @@ WITH head AS (
     SELECT count(*) AS n, max(seq) AS last
     FROM (SELECT seq FROM streamer.commits WHERE seq >= $1 ORDER BY seq LIMIT $3) s
 )
-SELECT head.seq, scanned.n, scanned.last, p.seq, p.id, p.stream, p.event, p.data, p.audience, p.hidden, p.committed_at
+SELECT (SELECT seq FROM streamer.pruned), (SELECT id FROM streamer.pruned),
+    head.seq, scanned.n, scanned.last, p.seq, p.id, p.stream, p.event, p.data, p.audience, p.hidden, p.committed_at
 FROM head CROSS JOIN scanned LEFT JOIN LATERAL (
     SELECT c.seq, e.id, e.stream, e.event, e.data, e.audience, e.hidden, c.committed_at
     FROM (SELECT seq, txid, committed_at FROM streamer.commits WHERE seq >= $1 ORDER BY seq LIMIT $3) c
@@ -137,7 +142,7 @@ func readPage(ctx context.Context, pool *pgxpool.Pool, from cursor.Position, str
 			hidden      *bool
 			committed   *time.Time
 		)
-		if err := rows.Scan(&head, &nScanned, &lastCommit, &seq, &id, &stream, &typ, &data, &aud, &hidden, &committed); err != nil {
+		if err := rows.Scan(&p.horizon.Seq, &p.horizon.ID, &head, &nScanned, &lastCommit, &seq, &id, &stream, &typ, &data, &aud, &hidden, &committed); err != nil {
 			return page{}, fmt.Errorf("scan event: %w", err)
 		}
 		if seq == nil { // LEFT JOIN: no event after from

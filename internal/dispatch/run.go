@@ -175,6 +175,9 @@ func (d *Dispatcher) replayDone(res replayResult) {
 	d.unindexReplay(st)
 	st.replay = nil
 	d.cfg.Registry.Add(st.sub, rs.streams)
+	if !d.checkJoinGap(st) {
+		return
+	}
 	for _, ev := range rs.buffer {
 		var frame []byte
 		if !d.deliver(st, ev, &frame) {
@@ -235,6 +238,7 @@ func (d *Dispatcher) readLive(ctx context.Context) {
 		d.readFailed(ctx, err)
 		return
 	}
+	d.liveHorizon(p.horizon)
 	for i := range p.events {
 		if d.fanout(&p.events[i]) {
 			d.observeLag(&p.events[i])
@@ -407,6 +411,12 @@ func (d *Dispatcher) replay(ctx context.Context, job replayJob) replayResult {
 				return res
 			}
 		}
+		if p.gap != nil {
+			if err := job.sub.EnqueueWait(ctx, p.gap); err != nil {
+				res.err = err
+				return res
+			}
+		}
 		n, err := d.enqueuePage(ctx, job.sub, p)
 		if n > 0 {
 			res.cursor = p.last[n-1]
@@ -439,11 +449,12 @@ func (d *Dispatcher) enqueuePage(ctx context.Context, sub Subscriber, p replayed
 
 // replayPage returns the encoded page after from as the audience aud sees
 // it, from the page cache when another replay with the same audience has
-// read it already. Hidden events have no frame; when the page ends with
-// hidden events, its last frame carries only the last one's id.
+// read it already and the page is still retained. Hidden events have no
+// frame; when the page ends with hidden events, its last frame carries only
+// the last one's id.
 func (d *Dispatcher) replayPage(ctx context.Context, from cursor.Position, streams []string, aud *audience) (replayedPage, error) {
 	key := keyFor(from, streams, aud)
-	if cp, ok := d.cache.get(key); ok {
+	if cp, ok := d.cache.get(key); ok && d.cachedPageRetained(ctx, from) {
 		d.cfg.Metrics.ReplayPageCached()
 		d.cfg.TestSignals.PageCacheHit.Signal(from)
 		return replayedPage{cachedPage: cp, full: true}, nil
@@ -455,6 +466,7 @@ func (d *Dispatcher) replayPage(ctx context.Context, from cursor.Position, strea
 		return replayedPage{}, err
 	}
 	d.cfg.TestSignals.ReplayRead.Signal(from)
+	d.cache.advance(p.horizon)
 	cp := &cachedPage{key: key, next: p.next}
 	add := func(frame []byte, pos cursor.Position) {
 		cp.frames = append(cp.frames, frame)
@@ -473,10 +485,11 @@ func (d *Dispatcher) replayPage(ctx context.Context, from cursor.Position, strea
 	if p.full {
 		d.cache.put(cp)
 	}
-	return replayedPage{cachedPage: cp, full: p.full}, nil
+	return replayedPage{cachedPage: cp, full: p.full, gap: replayGap(from, p.horizon)}, nil
 }
 
 type replayedPage struct {
 	*cachedPage
 	full bool
+	gap  []byte // the gap frame to send before the page, or nil (gap.go)
 }

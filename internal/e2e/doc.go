@@ -43,6 +43,12 @@
 // or STREAMER_NGINX) the nginx tests are skipped, or fail when CI=true.
 // docs/operations.md lists what each shows.
 //
+// [TestGap] (gap_test.go) runs the retention acceptance scenario of issue
+// #12: 200 events, the first 100 pruned with streamer.prune, clients
+// resuming before and at the horizon and one live throughout.
+// [TestGapBrowser] checks the gap in Chromium: /streamer.js's onGap and
+// the inspector's gap row.
+//
 // # Invariants
 //
 //   - Tests wait on conditions with deadlines (polling the page's DOM or a

@@ -173,7 +173,8 @@ function addServerRow(ev, kind) {
   badge.textContent = ev.type;
   type.append(badge);
   const what = {
-    gap: "History before the resume point was trimmed; delivery continues from the oldest retained event.",
+    gap: "Events after the resume point were pruned by retention; delivery continues with the oldest retained event." +
+      (ev.info?.oldest ? ` Nothing after ${ev.info.oldest} is missing.` : ""),
     shutdown: "The server is shutting down; the browser reconnects and resumes from the last id.",
     reauth: "The token expired; reconnecting with the token set below, from the last id.",
   }[kind];

@@ -6,6 +6,7 @@
 //     types: ["order.paid"],        // typed events to receive besides untyped ones
 //     lastEventId: "17",            // optional: a streamer.head() token or an event id
 //     onEvent: (ev) => console.log(ev.id, ev.type, ev.data),
+//     onGap: (gap) => reloadFromScratch(), // events after lastEventId were pruned
 //   });
 //   sub.lastEventId;                // resume token of the last event received
 //   sub.close();
@@ -55,7 +56,12 @@ const MAX_BACKOFF_MS = 30000;
  *
  * Events dispatched on it (also given to the matching on* callback):
  *   "event"    detail: StreamerEvent   an application event
- *   "gap"      detail: ServerEvent     streamer.gap: history was trimmed
+ *   "gap"      detail: ServerEvent     streamer.gap: events after the resume point
+ *                                      were pruned by retention; info is
+ *                                      {reason: "retention", oldest: <token>}:
+ *                                      nothing after oldest is missing. It comes
+ *                                      first, before the oldest retained event,
+ *                                      and moves no id.
  *   "shutdown" detail: ServerEvent     streamer.shutdown: the server is draining
  *   "reauth"   detail: ServerEvent     streamer.reauth: the token expired; this
  *                                      client reconnects with a fresh one
