@@ -160,6 +160,23 @@ func startServe(t *testing.T, args ...string) string {
 	return base
 }
 
+// postEvents publishes n events on stream in one POST /publish, with the
+// data first, first+1, ..., and requires a 200.
+func postEvents(t *testing.T, base, stream string, first, n int) {
+	t.Helper()
+	var body []map[string]string
+	for i := range n {
+		body = append(body, map[string]string{"stream": stream, "data": fmt.Sprint(first + i)})
+	}
+	raw, err := json.Marshal(body)
+	require.NoError(t, err)
+	resp, err := http.Post(base+"/publish", "application/json", strings.NewReader(string(raw)))
+	require.NoError(t, err)
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(out))
+}
+
 // TestMetricsAfterWorkload publishes a known number of events over POST
 // /publish to a known number of subscribers, resumes one more subscriber
 // from the first event, and checks that every series /metrics reports
@@ -185,17 +202,7 @@ func TestMetricsAfterWorkload(t *testing.T) {
 	require.Equal(t, float64(1), before.value("streamer_listener_connected"))
 
 	for r := range requests {
-		var body []map[string]string
-		for i := range perRequest {
-			body = append(body, map[string]string{"stream": "m", "data": fmt.Sprint(r*perRequest + i)})
-		}
-		raw, err := json.Marshal(body)
-		require.NoError(t, err)
-		resp, err := http.Post(base+"/publish", "application/json", strings.NewReader(string(raw)))
-		require.NoError(t, err)
-		out, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		require.Equal(t, http.StatusOK, resp.StatusCode, string(out))
+		postEvents(t, base, "m", r*perRequest, perRequest)
 	}
 	var first string
 	for _, c := range clients {
