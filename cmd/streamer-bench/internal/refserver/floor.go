@@ -52,18 +52,21 @@ func (f *floorServer) handleEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	const head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n: floor\n\n"
-	if _, err := io.WriteString(nc, head); err != nil {
-		nc.Close()
-		return
-	}
 	raw, err := nc.(syscall.Conn).SyscallConn()
 	if err != nil {
 		nc.Close()
 		return
 	}
+	// The head goes out under the lock that publish holds, and the
+	// subscriber is registered before the lock is released: a client that
+	// has read the head is subscribed, and no frame can precede the head.
 	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := io.WriteString(nc, head); err != nil {
+		nc.Close()
+		return
+	}
 	f.subs[stream] = append(f.subs[stream], &floorSub{nc: nc, raw: raw})
-	f.mu.Unlock()
 }
 
 func (f *floorServer) handlePublish(w http.ResponseWriter, r *http.Request) {
