@@ -23,6 +23,7 @@ func TestE2E(t *testing.T) {
 			{"inspector shows events published with SQL", testInspectorShowsEvents},
 			{"inspector across a server restart", testInspectorAcrossRestart},
 			{"inspector publish form", testInspectorPublishForm},
+			{"inspector SSE parser", testInspectorSSEParser},
 			{"streamer.js page-born-stale token", testStaleToken},
 			{"streamer.js recovers when EventSource gives up", testClientRecovers},
 			{"streamer.js reconnects with a fresh token after reauth", testClientReauth},
