@@ -24,6 +24,7 @@ func TestE2E(t *testing.T) {
 			{"inspector across a server restart", testInspectorAcrossRestart},
 			{"inspector publish form", testInspectorPublishForm},
 			{"inspector SSE parser", testInspectorSSEParser},
+			{"inspector reauth with a pasted token", testInspectorReauth},
 			{"streamer.js page-born-stale token", testStaleToken},
 			{"streamer.js recovers when EventSource gives up", testClientRecovers},
 			{"streamer.js reconnects with a fresh token after reauth", testClientReauth},
