@@ -208,8 +208,15 @@ class Reader {
       if (!res.ok) {
         retryAfter = Number(res.headers.get("Retry-After")) || 0;
         const message = await errorMessage(res);
+        if (this.#closed) return;
+        if (res.status === 401 && this.#stats.opened > 0) {
+          // The token expired while subscribed (after a streamer.reauth, say):
+          // keep trying from the last id, with whatever token is set by then.
+          this.#cb.onError?.({ status: res.status, message, retrying: true });
+          this.#retry(retryAfter);
+          return;
+        }
         if (PERMANENT.has(res.status)) {
-          if (this.#closed) return;
           this.#setState("closed");
           this.#cb.onError?.({ status: res.status, message });
           return;
@@ -225,8 +232,24 @@ class Reader {
       console.debug("inspector: the stream broke:", err?.message ?? err);
     }
     if (this.#closed) return;
+    this.#retry(retryAfter);
+  }
+
+  #retry(retryAfter) {
     this.#setState("reconnecting");
-    this.#timer = setTimeout(() => this.#run(), this.#backoff(retryAfter));
+    this.#timer = setTimeout(() => {
+      this.#timer = 0;
+      this.#run();
+    }, this.#backoff(retryAfter));
+  }
+
+  /** Reconnects at once if waiting to (a new token was set). */
+  retryNow() {
+    if (this.#closed || !this.#timer) return;
+    clearTimeout(this.#timer);
+    this.#timer = 0;
+    this.#failures = 0;
+    this.#run();
   }
 
   async #read(body) {
@@ -323,7 +346,10 @@ function start() {
     token: () => sessionStorage.getItem(TOKEN_KEY) || "",
     onState: (state) => {
       setState(state);
-      if (state === "open") setLastId(sub?.lastEventId);
+      if (state === "open") {
+        setLastId(sub?.lastEventId);
+        showSubscribeError("");
+      }
     },
     onEvent: (ev) => {
       const kind = SERVER_ROWS[ev.type];
@@ -332,7 +358,8 @@ function start() {
       setLastId(sub?.lastEventId);
     },
     onId: (id) => setLastId(id),
-    onError: (err) => showSubscribeError(`The server refused the subscription (${err.status}): ${err.message}`),
+    onError: (err) => showSubscribeError(`The server refused the subscription (${err.status}): ${err.message}` +
+      (err.retrying ? ". Set a fresh access token: the page keeps trying from the last id." : "")),
   });
   setLastId(sub.lastEventId);
 }
@@ -588,9 +615,10 @@ function init() {
     const v = token.value.trim();
     if (v) sessionStorage.setItem(TOKEN_KEY, v);
     else sessionStorage.removeItem(TOKEN_KEY);
+    sub?.retryNow();
   });
 
-  // A link such as /?stream=orders:42&type=order.paid subscribes at once.
+  // A link such as /?stream=orders:42&last_event_id=17 subscribes at once.
   const q = new URLSearchParams(location.search);
   const streams = q.getAll("stream");
   $("from").value = q.get("last_event_id") ?? "";
