@@ -72,3 +72,60 @@ func testClientReauth(t *testing.T, bin string, tb *tab) {
 	require.NotContains(t, log, short)
 	require.NotContains(t, log, fresh)
 }
+
+// The inspector on a server that requires tokens: the token pasted in the
+// page goes in the Authorization header, never in a URL. When it expires
+// the server sends streamer.reauth, which shows as a row of its own; the
+// page keeps trying from the last id, says the token was refused, and once
+// a fresh token is pasted it resumes, missing and repeating nothing. The
+// server's log (at debug level) holds no token.
+func testInspectorReauth(t *testing.T, bin string, tb *tab) {
+	d := deploy(t, bin, withEnv("STREAMER_JWT_SECRET", e2eSecret), withEnv("STREAMER_LOG_LEVEL", "debug"))
+	mint := func(ttl time.Duration, now time.Time) string {
+		tok, err := auth.Mint([]byte(e2eSecret), auth.MintOptions{Subject: "alice", Subscribe: []string{"user:{sub}"}, TTL: ttl, Now: now})
+		require.NoError(t, err)
+		return tok
+	}
+	now := time.Now()
+	short := mint(3*time.Second-time.Duration(now.Nanosecond()), now) // exp: 2 to 3 s from now
+	fresh := mint(time.Hour, time.Now())
+
+	tb.do(chromedp.Navigate(d.url + "/"))
+	tb.do(chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`sessionStorage.setItem("streamer.accessToken", %q)`, short)))
+	tb.do(chromedp.Navigate(d.url + "/?stream=user:alice"))
+	tb.waitState("open", shortWait)
+	d.publish(t, "user:alice", "", "before")
+	tb.waitRows(1, shortWait)
+
+	tb.waitJS(longWait, "the streamer.reauth row", `document.querySelectorAll("#events > tr.server.reauth").length === 1`)
+	tb.waitJS(shortWait, "the refusal of the expired token",
+		`document.getElementById("subscribe-error").textContent.includes("(401)")`)
+	require.Equal(t, "reconnecting", eval[string](tb, `document.getElementById("state").dataset.state`))
+	d.publish(t, "user:alice", "", "while refused")
+
+	tb.do(chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`{
+		const el = document.getElementById("token");
+		el.value = %q;
+		el.dispatchEvent(new Event("change"));
+	}`, fresh)))
+	tb.waitState("open", shortWait)
+	d.publish(t, "user:alice", "", "after")
+	tb.waitRows(3, shortWait)
+
+	var data []string
+	for _, r := range tb.rows() {
+		if r.Server {
+			require.Equal(t, "streamer.reauth", r.Type)
+			continue
+		}
+		data = append(data, r.Data)
+	}
+	require.Equal(t, []string{"before", "while refused", "after"}, data)
+	require.True(t, eval[bool](tb, `document.getElementById("subscribe-error").hidden`), "the refusal is cleared")
+	tb.requireNoCSPViolations()
+
+	log := d.logs.String()
+	require.Contains(t, log, "streamer.reauth")
+	require.NotContains(t, log, short)
+	require.NotContains(t, log, fresh)
+}

@@ -11,10 +11,12 @@
 // tab; they need /usr/bin/chromium (or STREAMER_CHROMIUM): without it they
 // are skipped, or fail when CI=true, so that CI never passes by skipping.
 //
-// The scenarios: the inspector shows events inserted with SQL; the server
-// process restarts (SIGTERM) mid-stream while events keep being inserted and
-// the page ends with every event exactly once, in order, the browser's own
-// EventSource having reconnected; the page-born-stale case through
+// The scenarios: the inspector shows events inserted with SQL, of every
+// type, one it was never told about included; its SSE parser fed awkward
+// chunks; the server process restarts (SIGTERM) mid-stream while events keep
+// being inserted and the page ends with every event exactly once, in order,
+// having reconnected with Last-Event-ID; the inspector's streamer.reauth row
+// and its resume once a fresh token is pasted; the page-born-stale case through
 // /streamer.js; /streamer.js recovering when EventSource gives up (400, 503);
 // /streamer.js with a token function on a server that requires tokens,
 // reconnecting with a fresh token after streamer.reauth without missing an

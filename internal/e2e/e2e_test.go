@@ -23,6 +23,8 @@ func TestE2E(t *testing.T) {
 			{"inspector shows events published with SQL", testInspectorShowsEvents},
 			{"inspector across a server restart", testInspectorAcrossRestart},
 			{"inspector publish form", testInspectorPublishForm},
+			{"inspector SSE parser", testInspectorSSEParser},
+			{"inspector reauth with a pasted token", testInspectorReauth},
 			{"streamer.js page-born-stale token", testStaleToken},
 			{"streamer.js recovers when EventSource gives up", testClientRecovers},
 			{"streamer.js reconnects with a fresh token after reauth", testClientReauth},

@@ -14,8 +14,9 @@ import (
 )
 
 // (a) The inspector, driven with the keyboard like a person would, shows
-// the events inserted with SQL on the streams and types it watches: ids,
-// types, the stream, multi-line data, and the last id in the header.
+// the events inserted with SQL on the streams it watches, of every type
+// without being told the types: ids, types, the stream, multi-line data, and
+// the last id in the header.
 func testInspectorShowsEvents(t *testing.T, bin string, tb *tab) {
 	d := deploy(t, bin)
 	tb.do(chromedp.Navigate(d.url + "/"))
@@ -24,28 +25,30 @@ func testInspectorShowsEvents(t *testing.T, bin string, tb *tab) {
 
 	tb.do(
 		chromedp.SendKeys(chromedp.ID("streams"), "orders:42"),
-		chromedp.SendKeys(chromedp.ID("types"), "order.paid"+kb.Enter), // Enter submits
+		chromedp.SendKeys(chromedp.ID("streams"), kb.Enter), // Enter submits
 	)
 	tb.waitState("open", shortWait)
-	require.Equal(t, "?stream=orders%3A42&type=order.paid", eval[string](tb, `location.search`),
+	require.Equal(t, "?stream=orders%3A42", eval[string](tb, `location.search`),
 		"the subscription is in the URL, so the link can be shared")
 
 	id1 := d.publish(t, "orders:42", "", `{"status":"created"}`)
 	d.publish(t, "orders:43", "", "another stream: not shown")
 	id2 := d.publish(t, "orders:42", "order.paid", "line 1\nline 2\r\nline 3")
-	d.publish(t, "orders:42", "order.refunded", "a type nobody listens to: EventSource drops it")
-	id3 := d.publish(t, "orders:42", "", "last")
-	tb.waitRows(3, shortWait)
+	// A type the page was never told about: EventSource would drop it.
+	id3 := d.publish(t, "orders:42", "order.refunded", `{"amount":"12.50"}`)
+	id4 := d.publish(t, "orders:42", "", "last")
+	tb.waitRows(4, shortWait)
 
 	rows := tb.rows()
-	require.Len(t, rows, 3, "%+v", rows)
+	require.Len(t, rows, 4, "%+v", rows)
 	want := []struct {
 		id        int64
 		typ, data string
 	}{
 		{id1, "message", `{"status":"created"}`},
 		{id2, "order.paid", "line 1\nline 2\nline 3"},
-		{id3, "message", "last"},
+		{id3, "order.refunded", `{"amount":"12.50"}`},
+		{id4, "message", "last"},
 	}
 	var ids []string
 	for i, w := range want {
@@ -58,29 +61,29 @@ func testInspectorShowsEvents(t *testing.T, bin string, tb *tab) {
 		ids = append(ids, r.ID)
 	}
 	requireOrdered(t, ids)
-	require.Equal(t, ids[2], eval[string](tb, `document.getElementById("last-id").textContent`))
-	require.Equal(t, "3 received", eval[string](tb, `document.getElementById("count").textContent`))
+	require.Equal(t, ids[3], eval[string](tb, `document.getElementById("last-id").textContent`))
+	require.Equal(t, "4 received", eval[string](tb, `document.getElementById("count").textContent`))
 
 	// Two streams from the last id: the stream of an event is not on the
 	// wire, so the page shows "—".
 	tb.do(
 		chromedp.SetValue(chromedp.ID("streams"), "orders:42, orders:43"),
-		chromedp.SetValue(chromedp.ID("from"), ids[2]),
+		chromedp.SetValue(chromedp.ID("from"), ids[3]),
 		chromedp.Click(chromedp.ID("subscribe")),
 	)
 	d.publish(t, "orders:43", "", "from the second stream")
-	tb.waitRows(4, shortWait)
+	tb.waitRows(5, shortWait)
 	rows = tb.rows()
-	require.Len(t, rows, 4, "nothing replayed from before the id: %+v", rows)
-	require.Equal(t, "from the second stream", rows[3].Data)
-	require.Equal(t, "—", rows[3].Stream)
+	require.Len(t, rows, 5, "nothing replayed from before the id: %+v", rows)
+	require.Equal(t, "from the second stream", rows[4].Data)
+	require.Equal(t, "—", rows[4].Stream)
 	tb.requireNoCSPViolations()
 }
 
 // (b) The server process is stopped (SIGTERM) and started again on the same
-// address while events keep being inserted. The browser's EventSource
-// reconnects by itself with Last-Event-ID, and the page ends with every
-// event exactly once, in commit order, after one streamer.shutdown notice.
+// address while events keep being inserted. The page reconnects with
+// Last-Event-ID, and ends with every event exactly once, in commit order,
+// after one streamer.shutdown notice.
 func testInspectorAcrossRestart(t *testing.T, bin string, tb *tab) {
 	d := deploy(t, bin)
 	tb.do(chromedp.Navigate(d.url + "/?stream=restart")) // a link subscribes at once
@@ -117,11 +120,11 @@ func testInspectorAcrossRestart(t *testing.T, bin string, tb *tab) {
 	require.Equal(t, sent, data, "every event exactly once, in order")
 	requireOrdered(t, ids)
 
-	stats := eval[struct{ Opened, Created int }](tb, `inspector.subscription.stats`)
-	require.Equal(t, 1, stats.Created, "the browser's own EventSource reconnected, not a new one")
+	stats := eval[struct{ Opened, Created, Resumed int }](tb, `inspector.subscription.stats`)
 	require.GreaterOrEqual(t, stats.Opened, 2)
-	t.Logf("%d events, %d published while the server was down; EventSource opened %d times",
-		len(sent), atStart-atStop, stats.Opened)
+	require.Equal(t, stats.Created-1, stats.Resumed, "every reconnect sent Last-Event-ID")
+	t.Logf("%d events, %d published while the server was down; %d requests, %d opened",
+		len(sent), atStart-atStop, stats.Created, stats.Opened)
 	tb.do(chromedp.Evaluate[chromedp.Void](`document.querySelector("tr.shutdown").scrollIntoView({block: "center"})`))
 	debugShot(tb, "inspector-restart.png")
 }
@@ -132,7 +135,7 @@ func testInspectorAcrossRestart(t *testing.T, bin string, tb *tab) {
 // disabled form.
 func testInspectorPublishForm(t *testing.T, bin string, tb *tab) {
 	d := deploy(t, bin)
-	tb.do(chromedp.Navigate(d.url + "/?stream=form&type=note"))
+	tb.do(chromedp.Navigate(d.url + "/?stream=form"))
 	tb.waitState("open", shortWait)
 	tb.waitJS(shortWait, "the publish probe", `document.getElementById("publish-panel").dataset.publish !== "unknown"`)
 	panel := func() string { return eval[string](tb, `document.getElementById("publish-panel").dataset.publish`) }
@@ -190,4 +193,46 @@ func testInspectorPublishForm(t *testing.T, bin string, tb *tab) {
 	tb.do(chromedp.Navigate(closed.url + "/"))
 	tb.waitJS(shortWait, "the publish probe", `document.getElementById("publish-panel").dataset.publish === "forbidden"`)
 	require.Regexp(t, `^401: .+ Or publish with SQL`, result())
+}
+
+// The inspector's SSE parser, fed a stream in awkward chunks: CRLF, CR and
+// LF line ends (a CRLF split across chunks), a BOM, comments, a field
+// without a value, unknown fields, multi-line data, an event with a type
+// but no data (nothing dispatched), an id-only frame (moves the last id,
+// no event) and an id with NUL (ignored).
+func testInspectorSSEParser(t *testing.T, bin string, tb *tab) {
+	d := deploy(t, bin)
+	tb.do(chromedp.Navigate(d.url + "/"))
+	tb.waitState("idle", shortWait)
+	chunks := []string{
+		"\ufeff: streamer\nretry: 3000\n\n",
+		"id: 1.1\nevent: order.refunded\ndata: a\r\ndata:b\rdata\r",
+		"\n\r\nid: 2.2\n\nevent: lost\n\n: ping\ndat",
+		"a: untyped\nfoo: bar\nid: 3\x003\n\n",
+	}
+	js, err := json.Marshal(chunks)
+	require.NoError(t, err)
+	type out struct {
+		Kind, ID, Type, Data string
+	}
+	got := eval[[]out](tb, `(() => {
+		const out = [];
+		const p = new inspector.SSEParser({
+			onEvent: (e) => out.push({kind: "event", id: e.id, type: e.type, data: e.data}),
+			onId: (id) => out.push({kind: "id", id}),
+			onRetry: (ms) => out.push({kind: "retry", data: String(ms)}),
+		});
+		for (const c of `+string(js)+`) p.feed(c);
+		return out;
+	})()`)
+	require.Equal(t, []out{
+		{Kind: "retry", Data: "3000"},
+		{Kind: "id", ID: ""},
+		{Kind: "id", ID: "1.1"},
+		{Kind: "event", ID: "1.1", Type: "order.refunded", Data: "a\nb\n"},
+		{Kind: "id", ID: "2.2"},
+		{Kind: "id", ID: "2.2"},
+		{Kind: "id", ID: "2.2"},
+		{Kind: "event", ID: "2.2", Type: "message", Data: "untyped"},
+	}, got)
 }

@@ -39,8 +39,7 @@ func testScreenshot(t *testing.T, bin string, tb *tab) {
 	require.NoError(t, err)
 	tb.do(
 		chromedp.EmulateViewport(1200, 880),
-		chromedp.Navigate(d.url+"/?stream=orders:42"+
-			"&type=order.created&type=order.paid&type=order.packed&type=order.shipped"),
+		chromedp.Navigate(d.url+"/?stream=orders:42"),
 	)
 	tb.waitState("open", shortWait)
 

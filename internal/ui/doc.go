@@ -4,9 +4,13 @@
 // # Overview
 //
 // The files in static/ are plain HTML, CSS and ES modules, embedded in the
-// binary with go:embed; there is no build step. The inspector subscribes with
-// /streamer.js, which wraps the browser's EventSource, so the page exercises
-// the same client that applications import.
+// binary with go:embed; there is no build step. /streamer.js, the client
+// applications import, wraps the browser's EventSource. The inspector does
+// not use it: EventSource delivers a typed event only to listeners of its
+// type, and the inspector must show every type without being told. It reads
+// /events with fetch and an SSE parser of its own (app.js, following the
+// HTML standard's event stream rules), reconnects with Last-Event-ID, and
+// sends the pasted token in the Authorization header, never in a URL.
 //
 // The metrics page at /ui/metrics scrapes /metrics from the browser every
 // few seconds (?interval=ms) and plots the key series: connections,

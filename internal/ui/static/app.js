@@ -1,6 +1,7 @@
-// The inspector page: subscribes with /streamer.js (native EventSource) and
-// shows what arrives; publishes through POST /publish when the server has it.
-import { subscribe } from "/streamer.js";
+// The inspector page: reads /events with fetch and its own SSE parser, so it
+// shows every event type without being told which to expect (EventSource
+// fires only the listeners of types it was given), and publishes through
+// POST /publish when the server has it. Applications use /streamer.js.
 
 const MAX_ROWS = 1000;
 const TOKEN_KEY = "streamer.accessToken";
@@ -26,7 +27,277 @@ let received = 0;
 window.inspector = {
   get subscription() { return sub; },
   get received() { return received; },
+  get SSEParser() { return SSEParser; },
 };
+
+// ---- reading the stream -----------------------------------------------------
+
+// streamer's server events, shown as rows of their own.
+const SERVER_ROWS = {
+  "streamer.gap": "gap",
+  "streamer.reauth": "reauth",
+  "streamer.shutdown": "shutdown",
+};
+
+// Statuses after which a new connection would fail the same way.
+const PERMANENT = new Set([400, 401, 403, 404, 405, 410, 422]);
+const MIN_BACKOFF_MS = 250;
+const MAX_BACKOFF_MS = 5000;
+
+// SSEParser follows the HTML standard's event stream interpretation
+// (https://html.spec.whatwg.org/multipage/server-sent-events.html): lines end
+// with CRLF, LF or CR; a line starting with ":" is a comment; the fields are
+// event, data, id and retry, anything else is ignored; a blank line
+// dispatches an event only when it has data, and always makes the id seen so
+// far the last event id (so an id-only frame moves it without an event).
+export class SSEParser {
+  #buf = "";
+  #cr = false;     // the previous chunk ended with CR: a leading LF is its pair
+  #first = true;   // a leading BOM is dropped
+  #data = "";
+  #type = "";
+  #id;             // the last event id buffer
+  #onEvent;
+  #onId;
+  #onRetry;
+
+  /**
+   * @param {object} o
+   * @param {string} [o.lastEventId] the last event id to start from
+   * @param {function({id, type, data})} o.onEvent
+   * @param {function(string)} [o.onId]    the last event id changed
+   * @param {function(number)} [o.onRetry] a retry field, in ms
+   */
+  constructor(o) {
+    this.#id = o.lastEventId ?? "";
+    this.#onEvent = o.onEvent;
+    this.#onId = o.onId ?? (() => {});
+    this.#onRetry = o.onRetry ?? (() => {});
+  }
+
+  get lastEventId() { return this.#id; }
+
+  /** Feeds decoded text; calls back for each complete line. */
+  feed(text) {
+    if (this.#first && text.length > 0) {
+      this.#first = false;
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    }
+    if (this.#cr && text.startsWith("\n")) text = text.slice(1);
+    this.#cr = false;
+    let buf = this.#buf + text;
+    let start = 0;
+    for (;;) {
+      const m = /\r\n|\r|\n/g;
+      m.lastIndex = start;
+      const hit = m.exec(buf);
+      if (!hit) break;
+      // A CR at the very end may be the first half of a CRLF.
+      if (hit[0] === "\r" && hit.index === buf.length - 1) this.#cr = true;
+      this.#line(buf.slice(start, hit.index));
+      start = hit.index + hit[0].length;
+    }
+    this.#buf = buf.slice(start);
+  }
+
+  #line(line) {
+    if (line === "") {
+      this.#dispatch();
+      return;
+    }
+    if (line.startsWith(":")) return;
+    const colon = line.indexOf(":");
+    let field = line, value = "";
+    if (colon >= 0) {
+      field = line.slice(0, colon);
+      value = line.slice(colon + 1);
+      if (value.startsWith(" ")) value = value.slice(1);
+    }
+    switch (field) {
+      case "event":
+        this.#type = value;
+        break;
+      case "data":
+        this.#data += value + "\n";
+        break;
+      case "id":
+        if (!value.includes("\0")) this.#id = value;
+        break;
+      case "retry":
+        if (/^[0-9]+$/.test(value)) this.#onRetry(Number(value));
+        break;
+    }
+  }
+
+  #dispatch() {
+    this.#onId(this.#id);
+    if (this.#data === "") {
+      this.#type = "";
+      return;
+    }
+    const ev = { id: this.#id, type: this.#type || "message", data: this.#data.slice(0, -1) };
+    this.#data = "";
+    this.#type = "";
+    this.#onEvent(ev);
+  }
+}
+
+// Reader subscribes to streams over fetch, resuming with Last-Event-ID after
+// every disconnect (an ended response, a network error, a 5xx) with a
+// backoff, and stopping for good on a refusal retrying cannot fix. The token
+// is sent in the Authorization header, read again before every connection;
+// without one the browser's cookie (same origin) is what the server sees.
+class Reader {
+  #streams;
+  #token;
+  #cb;
+  #lastEventId;
+  #state = "idle";
+  #abort = null;
+  #timer = 0;
+  #failures = 0;
+  #retryMs = 0;
+  #closed = false;
+  #stats = { opened: 0, created: 0, resumed: 0 };
+
+  constructor(o) {
+    this.#streams = o.streams;
+    this.#token = o.token;
+    this.#lastEventId = o.lastEventId ?? "";
+    this.#cb = o;
+    this.#run();
+  }
+
+  get lastEventId() { return this.#lastEventId; }
+  get state() { return this.#state; }
+  get streams() { return [...this.#streams]; }
+  /**
+   * opened: responses that opened; created: requests made; resumed: requests
+   * that carried a Last-Event-ID header.
+   */
+  get stats() { return { ...this.#stats }; }
+
+  close() {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#abort?.abort();
+    this.#setState("closed");
+  }
+
+  get url() {
+    const u = new URL("/events", location.href);
+    for (const s of this.#streams) u.searchParams.append("stream", s);
+    return u.href;
+  }
+
+  async #run() {
+    this.#setState(this.#stats.created === 0 ? "connecting" : "reconnecting");
+    const abort = new AbortController();
+    this.#abort = abort;
+    const headers = { Accept: "text/event-stream" };
+    const token = this.#token();
+    if (token) headers.Authorization = `Bearer ${token}`;
+    if (this.#lastEventId) {
+      headers["Last-Event-ID"] = this.#lastEventId;
+      this.#stats.resumed++;
+    }
+    this.#stats.created++;
+    let retryAfter = 0;
+    try {
+      const res = await fetch(this.url, { headers, cache: "no-store", signal: abort.signal });
+      if (!res.ok) {
+        retryAfter = Number(res.headers.get("Retry-After")) || 0;
+        const message = await errorMessage(res);
+        if (this.#closed) return;
+        if (res.status === 401 && this.#stats.opened > 0) {
+          // The token expired while subscribed (after a streamer.reauth, say):
+          // keep trying from the last id, with whatever token is set by then.
+          this.#cb.onError?.({ status: res.status, message, retrying: true });
+          this.#retry(retryAfter);
+          return;
+        }
+        if (PERMANENT.has(res.status)) {
+          this.#setState("closed");
+          this.#cb.onError?.({ status: res.status, message });
+          return;
+        }
+        throw new Error(`HTTP ${res.status}: ${message}`);
+      }
+      this.#stats.opened++;
+      this.#failures = 0;
+      this.#setState("open");
+      await this.#read(res.body);
+    } catch (err) {
+      if (this.#closed) return;
+      console.debug("inspector: the stream broke:", err?.message ?? err);
+    }
+    if (this.#closed) return;
+    this.#retry(retryAfter);
+  }
+
+  #retry(retryAfter) {
+    this.#setState("reconnecting");
+    this.#timer = setTimeout(() => {
+      this.#timer = 0;
+      this.#run();
+    }, this.#backoff(retryAfter));
+  }
+
+  /** Reconnects at once if waiting to (a new token was set). */
+  retryNow() {
+    if (this.#closed || !this.#timer) return;
+    clearTimeout(this.#timer);
+    this.#timer = 0;
+    this.#failures = 0;
+    this.#run();
+  }
+
+  async #read(body) {
+    const parser = new SSEParser({
+      lastEventId: this.#lastEventId,
+      onId: (id) => {
+        if (id === this.#lastEventId) return;
+        this.#lastEventId = id;
+        this.#cb.onId?.(id);
+      },
+      onRetry: (ms) => { this.#retryMs = ms; },
+      onEvent: (ev) => {
+        let info = null;
+        if (ev.type in SERVER_ROWS) {
+          try { info = JSON.parse(ev.data); } catch { /* keep null */ }
+        }
+        this.#cb.onEvent({ ...ev, info, receivedAt: new Date() });
+      },
+    });
+    const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done || this.#closed) return;
+      parser.feed(value);
+    }
+  }
+
+  #backoff(retryAfterSeconds) {
+    const base = Math.max(MIN_BACKOFF_MS, this.#retryMs);
+    const exp = Math.min(MAX_BACKOFF_MS, base * 2 ** this.#failures++);
+    const jittered = exp / 2 + Math.random() * (exp / 2);
+    return Math.max(jittered, retryAfterSeconds * 1000);
+  }
+
+  #setState(state) {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.#cb.onState?.(state);
+  }
+}
+
+async function errorMessage(res) {
+  try {
+    const body = await res.json();
+    if (typeof body?.error === "string") return body.error;
+  } catch { /* not JSON */ }
+  return res.statusText || `HTTP ${res.status}`;
+}
 
 // ---- subscribing ------------------------------------------------------------
 
@@ -51,7 +322,6 @@ function showSubscribeError(message) {
 function start() {
   showSubscribeError("");
   const streams = list($("streams").value);
-  const types = list($("types").value);
   const from = $("from").value.trim();
   if (streams.length === 0) {
     showSubscribeError("Enter at least one stream name.");
@@ -65,31 +335,31 @@ function start() {
     return;
   }
   stop();
-  rememberInURL(streams, types, from);
+  rememberInURL(streams, from);
   if (!$("pub-stream").value) $("pub-stream").value = streams[0];
 
-  sub = subscribe({
+  sub = new Reader({
     streams,
-    types,
     lastEventId: from,
     // Read at every (re)connect: a token pasted later is used after a
     // streamer.reauth.
     token: () => sessionStorage.getItem(TOKEN_KEY) || "",
     onState: (state) => {
       setState(state);
-      if (state === "open") setLastId(sub?.lastEventId);
+      if (state === "open") {
+        setLastId(sub?.lastEventId);
+        showSubscribeError("");
+      }
     },
     onEvent: (ev) => {
-      addRow(ev, ev.stream);
-      setLastId(ev.id);
-    },
-    onGap: (ev) => {
-      addServerRow(ev, "gap");
+      const kind = SERVER_ROWS[ev.type];
+      if (kind) addServerRow(ev, kind);
+      else addRow(ev, streams.length === 1 ? streams[0] : null);
       setLastId(sub?.lastEventId);
     },
-    onShutdown: (ev) => addServerRow(ev, "shutdown"),
-    onReauth: (ev) => addServerRow(ev, "reauth"),
-    onError: (err) => showSubscribeError(`The server refused the subscription (${err.status}): ${err.message}`),
+    onId: (id) => setLastId(id),
+    onError: (err) => showSubscribeError(`The server refused the subscription (${err.status}): ${err.message}` +
+      (err.retrying ? ". Set a fresh access token: the page keeps trying from the last id." : "")),
   });
   setLastId(sub.lastEventId);
 }
@@ -102,10 +372,9 @@ function stop() {
   setState("idle");
 }
 
-function rememberInURL(streams, types, from) {
+function rememberInURL(streams, from) {
   const q = new URLSearchParams();
   for (const s of streams) q.append("stream", s);
-  for (const t of types) q.append("type", t);
   if (from) q.set("last_event_id", from);
   history.replaceState(null, "", `${location.pathname}?${q}`);
 }
@@ -294,10 +563,7 @@ async function publish() {
     return;
   }
   const body = { stream, data };
-  if (event) {
-    body.event = event;
-    watchType(event);
-  }
+  if (event) body.event = event;
   $("publish").disabled = true;
   setPublishResult("Publishing…", "info");
   try {
@@ -321,14 +587,6 @@ async function publish() {
   } finally {
     $("publish").disabled = false;
   }
-}
-
-// watchType makes a type just published visible in the table.
-function watchType(type) {
-  if (!sub || sub.types.includes(type)) return;
-  sub.listen(type);
-  const types = list($("types").value);
-  if (!types.includes(type)) $("types").value = [...types, type].join(", ");
 }
 
 // ---- wiring -----------------------------------------------------------------
@@ -357,12 +615,12 @@ function init() {
     const v = token.value.trim();
     if (v) sessionStorage.setItem(TOKEN_KEY, v);
     else sessionStorage.removeItem(TOKEN_KEY);
+    sub?.retryNow();
   });
 
-  // A link such as /?stream=orders:42&type=order.paid subscribes at once.
+  // A link such as /?stream=orders:42&last_event_id=17 subscribes at once.
   const q = new URLSearchParams(location.search);
   const streams = q.getAll("stream");
-  $("types").value = q.getAll("type").join(", ");
   $("from").value = q.get("last_event_id") ?? "";
   probePublish();
   if (streams.length > 0) {
