@@ -154,11 +154,15 @@ func deploy(t *testing.T, bin string, opts ...deployOption) *deployment {
 		d.env = append(d.env, k+"="+v)
 	}
 	t.Cleanup(func() {
+		// The log first: stop may fail the test (a server that already
+		// exited), and then it would never be shown.
+		defer func() {
+			if t.Failed() {
+				t.Logf("server log:\n%s", d.logs.String())
+			}
+		}()
 		if d.proc != nil {
 			d.stop()
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", d.logs.String())
 		}
 	})
 	d.start()
