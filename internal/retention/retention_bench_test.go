@@ -1,9 +1,11 @@
 package retention
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -11,9 +13,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/streamer-dev/streamer/internal/dispatch"
+	"github.com/streamer-dev/streamer/internal/listener"
 	"github.com/streamer-dev/streamer/internal/pgtest"
+	"github.com/streamer-dev/streamer/internal/registry"
 )
 
 // BenchmarkPruneWhilePublishing fills the table with expired events (one per
@@ -22,7 +28,11 @@ import (
 // with it stopped, until the service has pruned every expired event. It
 // reports the prune throughput over the busy windows and the publish
 // throughput in both kinds of window: alternating in short windows cancels
-// the drift of a machine shared with other work. It runs once whatever b.N.
+// the drift of a machine shared with other work. A live subscriber on the
+// publishers' stream, served by an in-process dispatcher and listener (the
+// server's path minus HTTP), measures each event's delivery latency, from
+// just before its publish to its frame reaching the subscriber: p50 and p99
+// per kind of window, by the window it was sent in. It runs once whatever b.N.
 // The fill is RETENTION_BENCH_EVENTS events (default 100,000, so that make
 // bench stays short; the documented figures use 5,000,000), the windows last
 // RETENTION_BENCH_WINDOW (default 2s). Run:
@@ -46,15 +56,17 @@ func benchPruneWhilePublishing(b *testing.B, events int, window time.Duration, r
 	fillExpired(b, pool, events)
 	b.Logf("filled %d events in %v", events, time.Since(fillStart).Round(time.Millisecond))
 
+	sub := startLiveSubscriber(b, pool)
+
 	const publishers = 8
-	publishFor := func(d time.Duration) int64 {
+	publishFor := func(d time.Duration, kind byte) int64 {
 		var n atomic.Int64
 		var wg sync.WaitGroup
 		stop := time.Now().Add(d)
 		for range publishers {
 			wg.Go(func() {
 				for time.Now().Before(stop) {
-					if _, err := pool.Exec(ctx, "SELECT streamer.publish('bench:live', $1)", payload100); err != nil {
+					if _, err := pool.Exec(ctx, "SELECT streamer.publish('bench:live', $1)", sub.stamp(kind)); err != nil {
 						b.Errorf("publish: %v", err)
 						return
 					}
@@ -87,16 +99,17 @@ func benchPruneWhilePublishing(b *testing.B, events int, window time.Duration, r
 	for pruned() < int64(events) {
 		require.Less(b, windows, 1000, "pruning did not finish")
 		windows++
-		idleTx += publishFor(window)
+		idleTx += publishFor(window, kindIdle)
 		idleTime += window
 
 		began := time.Now()
 		require.NoError(b, svc.Start(ctx))
-		busyTx += publishFor(window)
+		busyTx += publishFor(window, kindBusy)
 		svc.Stop() // a step under way is rolled back
 		busyTime += time.Since(began)
 	}
 	require.Equal(b, int64(events), pruned())
+	idleLat, busyLat := sub.finish(b, pool, idleTx+busyTx)
 
 	idleRate := float64(idleTx) / idleTime.Seconds()
 	busyRate := float64(busyTx) / busyTime.Seconds()
@@ -105,8 +118,134 @@ func benchPruneWhilePublishing(b *testing.B, events int, window time.Duration, r
 	b.ReportMetric(idleRate, "publish_tx/s_idle")
 	b.ReportMetric(busyRate, "publish_tx/s_pruning")
 	b.ReportMetric(100*busyRate/idleRate, "publish_%_of_idle")
+	idle50, idle99 := percentile(idleLat, 50), percentile(idleLat, 99)
+	busy50, busy99 := percentile(busyLat, 50), percentile(busyLat, 99)
+	b.ReportMetric(float64(idle99.Microseconds())/1000, "live_p99_ms_idle")
+	b.ReportMetric(float64(busy99.Microseconds())/1000, "live_p99_ms_pruning")
+	b.ReportMetric(float64(busy99)/float64(idle99), "live_p99_pruning/idle")
 	b.Logf("pruned %d events in %d windows of %v (%v pruning); publishing %.0f tx/s idle, %.0f tx/s while pruning",
 		events, windows, window, busyTime.Round(time.Millisecond), idleRate, busyRate)
+	b.Logf("live delivery: idle p50 %v p99 %v (%d events), pruning p50 %v p99 %v (%d events)",
+		idle50, idle99, len(idleLat), busy50, busy99, len(busyLat))
+}
+
+// Kinds of window, carried in the first byte of a benchmark event's data.
+const (
+	kindIdle = 'i'
+	kindBusy = 'b'
+	kindEnd  = 'e'
+)
+
+// liveSubscriber is a dispatch.Subscriber that records, for every frame,
+// the time since its event's publish was called. Frames come from the
+// dispatcher goroutine only, one at a time.
+type liveSubscriber struct {
+	epoch time.Time // stamps are monotonic durations since epoch
+	done  chan struct{}
+	end   chan struct{} // closed when the kindEnd event arrives
+
+	mu         sync.Mutex
+	idle, busy []time.Duration
+	received   int64
+	bad        error
+}
+
+// startLiveSubscriber starts a dispatcher and a listener on pools of their
+// own and subscribes a liveSubscriber to bench:live from now; the
+// benchmark's cleanup stops them.
+func startLiveSubscriber(b *testing.B, pool *pgxpool.Pool) *liveSubscriber {
+	ctx := context.Background()
+	url := pool.Config().ConnString()
+	dispPool, err := pgxpool.New(ctx, url)
+	require.NoError(b, err)
+	b.Cleanup(dispPool.Close)
+	disp := dispatch.New(dispatch.Config{Pool: dispPool, Registry: registry.New[dispatch.Subscriber](),
+		ReplayWorkers: 1, Logger: zerolog.Nop()})
+	require.NoError(b, disp.Start(ctx))
+	b.Cleanup(disp.Stop)
+	lis := listener.New(listener.Config{DatabaseURL: url, Waker: disp, Logger: zerolog.Nop()})
+	require.NoError(b, lis.Start(ctx))
+	b.Cleanup(lis.Stop)
+
+	sub := &liveSubscriber{epoch: time.Now(), done: make(chan struct{}), end: make(chan struct{})}
+	_, err = disp.Subscribe(ctx, sub, []string{"bench:live"}, nil, nil)
+	require.NoError(b, err)
+	b.Cleanup(func() { disp.Unsubscribe(sub) })
+	return sub
+}
+
+// stamp returns 100 bytes of event data: the window kind, then the time
+// since epoch in nanoseconds, then padding.
+func (s *liveSubscriber) stamp(kind byte) string {
+	head := fmt.Sprintf("%c%019d", kind, time.Since(s.epoch).Nanoseconds())
+	return head + payload100[len(head):]
+}
+
+func (s *liveSubscriber) Enqueue(frame []byte) bool {
+	now := time.Since(s.epoch)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, data, ok := bytes.Cut(frame, []byte("\ndata: "))
+	if !ok || len(data) < 20 {
+		s.bad = fmt.Errorf("frame without a stamp: %q", frame)
+		return true
+	}
+	sent, err := strconv.ParseInt(string(data[1:20]), 10, 64)
+	if err != nil {
+		s.bad = fmt.Errorf("stamp of %q: %w", frame, err)
+		return true
+	}
+	lat := now - time.Duration(sent)
+	switch data[0] {
+	case kindIdle:
+		s.idle = append(s.idle, lat)
+	case kindBusy:
+		s.busy = append(s.busy, lat)
+	case kindEnd:
+		close(s.end)
+		return true
+	}
+	s.received++
+	return true
+}
+
+func (s *liveSubscriber) EnqueueWait(_ context.Context, frame []byte) error {
+	s.Enqueue(frame)
+	return nil
+}
+
+func (s *liveSubscriber) Close(error)           {}
+func (s *liveSubscriber) Done() <-chan struct{} { return s.done }
+
+// finish publishes an end marker, waits for it (events on one stream
+// arrive in order, so every earlier one has arrived too), checks that all
+// published events were received, and returns the latencies, sorted.
+func (s *liveSubscriber) finish(b *testing.B, pool *pgxpool.Pool, published int64) (idle, busy []time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := pool.Exec(ctx, "SELECT streamer.publish('bench:live', $1)", s.stamp(kindEnd))
+	require.NoError(b, err)
+	select {
+	case <-s.end:
+	case <-ctx.Done():
+		b.Fatal("the end marker was not delivered within a minute")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	require.NoError(b, s.bad)
+	require.Equal(b, published, s.received, "events delivered to the live subscriber")
+	slices.Sort(s.idle)
+	slices.Sort(s.busy)
+	return s.idle, s.busy
+}
+
+// percentile returns the p-th percentile of sorted (nearest rank).
+func percentile(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := (len(sorted)*p + 99) / 100
+	return sorted[max(i-1, 0)]
 }
 
 // payload100 is 100 bytes of data.
