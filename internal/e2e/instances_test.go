@@ -44,7 +44,7 @@ func startInstances(t *testing.T, bin string, n int, opts ...deployOption) *inst
 	t.Cleanup(pool.Close) // after the servers stop, before the database is dropped
 	c := &instances{dbURL: dbURL, pool: pool}
 	for range n {
-		c.nodes = append(c.nodes, deployOnDB(t, bin, dbURL, pool, opts...))
+		c.nodes = append(c.nodes, deployOnDB(t, bin, dbURL, pool, append([]deployOption{withEnv("STREAMER_UI", "false")}, opts...)...))
 	}
 	return c
 }
@@ -56,57 +56,6 @@ func (c *instances) urls() []string {
 		out = append(out, d.url)
 	}
 	return out
-}
-
-// deployOnDB starts one server on an existing database; the environment is
-// deploy's.
-func deployOnDB(t *testing.T, bin, dbURL string, pool *pgxpool.Pool, opts ...deployOption) *deployment {
-	t.Helper()
-	env := map[string]string{
-		"DATABASE_URL":                     dbURL,
-		"STREAMER_RETRY":                   "200ms",
-		"STREAMER_SHUTDOWN_TIMEOUT":        "5s",
-		"STREAMER_LOG_FORMAT":              "console",
-		"STREAMER_LOG_LEVEL":               "info",
-		"STREAMER_ALLOW_ANONYMOUS_PUBLISH": "true",
-		"STREAMER_UI":                      "false",
-	}
-	for _, o := range opts {
-		o(env)
-	}
-	d := &deployment{t: t, bin: bin, addr: freeAddr(t), dbURL: dbURL, pool: pool, logs: &logBuffer{}}
-	env["STREAMER_ADDR"] = d.addr
-	d.url = "http://" + d.addr
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "STREAMER_") && !strings.HasPrefix(kv, "DATABASE_URL=") {
-			d.env = append(d.env, kv)
-		}
-	}
-	for k, v := range env {
-		d.env = append(d.env, k+"="+v)
-	}
-	t.Cleanup(func() {
-		if d.proc != nil {
-			d.stop()
-		}
-		if t.Failed() {
-			t.Logf("server %s log:\n%s", d.addr, d.logs.String())
-		}
-	})
-	d.start()
-	return d
-}
-
-// sigkill ends the server with SIGKILL: no shutdown event, no drain; its
-// clients see their connections reset or closed.
-func (d *deployment) sigkill() {
-	t := d.t
-	t.Helper()
-	p := d.proc
-	require.NotNil(t, p, "server not running")
-	d.proc = nil
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
-	<-p.done
 }
 
 // serverHasFlag reports whether `streamer serve --help` lists flag, for

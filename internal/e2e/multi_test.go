@@ -157,7 +157,7 @@ func testKillOneUnderLoad(t *testing.T, bin string) {
 	l.waitAllReceive(t, 20)
 
 	const victim = 1
-	c.nodes[victim].sigkill()
+	c.nodes[victim].kill()
 	// The victim's clients fail over to the next instance and go on.
 	after := l.http.published() + 50
 	waitFor(t, longWait, "50 more events over HTTP", func() bool { return l.http.published() >= after })

@@ -274,7 +274,7 @@ func testNginxKillUpstream(t *testing.T, e *nginxEnv) {
 		}
 	}
 	waitAll(20)
-	c.nodes[0].sigkill()
+	c.nodes[0].kill()
 	n := fs[0].count()
 	waitAll(n + 50)
 

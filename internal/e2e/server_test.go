@@ -128,7 +128,13 @@ func deploy(t *testing.T, bin string, opts ...deployOption) *deployment {
 	pool, err := pgxpool.New(context.Background(), dbURL)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close) // before the database is dropped
+	return deployOnDB(t, bin, dbURL, pool, opts...)
+}
 
+// deployOnDB starts one server on an existing database, with deploy's
+// environment.
+func deployOnDB(t *testing.T, bin, dbURL string, pool *pgxpool.Pool, opts ...deployOption) *deployment {
+	t.Helper()
 	env := map[string]string{
 		"DATABASE_URL":                     dbURL,
 		"STREAMER_RETRY":                   "200ms", // browsers reconnect fast
@@ -158,7 +164,7 @@ func deploy(t *testing.T, bin string, opts ...deployOption) *deployment {
 		// exited), and then it would never be shown.
 		defer func() {
 			if t.Failed() {
-				t.Logf("server log:\n%s", d.logs.String())
+				t.Logf("server %s log:\n%s", d.addr, d.logs.String())
 			}
 		}()
 		if d.proc != nil {
