@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
@@ -105,6 +106,20 @@ func TestPrunesInBackground(t *testing.T) {
 	require.Equal(t, int64(10), b.pruned.Load())
 }
 
+// holdPruneStepLock takes the lock every streamer.prune_step waits for, in a
+// transaction that the caller commits (or the cleanup rolls back) to let
+// steps go on.
+func holdPruneStepLock(t *testing.T, pool *pgxpool.Pool) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	_, err = tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", migrations.LockClass, migrations.PruneStepLockID)
+	require.NoError(t, err)
+	return tx
+}
+
 // TestOneAtATime: while one service holds the service lock, another on the
 // same database skips its passes; once the first is done, the rows are
 // gone and only the first removed them.
@@ -116,11 +131,7 @@ func TestOneAtATime(t *testing.T) {
 
 	// Hold the prune lock, so that the first service's step waits inside
 	// its pass, with the service lock held.
-	blocker, err := pool.Begin(ctx)
-	require.NoError(t, err)
-	defer func() { _ = blocker.Rollback(ctx) }()
-	_, err = blocker.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", migrations.LockClass, migrations.PruneStepLockID)
-	require.NoError(t, err)
+	blocker := holdPruneStepLock(t, pool)
 
 	cfg := Config{Pool: pool, Retention: time.Millisecond, Interval: time.Millisecond, StepBudget: time.Minute}
 	first, fb := setup(t, cfg)
@@ -171,11 +182,7 @@ func TestStepTimeout(t *testing.T) {
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
 	publish(t, pool, "a", "old")
-	blocker, err := pool.Begin(ctx)
-	require.NoError(t, err)
-	defer func() { _ = blocker.Rollback(ctx) }()
-	_, err = blocker.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", migrations.LockClass, migrations.PruneStepLockID)
-	require.NoError(t, err)
+	blocker := holdPruneStepLock(t, pool)
 
 	s, b := setup(t, Config{Pool: pool, Retention: time.Millisecond, Interval: time.Millisecond, StepBudget: 5 * time.Millisecond})
 	require.NoError(t, s.Start(ctx))
