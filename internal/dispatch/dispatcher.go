@@ -62,6 +62,12 @@ type Config struct {
 	// pages, shared by replays that resume from the same place). Default
 	// 32 MiB; negative disables it.
 	PageCacheBytes int
+	// IDFrameDelay bounds how long a live subscriber whose last considered
+	// event was hidden waits for the id-only frame that moves its
+	// Last-Event-ID past it; a visible event sent meanwhile makes the frame
+	// unnecessary. The server passes its heartbeat interval, so an idle
+	// connection gets its id-only frame by its next heartbeat. Default 15s.
+	IDFrameDelay time.Duration
 	// ReplayRate bounds the events all replays together hand to their
 	// connections per second, so that a reconnect storm leaves CPU for live
 	// delivery; it is taken a page at a time. Zero or negative: no bound.
@@ -86,6 +92,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.RetryInterval <= 0 {
 		c.RetryInterval = time.Second
+	}
+	if c.IDFrameDelay <= 0 {
+		c.IDFrameDelay = 15 * time.Second
 	}
 	if c.PageCacheBytes == 0 {
 		c.PageCacheBytes = 32 << 20
@@ -144,10 +153,14 @@ type Dispatcher struct {
 	pending     []replayJob
 	retry       *time.Timer
 	queued      int // event frames queued since the last flushDelivered
-	// skipped lists the live subscribers that have scanned past hidden
-	// events since their last frame (subState.skipped set), for flushSkipped
-	// to send each an id-only frame at the end of the loop turn.
+	// skipped lists, once each, the subscribers that scanned past a hidden
+	// event since the last flushSkipped (subState.listed set), for
+	// flushSkipped to send an id-only frame to those whose last considered
+	// event is still hidden when idTimer fires.
 	skipped []*subState
+	// idTimer runs while skipped is not empty: IDFrameDelay from the end
+	// of the loop turn that listed the first of them.
+	idTimer *time.Timer
 	// idPos and idFrame are the last id-only frame encoded: subscribers
 	// that skipped the same last event share its bytes.
 	idPos   cursor.Position
@@ -165,6 +178,8 @@ type subState struct {
 	// skipped: scan moved past a hidden event after the subscriber's last
 	// frame, so its Last-Event-ID lags behind scan until an id-only frame.
 	skipped bool
+	// listed: the subscriber is in Dispatcher.skipped.
+	listed bool
 	// replay is non-nil until the subscriber goes live.
 	replay *replayState
 }
@@ -254,6 +269,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	d.replaying = make(map[string]map[*subState]struct{})
 	d.filter, d.filterStale = nil, true
 	d.pending, d.retry = nil, nil
+	d.skipped, d.idTimer = nil, nil
 	d.jobs = make(chan replayJob)
 	d.results = make(chan replayResult, d.cfg.ReplayWorkers)
 	d.mu.Lock()

@@ -26,12 +26,16 @@ func (d *Dispatcher) run(ctx context.Context) {
 		if d.retry != nil {
 			d.retry.Stop()
 		}
+		if d.idTimer != nil {
+			d.idTimer.Stop()
+		}
 	}()
 	for {
 		var (
 			jobs   chan replayJob
 			next   replayJob
 			retryC <-chan time.Time
+			idC    <-chan time.Time
 		)
 		d.dropStaleJobs()
 		if len(d.pending) > 0 {
@@ -39,6 +43,9 @@ func (d *Dispatcher) run(ctx context.Context) {
 		}
 		if d.retry != nil {
 			retryC = d.retry.C
+		}
+		if d.idTimer != nil {
+			idC = d.idTimer.C
 		}
 		select {
 		case <-ctx.Done():
@@ -61,8 +68,11 @@ func (d *Dispatcher) run(ctx context.Context) {
 			d.replayDone(res)
 		case jobs <- next:
 			d.pending = d.pending[1:]
+		case <-idC:
+			d.idTimer = nil
+			d.cfg.TestSignals.IDFrames.Signal(d.flushSkipped())
 		}
-		d.flushSkipped()
+		d.scheduleIDFrames()
 		d.flushDelivered()
 	}
 }
@@ -245,7 +255,6 @@ func (d *Dispatcher) readLive(ctx context.Context) {
 		}
 	}
 	d.head = p.next
-	d.flushSkipped() // before the signal: tests see the id-only frames with it
 	if p.full {
 		d.Wake()
 		return
@@ -303,8 +312,9 @@ func (d *Dispatcher) deliver(st *subState, ev *event, frame *[]byte) bool {
 	}
 	st.scan = ev.pos
 	if !st.aud.sees(ev) {
-		if !st.skipped {
-			st.skipped = true
+		st.skipped = true
+		if !st.listed {
+			st.listed = true
 			d.skipped = append(d.skipped, st)
 		}
 		return true
@@ -324,14 +334,26 @@ func (d *Dispatcher) deliver(st *subState, ev *event, frame *[]byte) bool {
 	return true
 }
 
+// scheduleIDFrames starts idTimer at the end of a loop turn that left
+// subscribers listed for an id-only frame, unless it runs already: one timer
+// for the dispatcher, none per connection.
+func (d *Dispatcher) scheduleIDFrames() {
+	if len(d.skipped) > 0 && d.idTimer == nil {
+		d.idTimer = time.NewTimer(d.cfg.IDFrameDelay)
+	}
+}
+
 // flushSkipped sends an id-only frame to every live subscriber whose last
-// considered event was hidden (see deliver), so that its Last-Event-ID moves
-// to its scan cursor without an event; called once per turn of the
-// dispatcher loop, after whatever that turn read. A subscriber that skipped
-// hidden events and then received an event needs none: that event's id is
-// past them.
-func (d *Dispatcher) flushSkipped() {
+// considered event is hidden (see deliver), so that its Last-Event-ID moves
+// to its scan cursor without an event, and returns how many it sent. It runs
+// when idTimer fires, so a subscriber waits at most IDFrameDelay for its
+// frame, and one that skips hidden events continuously gets at most one
+// frame per IDFrameDelay rather than one per loop turn. A subscriber that
+// skipped hidden events and then received an event needs none: that
+// event's id is past them.
+func (d *Dispatcher) flushSkipped() (sent int) {
 	for _, st := range d.skipped {
+		st.listed = false
 		if !st.skipped {
 			continue
 		}
@@ -346,10 +368,13 @@ func (d *Dispatcher) flushSkipped() {
 			d.cfg.Logger.Debug().Msg("dropping subscriber that cannot keep up")
 			d.dropped(st.sub)
 			d.forget(st)
+			continue
 		}
+		sent++
 	}
 	clear(d.skipped)
 	d.skipped = d.skipped[:0]
+	return sent
 }
 
 // encodeID returns a frame that carries only pos as its id.
