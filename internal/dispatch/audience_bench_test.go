@@ -26,9 +26,7 @@ func BenchmarkFanoutAudience(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			reg := registry.New[Subscriber]()
-			d := New(Config{Registry: reg})
-			d.states = make(map[Subscriber]*subState)
-			d.replaying = make(map[string]map[*subState]struct{})
+			d := benchDispatcher(Config{Registry: reg})
 			for i := range 100 {
 				s := &discardSub{done: make(chan struct{})}
 				var keys []string

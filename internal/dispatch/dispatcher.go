@@ -142,6 +142,9 @@ type Dispatcher struct {
 	// replay while it has one. Which streams a live subscriber receives is
 	// in the registry alone.
 	states map[Subscriber]*subState
+	// live caches, per stream, the states of the registry's snapshot of
+	// its subscribers (see liveStates); emptied when a live subscriber goes.
+	live map[string]*liveStates
 	// replaying indexes the subscribers still replaying by stream.
 	replaying map[string]map[*subState]struct{}
 	// filter is the stream names a live read asks for: every stream of the
@@ -266,6 +269,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	}
 	d.head, d.liveLost = head, cursor.Position{}
 	d.states = make(map[Subscriber]*subState)
+	d.live = make(map[string]*liveStates)
 	d.replaying = make(map[string]map[*subState]struct{})
 	d.filter, d.filterStale = nil, true
 	d.pending, d.retry = nil, nil
@@ -303,7 +307,7 @@ func (d *Dispatcher) end() {
 		}
 		st.sub.Close(ErrStopped)
 	}
-	d.states, d.replaying, d.pending, d.filter = nil, nil, nil, nil
+	d.states, d.live, d.replaying, d.pending, d.filter = nil, nil, nil, nil, nil
 }
 
 // Wake asks the dispatcher to read new commits. It never blocks; wakes that

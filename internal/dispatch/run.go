@@ -138,6 +138,7 @@ func (d *Dispatcher) forget(st *subState) {
 	d.filterStale = true
 	if st.replay == nil {
 		d.cfg.Registry.Remove(st.sub)
+		clear(d.live) // drops the streams nobody subscribes to any more
 		return
 	}
 	d.unindexReplay(st)
@@ -280,10 +281,12 @@ func (d *Dispatcher) readFailed(ctx context.Context, err error) {
 func (d *Dispatcher) fanout(ev *event) (queued bool) {
 	before := d.queued
 	var frame []byte // encoded once, for the first subscriber that sees ev
-	for _, sub := range d.cfg.Registry.Lookup(ev.stream) {
-		st := d.states[sub]
+	if ev.audience != nil && ev.audMask == 0 {
+		ev.audMask = audienceMask(ev.audience) // once per event, for sees
+	}
+	for _, st := range d.liveStates(ev.stream) {
 		if st == nil || st.replay != nil {
-			continue // dropped earlier in this read; the snapshot predates it
+			continue // not in states when the cache was filled
 		}
 		d.deliver(st, ev, &frame)
 	}
@@ -299,6 +302,40 @@ func (d *Dispatcher) fanout(ev *event) (queued bool) {
 		rs.buffer = append(rs.buffer, ev)
 	}
 	return d.queued > before
+}
+
+// liveStates is the states of a stream's live subscribers, looked up in
+// Dispatcher.states from one registry snapshot.
+type liveStates struct {
+	snap   []Subscriber
+	states []*subState
+}
+
+// liveStates returns the states of stream's live subscribers, looked up
+// once per registry snapshot rather than once per event: the registry makes
+// a new snapshot after every change to the stream's subscribers, and a
+// snapshot held here is never reused for another, so the same snapshot
+// means the same subscribers. A subscriber dropped during a read leaves the
+// registry, so the next event finds a new snapshot.
+func (d *Dispatcher) liveStates(stream string) []*subState {
+	snap := d.cfg.Registry.Lookup(stream)
+	if len(snap) == 0 {
+		delete(d.live, stream)
+		return nil
+	}
+	ls := d.live[stream]
+	if ls != nil && len(ls.snap) == len(snap) && &ls.snap[0] == &snap[0] {
+		return ls.states
+	}
+	if ls == nil {
+		ls = &liveStates{}
+		d.live[stream] = ls
+	}
+	ls.snap, ls.states = snap, ls.states[:0]
+	for _, sub := range snap {
+		ls.states = append(ls.states, d.states[sub])
+	}
+	return ls.states
 }
 
 // deliver enqueues ev for the live subscriber st unless st has already
