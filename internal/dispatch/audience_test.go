@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -131,13 +132,43 @@ func TestAudienceSees(t *testing.T) {
 		{[]string{"a"}, []string{"b", "c"}, false},
 		{[]string{"b", "team:7"}, []string{"x", "team:7"}, true},
 		{[]string{"ab"}, []string{"a", "b"}, false},
+		{[]string{"a"}, []string{}, false},
+		{[]string{"a", "b", "c", "d", "e", "f", "g", "h"}, []string{"z", "y", "x", "w", "v", "u", "h"}, true},
 	} {
 		t.Run(fmt.Sprintf("%q sees %q", tc.keys, tc.audience), func(t *testing.T) {
 			t.Parallel()
 			ev := event{audience: tc.audience}
 			require.Equal(t, tc.want, newAudience(tc.keys).sees(&ev))
+			ev.audMask = audienceMask(ev.audience) // as fanout sets it
+			require.Equal(t, tc.want, newAudience(tc.keys).sees(&ev), "with the event's mask")
 		})
 	}
+}
+
+// TestAudienceMaskAgrees: for random key sets and audiences drawn from 100
+// values, the event mask that fanout sets never changes what sees decides.
+func TestAudienceMaskAgrees(t *testing.T) {
+	t.Parallel()
+	rnd := rand.New(rand.NewPCG(1, 2))
+	values := func() []string {
+		v := make([]string, rnd.IntN(6))
+		for i := range v {
+			v[i] = fmt.Sprint("user:", rnd.IntN(100))
+		}
+		return v
+	}
+	seen := 0
+	for range 5000 {
+		a := newAudience(values())
+		ev := event{audience: values()}
+		want := a.sees(&ev)
+		ev.audMask = audienceMask(ev.audience)
+		require.Equal(t, want, a.sees(&ev), "keys %q, audience %q", a.keys, ev.audience)
+		if want {
+			seen++
+		}
+	}
+	require.Positive(t, seen, "some pairs see each other")
 }
 
 // TestAudienceDelivery: users A and B (B in team:7) and an anonymous
