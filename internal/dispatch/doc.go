@@ -110,9 +110,14 @@
 // keys and sees only events whose audience is NULL.
 //
 // Live delivery: the one live read per wake selects each event's audience
-// and the dispatcher tests it against each subscriber's keys (a linear scan
-// of two small slices, no allocation), so a wake still costs one read
-// whatever the audiences. A hidden event is treated exactly like a visible
+// and the dispatcher tests it against each subscriber's keys, so a wake
+// still costs one read whatever the audiences. The test allocates nothing
+// and is mostly one AND: each connection's keys and each event's values
+// have a 64-bit mask of one hashed bit per value, computed once (at connect,
+// and once per event), and masks without a common bit mean no common value;
+// otherwise only the keys whose bit the event has are compared as strings.
+// Fan-out walks a stream's subscriber states looked up once per registry
+// snapshot, not once per event. A hidden event is treated exactly like a visible
 // one except that it is not enqueued: the subscriber's scan cursor moves
 // past it all the same. Filtering therefore cannot skip a visible event or
 // repeat one: which events a subscriber considers, and in which order, is
