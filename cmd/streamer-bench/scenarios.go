@@ -68,8 +68,9 @@ type result struct {
 	// and the tool's own. The machine is shared; this is the noise.
 	OtherCPU float64 `json:"other_cpu_cores"`
 
-	Replay *replayFigures `json:"replay,omitempty"`
-	Notes  []string       `json:"notes,omitempty"`
+	Replay   *replayFigures   `json:"replay,omitempty"`
+	Capacity *capacityFigures `json:"capacity,omitempty"`
+	Notes    []string         `json:"notes,omitempty"`
 }
 
 // replayFigures are the replay storm's own measurements.
