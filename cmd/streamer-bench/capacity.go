@@ -2,22 +2,27 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/streamer-dev/streamer/cmd/streamer-bench/internal/client"
+	"github.com/streamer-dev/streamer/cmd/streamer-bench/internal/hist"
 )
 
 // The capacity scenario: the highest rate of events a server delivers,
 // every one of them, with p99 under a limit, when streams are many (a
 // stream per user). It opens Streams connections, one per stream, once,
 // then publishes round robin over the streams in steps of rising rate
-// (see ladder), each step Step long and judged on its own: every event
-// published so far delivered within the drain time, no fault, p99 of the
-// step's deliveries under P99. The events are stamped with the time they
-// were due (pacer.stampDue), so a publisher held back counts as latency.
+// (see ladder), each step Step long and judged on its own (see judge):
+// every event published so far delivered within the drain time, no fault,
+// and p99 under P99 in most of the step's Window-long windows. The events
+// are stamped with the time they were due (pacer.stampDue), so a publisher
+// held back counts as latency. Before the first step Warmup of publishing
+// at Start is not judged: the first seconds after 10,000 connections
+// opened are slower (the server's heap grows, its goroutines' stacks too).
 
 // capacityConfig is the capacity scenario's search.
 type capacityConfig struct {
@@ -27,6 +32,8 @@ type capacityConfig struct {
 	Rungs   int           // climbing steps at most (retries and bisections come on top)
 	Bisect  int           // bisections between the last rate that passed and the first that failed
 	Step    time.Duration // publishing time of a step
+	Window  time.Duration // a step's p99 is judged in windows this long
+	Warmup  time.Duration // publishing at Start before the first step, not judged
 	P99     time.Duration // the latency limit
 	// Recover bounds the wait for a backlog to drain after a failed step;
 	// past it the search stops, since later steps would measure the
@@ -37,7 +44,8 @@ type capacityConfig struct {
 func fullCapacity() capacityConfig {
 	return capacityConfig{
 		Streams: 10000, Start: 500, Factor: 1.5, Rungs: 12, Bisect: 1,
-		Step: 4 * time.Second, P99: 100 * time.Millisecond, Recover: 30 * time.Second,
+		Step: 5 * time.Second, Window: time.Second, Warmup: 3 * time.Second,
+		P99: 100 * time.Millisecond, Recover: 30 * time.Second,
 	}
 }
 
@@ -45,7 +53,7 @@ func fullCapacity() capacityConfig {
 func smokeCapacity() capacityConfig {
 	c := fullCapacity()
 	c.Streams, c.Start, c.Factor, c.Rungs = 20, 40, 2, 3
-	c.Step, c.Recover = time.Second, 10*time.Second
+	c.Step, c.Window, c.Warmup, c.Recover = time.Second, 250*time.Millisecond, 200*time.Millisecond, 10*time.Second
 	return c
 }
 
@@ -57,7 +65,9 @@ func capacityFlags(fs *flag.FlagSet, c *capacityConfig, full capacityConfig) {
 	fs.IntVar(&c.Rungs, "capacity-rungs", full.Rungs, "capacity: rising steps at most")
 	fs.IntVar(&c.Bisect, "capacity-bisect", full.Bisect, "capacity: bisections after the first rate that fails twice")
 	fs.DurationVar(&c.Step, "capacity-step", full.Step, "capacity: publishing time of each step")
-	fs.DurationVar(&c.P99, "capacity-p99", full.P99, "capacity: a step passes when every event arrives and p99 is under this")
+	fs.DurationVar(&c.Window, "capacity-window", full.Window, "capacity: a step passes when every event arrives and p99 is under -capacity-p99 in most windows this long")
+	fs.DurationVar(&c.Warmup, "capacity-warmup", full.Warmup, "capacity: publishing at -capacity-start before the first step, not judged")
+	fs.DurationVar(&c.P99, "capacity-p99", full.P99, "capacity: the latency limit")
 	fs.DurationVar(&c.Recover, "capacity-recover", full.Recover, "capacity: bound on draining the backlog of a failed step")
 }
 
@@ -73,20 +83,21 @@ type capacityFigures struct {
 
 // capacityStep is one step of the search.
 type capacityStep struct {
-	Rate             float64 `json:"rate"`         // asked for, events/s
-	PublishRate      float64 `json:"publish_rate"` // achieved
-	Deliveries       int64   `json:"deliveries"`
-	P50Ms            float64 `json:"p50_ms"`
-	P99Ms            float64 `json:"p99_ms"`
-	MaxMs            float64 `json:"max_ms"`
-	PublishP99Ms     float64 `json:"publish_p99_ms"`
-	CPUPerDeliveryUs float64 `json:"cpu_per_delivery_us"`
-	PGPerDeliveryUs  float64 `json:"pg_cpu_per_delivery_us"`
-	OtherCPU         float64 `json:"other_cpu_cores"`
-	Pass             bool    `json:"pass"`
-	Why              string  `json:"why,omitempty"`
-	RecoveredSeconds float64 `json:"recovered_seconds,omitempty"` // after a failure: until the backlog drained
-	result           result  // the step's figures, for the scenario's row
+	Rate             float64   `json:"rate"`         // asked for, events/s
+	PublishRate      float64   `json:"publish_rate"` // achieved
+	Deliveries       int64     `json:"deliveries"`
+	P50Ms            float64   `json:"p50_ms"`
+	P99Ms            float64   `json:"p99_ms"`        // of the whole step
+	WindowP99Ms      []float64 `json:"window_p99_ms"` // of each window
+	MaxMs            float64   `json:"max_ms"`
+	PublishP99Ms     float64   `json:"publish_p99_ms"`
+	CPUPerDeliveryUs float64   `json:"cpu_per_delivery_us"`
+	PGPerDeliveryUs  float64   `json:"pg_cpu_per_delivery_us"`
+	OtherCPU         float64   `json:"other_cpu_cores"`
+	Pass             bool      `json:"pass"`
+	Why              string    `json:"why,omitempty"`
+	RecoveredSeconds float64   `json:"recovered_seconds,omitempty"` // after a failure: until the backlog drained
+	result           result    // the step's figures, for the scenario's row
 }
 
 // streamsOf names n streams "s.<i>" with one subscriber each, and picks
@@ -127,6 +138,10 @@ func (b *bench) capacity(ctx context.Context, kind string) (result, error) {
 	defer pub.close()
 	p := newPacer(pub, c.Start, b.cfg.Payload, pick)
 	p.stampDue = true
+	p.run(ctx, c.Warmup, nil)
+	if _, err := report(ws, p.expected(), b.cfg.Drain); err != nil {
+		return r, err
+	}
 
 	l := newLadder(c.Start, c.Factor, c.Rungs, c.Bisect)
 	best := -1 // the step at the capacity, in f.Steps
@@ -197,13 +212,43 @@ func (b *bench) capacityStep(ctx context.Context, s *session, ws []*workerProc, 
 	p.rtt.Reset()
 	sent, errs := p.sent, p.errors
 	a := s.mark(ctx)
-	elapsed := p.run(ctx, c.Step, nil)
+	// The workers' histograms at each window's end while the pacer runs
+	// (nothing else touches it meanwhile); the windows are their
+	// differences.
+	done := make(chan time.Duration, 1)
+	go func() { done <- p.run(ctx, c.Step, nil) }()
+	var marks []hist.Latencies
+	windows := max(int(c.Step/max(c.Window, time.Millisecond)), 1)
+	tick := time.NewTicker(c.Step / time.Duration(windows))
+	var elapsed time.Duration
+	var werr error
+publishing:
+	for {
+		select {
+		case elapsed = <-done:
+			break publishing
+		case <-tick.C:
+			if len(marks) < windows-1 { // the last window ends with the drain
+				m, err := report(ws, nil, 0)
+				werr = errors.Join(werr, err)
+				marks = append(marks, m.lat)
+			}
+		}
+	}
+	tick.Stop()
 	m, err := report(ws, p.expected(), b.cfg.Drain)
 	z := s.mark(ctx)
 	end, _ := procMemory(s.t.pid)
-	if err != nil {
+	if err = errors.Join(werr, err); err != nil {
 		return st, err
 	}
+	var prev hist.Latencies
+	for _, l := range append(marks, m.lat) {
+		w := l.Since(&prev)
+		st.WindowP99Ms = append(st.WindowP99Ms, ms(w.Quantile(0.99)))
+		prev = l
+	}
+
 	x := &st.result
 	x.Failed = failed
 	x.fill(m)
@@ -217,7 +262,11 @@ func (b *bench) capacityStep(ctx context.Context, s *session, ws []*workerProc, 
 	st.P50Ms, st.P99Ms, st.MaxMs, st.PublishP99Ms = x.P50Ms, x.P99Ms, x.MaxMs, x.PublishP99Ms
 	st.CPUPerDeliveryUs, st.PGPerDeliveryUs, st.OtherCPU = x.CPUPerDeliveryUs, x.PGCPUPerDeliveryUs, x.OtherCPU
 	faults := int64(x.Failed+x.Dropped) + x.Duplicates + x.Reordered + x.Unexpected + x.Gaps + (p.errors - errs)
-	st.Pass, st.Why = judge(stepOutcome{Complete: m.Complete, Faults: faults, P99: m.lat.Quantile(0.99)}, c.P99)
+	o := stepOutcome{Complete: m.Complete, Faults: faults}
+	for _, w := range st.WindowP99Ms {
+		o.WindowP99s = append(o.WindowP99s, time.Duration(w*1e6))
+	}
+	st.Pass, st.Why = judge(o, c.P99)
 	return st, nil
 }
 
@@ -226,8 +275,8 @@ func (st *capacityStep) summary() string {
 	if !st.Pass {
 		verdict = "FAIL: " + st.Why
 	}
-	return fmt.Sprintf("%.0f events/s (published %.0f/s): %d deliveries, p50 %.2f p99 %.2f max %.1f ms, CPU/delivery %.1f µs server, %.1f µs PostgreSQL; %s",
-		st.Rate, st.PublishRate, st.Deliveries, st.P50Ms, st.P99Ms, st.MaxMs, st.CPUPerDeliveryUs, st.PGPerDeliveryUs, verdict)
+	return fmt.Sprintf("%.0f events/s (published %.0f/s): %d deliveries, p50 %.2f p99 %.2f max %.1f ms (p99 by window %.0f ms), CPU/delivery %.1f µs server, %.1f µs PostgreSQL, other CPU %.2f; %s",
+		st.Rate, st.PublishRate, st.Deliveries, st.P50Ms, st.P99Ms, st.MaxMs, st.WindowP99Ms, st.CPUPerDeliveryUs, st.PGPerDeliveryUs, st.OtherCPU, verdict)
 }
 
 // printCapacity writes the capacity figures of results, if any: one line

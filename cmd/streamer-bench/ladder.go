@@ -101,18 +101,32 @@ type stepOutcome struct {
 	// order or of another stream, gaps, publish errors, since the
 	// connections opened.
 	Faults int64
-	P99    time.Duration // publish-to-receive, every delivery of the step
+	// WindowP99s: publish-to-receive p99 of each window of the step (the
+	// last one with the drain).
+	WindowP99s []time.Duration
 }
 
 // judge returns whether a step passes under the latency limit, and why not.
+// It passes with no fault, every event delivered, and p99 under the limit
+// in more than half of its windows: an overloaded server's queue holds
+// every later window over the limit, while a stall of the shared machine
+// (100-300 ms when the load average is 20) spoils one or two.
 func judge(o stepOutcome, limit time.Duration) (bool, string) {
+	over := 0
+	for _, p := range o.WindowP99s {
+		if p >= limit {
+			over++
+		}
+	}
 	switch {
 	case o.Faults > 0:
 		return false, fmt.Sprintf("%d faults", o.Faults)
 	case !o.Complete:
 		return false, "not every event delivered within the drain time"
-	case o.P99 >= limit:
-		return false, fmt.Sprintf("p99 %.1f ms ≥ %v", ms(o.P99), limit)
+	case len(o.WindowP99s) == 0:
+		return false, "no window"
+	case 2*over >= len(o.WindowP99s):
+		return false, fmt.Sprintf("p99 ≥ %v in %d of %d windows", limit, over, len(o.WindowP99s))
 	default:
 		return true, ""
 	}

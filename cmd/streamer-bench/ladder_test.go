@@ -110,17 +110,32 @@ func TestLadder(t *testing.T) {
 
 func TestJudge(t *testing.T) {
 	t.Parallel()
-	limit := 100 * time.Millisecond
-	good := stepOutcome{Complete: true, P99: 99 * time.Millisecond}
-	pass, why := judge(good, limit)
-	assert.True(t, pass)
-	assert.Empty(t, why)
-
+	const limit = 100 * time.Millisecond
+	windows := func(ms ...int) []time.Duration {
+		out := make([]time.Duration, len(ms))
+		for i, v := range ms {
+			out[i] = time.Duration(v) * time.Millisecond
+		}
+		return out
+	}
 	for name, o := range map[string]stepOutcome{
-		"p99 at the limit": {Complete: true, P99: limit},
-		"p99 over":         {Complete: true, P99: 2 * time.Second},
-		"incomplete":       {Complete: false, P99: time.Millisecond},
-		"a fault":          {Complete: true, Faults: 1, P99: time.Millisecond},
+		"every window under":          {Complete: true, WindowP99s: windows(5, 10, 99, 7, 8)},
+		"two stalls of five windows":  {Complete: true, WindowP99s: windows(5, 250, 9, 300, 8)},
+		"one window, under":           {Complete: true, WindowP99s: windows(99)},
+		"three windows over of seven": {Complete: true, WindowP99s: windows(1, 2, 3, 400, 400, 400, 4)},
+	} {
+		pass, why := judge(o, limit)
+		assert.True(t, pass, name)
+		assert.Empty(t, why, name)
+	}
+	for name, o := range map[string]stepOutcome{
+		"at the limit":          {Complete: true, WindowP99s: windows(100, 100, 100)},
+		"a queue growing":       {Complete: true, WindowP99s: windows(20, 90, 150, 400, 900)},
+		"half the windows over": {Complete: true, WindowP99s: windows(5, 5, 200, 200)},
+		"one window, over":      {Complete: true, WindowP99s: windows(101)},
+		"no window":             {Complete: true},
+		"incomplete":            {Complete: false, WindowP99s: windows(1, 1, 1)},
+		"a fault":               {Complete: true, Faults: 1, WindowP99s: windows(1, 1, 1)},
 	} {
 		pass, why := judge(o, limit)
 		assert.False(t, pass, name)

@@ -83,6 +83,7 @@ func TestSmoke(t *testing.T) {
 					assert.True(t, st.Pass, "step %d: %s", i, st.Why)
 					assert.Equal(t, []float64{40, 80, 160}[i], st.Rate)
 					assert.Positive(t, st.Deliveries)
+					assert.NotEmpty(t, st.WindowP99Ms)
 				}
 				assert.Equal(t, 160.0, f.Capacity)
 				assert.False(t, f.Ceiling, "no rate failed")
