@@ -17,12 +17,14 @@ func TestSince(t *testing.T) {
 	before.Add(h.Snapshot())
 	for range 100 {
 		h.Record(time.Second)
+		h.Record(time.Millisecond)
 	}
 	var after Latencies
 	after.Add(h.Snapshot())
 
-	window := after.Since(&before)
-	assert.InDelta(t, float64(time.Second), float64(window.Quantile(0.01)), float64(time.Second)/50,
+	window := after.Since(&before) // 100 of 1 ms, 100 of 1 s
+	assert.InDelta(t, float64(time.Millisecond), float64(window.Quantile(0.25)), float64(time.Millisecond)/50)
+	assert.InDelta(t, float64(time.Second), float64(window.Quantile(0.75)), float64(time.Second)/50,
 		"the window holds only the later samples")
 	assert.InDelta(t, float64(time.Millisecond), float64(after.Quantile(0.5)), float64(time.Millisecond)/50,
 		"the whole run is mostly the earlier ones")
