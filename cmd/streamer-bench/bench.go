@@ -414,6 +414,17 @@ func (s *session) openFor(r *result, note string, groups []client.ConnGroup, par
 	return ws, time.Since(start), err
 }
 
+// openSettled opens groups for r (see openFor), records how long that took
+// and waits for the server to settle.
+func (s *session) openSettled(ctx context.Context, r *result, groups []client.ConnGroup) ([]*workerProc, error) {
+	ws, took, err := s.openFor(r, "open errors", groups, s.b.cfg.DialParallel)
+	r.OpenSeconds = took.Seconds()
+	if err != nil {
+		return ws, err
+	}
+	return ws, sleep(ctx, s.b.cfg.Settle)
+}
+
 // open spreads the connections of groups over new workers, opens them all
 // at once and returns those workers with the counts of opened and failed
 // connections.

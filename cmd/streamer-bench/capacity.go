@@ -126,12 +126,8 @@ func (b *bench) capacity(ctx context.Context, kind string) (result, error) {
 	}
 	defer s.end()
 	groups, pick := streamsOf(c.Streams)
-	ws, took, err := s.openFor(&r, "open errors", groups, b.cfg.DialParallel)
-	r.OpenSeconds = took.Seconds()
+	ws, err := s.openSettled(ctx, &r, groups)
 	if err != nil {
-		return r, err
-	}
-	if err := sleep(ctx, b.cfg.Settle); err != nil {
 		return r, err
 	}
 	pub := b.publisher(s.t)

@@ -198,12 +198,8 @@ func (b *bench) deliver(ctx context.Context, label, kind string, groups []client
 		return r, err
 	}
 	defer s.end()
-	ws, took, err := s.openFor(&r, "open errors", groups, b.cfg.DialParallel)
-	r.OpenSeconds = took.Seconds()
+	ws, err := s.openSettled(ctx, &r, groups)
 	if err != nil {
-		return r, err
-	}
-	if err := sleep(ctx, b.cfg.Settle); err != nil {
 		return r, err
 	}
 	if err := resetAll(ws); err != nil {
