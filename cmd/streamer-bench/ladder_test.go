@@ -27,70 +27,54 @@ func below(limit float64) func(int, float64) bool {
 
 func TestLadder(t *testing.T) {
 	t.Parallel()
-	t.Run("climbs, confirms the ceiling, bisects once", func(t *testing.T) {
-		t.Parallel()
-		l := newLadder(500, 1.5, 12, 1)
-		tried := climb(l, below(3000))
+	for _, tc := range []struct {
+		name          string
+		start, factor float64
+		rungs, bisect int
+		pass          func(attempt int, rate float64) bool
+		tried         []float64
+		capacity      float64
+		ceiling       bool
+	}{{
 		// 3797 fails twice; then √(2531·3797) = 3100 fails.
-		assert.Equal(t, []float64{500, 750, 1125, 1688, 2531, 3797, 3797, 3100}, tried)
-		capacity, ceiling := l.capacity()
-		assert.Equal(t, 2531.0, capacity)
-		assert.True(t, ceiling)
-	})
-	t.Run("a bisection that passes raises the capacity", func(t *testing.T) {
-		t.Parallel()
-		l := newLadder(500, 1.5, 12, 2)
-		tried := climb(l, below(3000))
+		name: "climbs, confirms the ceiling, bisects once", start: 500, factor: 1.5, rungs: 12, bisect: 1,
+		pass:  below(3000),
+		tried: []float64{500, 750, 1125, 1688, 2531, 3797, 3797, 3100}, capacity: 2531, ceiling: true,
+	}, {
 		// √(2531·3100) = 2801 passes.
-		assert.Equal(t, []float64{500, 750, 1125, 1688, 2531, 3797, 3797, 3100, 2801}, tried)
-		capacity, ceiling := l.capacity()
-		assert.Equal(t, 2801.0, capacity)
-		assert.True(t, ceiling)
-	})
-	t.Run("one failure is retried and the climb goes on", func(t *testing.T) {
-		t.Parallel()
-		l := newLadder(500, 1.5, 12, 0)
-		noisy := func(attempt int, rate float64) bool { return attempt != 2 && rate < 2000 }
-		tried := climb(l, noisy)
-		assert.Equal(t, []float64{500, 750, 1125, 1125, 1688, 2531, 2531}, tried)
-		capacity, ceiling := l.capacity()
-		assert.Equal(t, 1688.0, capacity)
-		assert.True(t, ceiling)
-	})
-	t.Run("every retry is of the rate that failed", func(t *testing.T) {
-		t.Parallel()
-		l := newLadder(100, 2, 12, 0)
-		flaky := func(attempt int, _ float64) bool { return attempt%2 == 1 } // fails, then passes the retry
-		tried := climb(l, flaky)
-		assert.Equal(t, []float64{100, 100, 200, 200, 400, 400, 800, 800, 1600, 1600, 3200, 3200}, tried[:12])
-		capacity, ceiling := l.capacity()
-		assert.Equal(t, 204800.0, capacity, "every rung passed on its retry")
-		assert.False(t, ceiling)
-	})
-	t.Run("no ceiling within the rungs", func(t *testing.T) {
-		t.Parallel()
-		l := newLadder(500, 1.5, 4, 1)
-		tried := climb(l, below(1e9))
-		assert.Equal(t, []float64{500, 750, 1125, 1688}, tried)
-		capacity, ceiling := l.capacity()
-		assert.Equal(t, 1688.0, capacity)
-		assert.False(t, ceiling)
-	})
-	t.Run("the first rate fails twice", func(t *testing.T) {
-		t.Parallel()
-		l := newLadder(500, 1.5, 12, 1)
-		tried := climb(l, below(100))
-		assert.Equal(t, []float64{500, 500}, tried)
-		capacity, ceiling := l.capacity()
-		assert.Zero(t, capacity)
-		assert.True(t, ceiling)
-	})
-	t.Run("no whole rate left to bisect", func(t *testing.T) {
-		t.Parallel()
-		l := newLadder(10, 1.1, 12, 3)
-		tried := climb(l, below(11)) // 10 passes, 11 fails twice
-		assert.Equal(t, []float64{10, 11, 11}, tried)
-	})
+		name: "a bisection that passes raises the capacity", start: 500, factor: 1.5, rungs: 12, bisect: 2,
+		pass:  below(3000),
+		tried: []float64{500, 750, 1125, 1688, 2531, 3797, 3797, 3100, 2801}, capacity: 2801, ceiling: true,
+	}, {
+		name: "one failure is retried and the climb goes on", start: 500, factor: 1.5, rungs: 12,
+		pass:  func(attempt int, rate float64) bool { return attempt != 2 && rate < 2000 },
+		tried: []float64{500, 750, 1125, 1125, 1688, 2531, 2531}, capacity: 1688, ceiling: true,
+	}, {
+		name: "every retry is of the rate that failed", start: 100, factor: 2, rungs: 4,
+		pass:  func(attempt int, _ float64) bool { return attempt%2 == 1 }, // fails, then passes the retry
+		tried: []float64{100, 100, 200, 200, 400, 400, 800, 800}, capacity: 800,
+	}, {
+		name: "no ceiling within the rungs", start: 500, factor: 1.5, rungs: 4, bisect: 1,
+		pass:  below(1e9),
+		tried: []float64{500, 750, 1125, 1688}, capacity: 1688,
+	}, {
+		name: "the first rate fails twice", start: 500, factor: 1.5, rungs: 12, bisect: 1,
+		pass:  below(100),
+		tried: []float64{500, 500}, ceiling: true,
+	}, {
+		name: "no whole rate left to bisect", start: 10, factor: 1.1, rungs: 12, bisect: 3,
+		pass:  below(11), // 10 passes, 11 fails twice
+		tried: []float64{10, 11, 11}, capacity: 10, ceiling: true,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l := newLadder(tc.start, tc.factor, tc.rungs, tc.bisect)
+			assert.Equal(t, tc.tried, climb(l, tc.pass))
+			capacity, ceiling := l.capacity()
+			assert.Equal(t, tc.capacity, capacity)
+			assert.Equal(t, tc.ceiling, ceiling)
+		})
+	}
 	t.Run("stop ends the search", func(t *testing.T) {
 		t.Parallel()
 		l := newLadder(500, 1.5, 12, 1)

@@ -10,22 +10,28 @@ import (
 
 func TestParseProcStat(t *testing.T) {
 	t.Parallel()
-	t.Run("a bash line", func(t *testing.T) {
-		t.Parallel()
-		line := "31793 (bash) S 31776 31793 31793 0 -1 4194560 4700 142622 0 5 1 4 337 63 20 0 1 0 941601 5124096 1011 18446744073709551615 0 0 0 0 0 0 65536 4 1132560123 1 0 0 17 1 0 0 0 0 0\n"
-		s, err := parseProcStat([]byte(line))
-		require.NoError(t, err)
-		assert.Equal(t, procStat{pid: 31793, ppid: 31776, utime: 1, stime: 4, cutime: 337, cstime: 63}, s)
-	})
-	t.Run("a command with spaces and parentheses", func(t *testing.T) {
-		t.Parallel()
+	for name, tc := range map[string]struct {
+		line string
+		want procStat
+	}{
+		"a bash line": {
+			"31793 (bash) S 31776 31793 31793 0 -1 4194560 4700 142622 0 5 1 4 337 63 20 0 1 0 941601 5124096 1011 18446744073709551615 0 0 0 0 0 0 65536 4 1132560123 1 0 0 17 1 0 0 0 0 0\n",
+			procStat{pid: 31793, ppid: 31776, utime: 1, stime: 4, cutime: 337, cstime: 63},
+		},
 		// A backend's title, as PostgreSQL sets it, could hold anything;
 		// the command ends at the last ')'.
-		line := "4242 (postgres: x (y) [local] idle) S 4000 4000 4000 0 -1 4194560 10 0 0 0 250 75 3 2 20 0 1 0 941601 5124096 1011"
-		s, err := parseProcStat([]byte(line))
-		require.NoError(t, err)
-		assert.Equal(t, procStat{pid: 4242, ppid: 4000, utime: 250, stime: 75, cutime: 3, cstime: 2}, s)
-	})
+		"a command with spaces and parentheses": {
+			"4242 (postgres: x (y) [local] idle) S 4000 4000 4000 0 -1 4194560 10 0 0 0 250 75 3 2 20 0 1 0 941601 5124096 1011",
+			procStat{pid: 4242, ppid: 4000, utime: 250, stime: 75, cutime: 3, cstime: 2},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s, err := parseProcStat([]byte(tc.line))
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, s)
+		})
+	}
 	t.Run("this process", func(t *testing.T) {
 		t.Parallel()
 		b, err := os.ReadFile("/proc/self/stat")
