@@ -63,15 +63,17 @@ type config struct {
 	ReplayStreamRate float64 // events/s on the replayed stream during the storm
 	ReplayQuiet      time.Duration
 	ReplayTimeout    time.Duration
+
+	Capacity capacityConfig
 }
 
 // fullConfig is the issue's scenarios at full size; `make bench-load` runs it
-// in about 7 minutes.
+// in about 10 minutes.
 func fullConfig() config {
 	return config{
-		Scenarios:      []string{"idle", "fanout", "fanout-fast", "streams", "replay"},
+		Scenarios:      []string{"idle", "fanout", "fanout-fast", "streams", "replay", "capacity"},
 		Targets:        []string{"streamer", "baseline"},
-		Timeout:        9*time.Minute + 30*time.Second,
+		Timeout:        14 * time.Minute,
 		MaxConnections: 19000,
 		DBMaxConns:     10,
 		ConnsPerWorker: 5000,
@@ -101,6 +103,8 @@ func fullConfig() config {
 		ReplayStreamRate: 5,
 		ReplayQuiet:      10 * time.Second,
 		ReplayTimeout:    150 * time.Second,
+
+		Capacity: fullCapacity(),
 	}
 }
 
@@ -118,6 +122,7 @@ func smokeConfig() config {
 	c.Streams, c.StreamsRate = 50, 100
 	c.ReplayClients, c.ReplayBehind, c.ReplayLive = 20, 300, 10
 	c.ReplayQuiet, c.ReplayTimeout = time.Second, 30*time.Second
+	c.Capacity = smokeCapacity()
 	return c
 }
 
@@ -223,15 +228,12 @@ func (b *bench) runScenario(ctx context.Context, sc, kind string) (result, error
 	case "fanout-fast":
 		return b.deliver(ctx, sc, kind, []client.ConnGroup{{Stream: "fast", Count: c.FastConns}}, c.FastRate, oneStream("fast"))
 	case "streams":
-		groups := make([]client.ConnGroup, c.Streams)
-		names := make([]string, c.Streams)
-		for i := range groups {
-			names[i] = fmt.Sprintf("s.%d", i)
-			groups[i] = client.ConnGroup{Stream: names[i], Count: 1}
-		}
-		return b.deliver(ctx, sc, kind, groups, c.StreamsRate, func(i int64) string { return names[i%int64(len(names))] })
+		groups, pick := streamsOf(c.Streams)
+		return b.deliver(ctx, sc, kind, groups, c.StreamsRate, pick)
 	case "replay":
 		return b.replay(ctx, kind)
+	case "capacity":
+		return b.capacity(ctx, kind)
 	default:
 		return result{}, fmt.Errorf("unknown scenario %q", sc)
 	}
@@ -410,6 +412,17 @@ func (s *session) openFor(r *result, note string, groups []client.ConnGroup, par
 		r.Notes = append(r.Notes, fmt.Sprint(note, ": ", errs))
 	}
 	return ws, time.Since(start), err
+}
+
+// openSettled opens groups for r (see openFor), records how long that took
+// and waits for the server to settle.
+func (s *session) openSettled(ctx context.Context, r *result, groups []client.ConnGroup) ([]*workerProc, error) {
+	ws, took, err := s.openFor(r, "open errors", groups, s.b.cfg.DialParallel)
+	r.OpenSeconds = took.Seconds()
+	if err != nil {
+		return ws, err
+	}
+	return ws, sleep(ctx, s.b.cfg.Settle)
 }
 
 // open spreads the connections of groups over new workers, opens them all

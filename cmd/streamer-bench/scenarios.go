@@ -68,8 +68,9 @@ type result struct {
 	// and the tool's own. The machine is shared; this is the noise.
 	OtherCPU float64 `json:"other_cpu_cores"`
 
-	Replay *replayFigures `json:"replay,omitempty"`
-	Notes  []string       `json:"notes,omitempty"`
+	Replay   *replayFigures   `json:"replay,omitempty"`
+	Capacity *capacityFigures `json:"capacity,omitempty"`
+	Notes    []string         `json:"notes,omitempty"`
 }
 
 // replayFigures are the replay storm's own measurements.
@@ -197,12 +198,8 @@ func (b *bench) deliver(ctx context.Context, label, kind string, groups []client
 		return r, err
 	}
 	defer s.end()
-	ws, took, err := s.openFor(&r, "open errors", groups, b.cfg.DialParallel)
-	r.OpenSeconds = took.Seconds()
+	ws, err := s.openSettled(ctx, &r, groups)
 	if err != nil {
-		return r, err
-	}
-	if err := sleep(ctx, b.cfg.Settle); err != nil {
 		return r, err
 	}
 	if err := resetAll(ws); err != nil {
