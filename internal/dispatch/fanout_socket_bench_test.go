@@ -29,6 +29,11 @@ func (c *countingConn) Enqueue(frame []byte) bool {
 	return c.Conn.Enqueue(frame)
 }
 
+func (c *countingConn) EnqueueAt(frame []byte, committed time.Time) bool {
+	c.queued += int64(len(frame))
+	return c.Conn.EnqueueAt(frame, committed)
+}
+
 // cpuTime is the process's user+system CPU time so far.
 func cpuTime(b *testing.B) time.Duration {
 	var ru syscall.Rusage
