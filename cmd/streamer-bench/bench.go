@@ -69,7 +69,7 @@ type config struct {
 // in about 7 minutes.
 func fullConfig() config {
 	return config{
-		Scenarios:      []string{"idle", "fanout", "fanout-fast", "streams", "replay"},
+		Scenarios:      []string{"idle", "fanout", "fanout-fast", "streams", "replay", "nginx"},
 		Targets:        []string{"streamer", "baseline"},
 		Timeout:        9*time.Minute + 30*time.Second,
 		MaxConnections: 19000,
@@ -154,14 +154,18 @@ func runBench(ctx context.Context, cfg config, log io.Writer) (machine string, _
 	var results []result
 	for _, sc := range cfg.Scenarios {
 		for _, kind := range cfg.Targets {
-			if sc == "replay" && kind != "streamer" {
-				continue // the others keep no history to replay
+			if (sc == "replay" || sc == "nginx") && kind != "streamer" {
+				continue // the others keep no history to replay, run no instances behind nginx
 			}
 			if ctx.Err() != nil {
 				return b.machine, results, fmt.Errorf("run timed out after %v: %w", cfg.Timeout, context.Cause(ctx))
 			}
 			b.logf("== %s on %s (load %.2f)", sc, kind, loadAvg())
 			r, err := b.runScenario(ctx, sc, kind)
+			if errors.Is(err, errSkipped) {
+				b.logf("   %v", err)
+				continue
+			}
 			r.Scenario, r.Target = sc, kind
 			if err != nil {
 				r.Error = err.Error()
@@ -232,6 +236,8 @@ func (b *bench) runScenario(ctx context.Context, sc, kind string) (result, error
 		return b.deliver(ctx, sc, kind, groups, c.StreamsRate, func(i int64) string { return names[i%int64(len(names))] })
 	case "replay":
 		return b.replay(ctx, kind)
+	case "nginx":
+		return b.nginx(ctx)
 	default:
 		return result{}, fmt.Errorf("unknown scenario %q", sc)
 	}
@@ -512,6 +518,7 @@ func resetAll(ws []*workerProc) error {
 type mark struct {
 	at                  time.Time
 	server, pg, clients float64 // CPU seconds
+	proxy               float64 // CPU seconds of a proxy in front of the server (nginx.go)
 	dbReads             int64
 	dbReadMs            float64
 	stmts               map[string]int64 // calls by statement
@@ -522,7 +529,7 @@ type mark struct {
 func (s *session) mark(ctx context.Context) mark {
 	m := mark{at: time.Now(), load: loadAvg(), machine: machineBusy()}
 	m.self, _ = procCPU(os.Getpid(), false)
-	m.server, _ = procCPU(s.t.pid, false)
+	m.server, m.proxy = s.t.cpu()
 	if s.b.postmaster > 0 {
 		m.pg, _ = clusterCPU(s.b.postmaster)
 	}

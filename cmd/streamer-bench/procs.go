@@ -99,6 +99,9 @@ type target struct {
 	kind      string // "streamer" or "baseline"
 	addr      string // host:port of the SSE endpoint
 	pprofAddr string // when profiling
+	// upstreams, when set, are the servers behind this target, a proxy
+	// (nginx.go): their CPU is the server's, the proxy's its own.
+	upstreams []*target
 }
 
 // freeAddr returns a loopback address with a port nothing listens on.

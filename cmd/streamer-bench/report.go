@@ -135,4 +135,5 @@ func printTable(w io.Writer, results []result) {
 		}
 		fmt.Fprintln(w)
 	}
+	printProxyTable(w, results)
 }
