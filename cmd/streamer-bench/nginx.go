@@ -260,31 +260,10 @@ http {
 	}
 	ch.log = filepath.Join(dir, "error.log")
 	t := &target{child: ch, kind: "streamer", addr: addr, upstreams: ups}
-	hc := &http.Client{Timeout: time.Second}
-	defer hc.CloseIdleConnections()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := hc.Get("http://" + addr + "/readyz")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return t, nil
-			}
-		}
-		select {
-		case <-t.exited:
-			return nil, fmt.Errorf("nginx exited during start-up (%v):\n%s", t.err, t.logTail())
-		case <-ctx.Done():
-			_ = t.stop(5 * time.Second)
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			_ = t.stop(5 * time.Second)
-			return nil, fmt.Errorf("nginx not ready after 30s:\n%s", t.logTail())
-		}
+	if err := t.waitReady(ctx, "http://"+addr+"/readyz"); err != nil {
+		return nil, err
 	}
+	return t, nil
 }
 
 // sseConnections reads streamer_sse_connections from the instance at
