@@ -71,7 +71,7 @@ type config struct {
 // in about 10 minutes.
 func fullConfig() config {
 	return config{
-		Scenarios:      []string{"idle", "fanout", "fanout-fast", "streams", "replay", "capacity"},
+		Scenarios:      []string{"idle", "fanout", "fanout-fast", "streams", "replay", "capacity", "nginx"},
 		Targets:        []string{"streamer", "baseline"},
 		Timeout:        14 * time.Minute,
 		MaxConnections: 19000,
@@ -159,14 +159,18 @@ func runBench(ctx context.Context, cfg config, log io.Writer) (machine string, _
 	var results []result
 	for _, sc := range cfg.Scenarios {
 		for _, kind := range cfg.Targets {
-			if sc == "replay" && kind != "streamer" {
-				continue // the others keep no history to replay
+			if (sc == "replay" || sc == "nginx") && kind != "streamer" {
+				continue // the others keep no history to replay, run no instances behind nginx
 			}
 			if ctx.Err() != nil {
 				return b.machine, results, fmt.Errorf("run timed out after %v: %w", cfg.Timeout, context.Cause(ctx))
 			}
 			b.logf("== %s on %s (load %.2f)", sc, kind, loadAvg())
 			r, err := b.runScenario(ctx, sc, kind)
+			if errors.Is(err, errSkipped) {
+				b.logf("   %v", err)
+				continue
+			}
 			r.Scenario, r.Target = sc, kind
 			if err != nil {
 				r.Error = err.Error()
@@ -234,6 +238,8 @@ func (b *bench) runScenario(ctx context.Context, sc, kind string) (result, error
 		return b.replay(ctx, kind)
 	case "capacity":
 		return b.capacity(ctx, kind)
+	case "nginx":
+		return b.nginx(ctx)
 	default:
 		return result{}, fmt.Errorf("unknown scenario %q", sc)
 	}
@@ -525,6 +531,7 @@ func resetAll(ws []*workerProc) error {
 type mark struct {
 	at                  time.Time
 	server, pg, clients float64 // CPU seconds
+	proxy               float64 // CPU seconds of a proxy in front of the server (nginx.go)
 	dbReads             int64
 	dbReadMs            float64
 	stmts               map[string]int64 // calls by statement
@@ -535,7 +542,7 @@ type mark struct {
 func (s *session) mark(ctx context.Context) mark {
 	m := mark{at: time.Now(), load: loadAvg(), machine: machineBusy()}
 	m.self, _ = procCPU(os.Getpid(), false)
-	m.server, _ = procCPU(s.t.pid, false)
+	m.server, m.proxy = s.t.cpu()
 	if s.b.postmaster > 0 {
 		m.pg, _ = clusterCPU(s.b.postmaster)
 	}

@@ -99,6 +99,9 @@ type target struct {
 	kind      string // "streamer" or "baseline"
 	addr      string // host:port of the SSE endpoint
 	pprofAddr string // when profiling
+	// upstreams, when set, are the servers behind this target, a proxy
+	// (nginx.go): their CPU is the server's, the proxy's its own.
+	upstreams []*target
 }
 
 // freeAddr returns a loopback address with a port nothing listens on.
@@ -167,30 +170,38 @@ func (b *bench) startTarget(ctx context.Context, kind, label string) (*target, e
 		return nil, err
 	}
 	t.log = logPath
+	if err := t.waitReady(ctx, "http://"+addr+ready); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
 
+// waitReady waits up to 30s for url to answer 200; when it does not, or t
+// exits first, t is stopped and the error says why.
+func (t *target) waitReady(ctx context.Context, url string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	client := &http.Client{Timeout: time.Second}
 	defer client.CloseIdleConnections()
 	for {
-		resp, err := client.Get("http://" + addr + ready)
+		resp, err := client.Get(url)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return t, nil
+				return nil
 			}
 		}
 		select {
 		case <-t.exited:
-			return nil, fmt.Errorf("%s exited during start-up (%v):\n%s", t.name, t.err, t.logTail())
+			return fmt.Errorf("%s exited during start-up (%v):\n%s", t.name, t.err, t.logTail())
 		case <-ctx.Done():
 			_ = t.stop(5 * time.Second)
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			_ = t.stop(5 * time.Second)
-			return nil, fmt.Errorf("%s not ready after 30s:\n%s", t.name, t.logTail())
+			return fmt.Errorf("%s not ready after 30s:\n%s", t.name, t.logTail())
 		}
 	}
 }

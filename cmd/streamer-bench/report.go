@@ -140,4 +140,5 @@ func printTable(w io.Writer, results []result) {
 		fmt.Fprintln(w)
 	}
 	printCapacity(w, results)
+	printProxyTable(w, results)
 }

@@ -59,7 +59,10 @@ func TestDashboardOnPrometheus(t *testing.T) {
 		want := float64((r + 1) * perRound * conns)
 		require.Eventually(t, func() bool {
 			v, ok := prom.scalar(t, "sum(streamer_events_delivered_total)")
-			return ok && v == want
+			// The lag is observed once the frames are written, just after
+			// they were counted as delivered (queued).
+			w, wok := prom.scalar(t, "sum(streamer_delivery_lag_seconds_count)")
+			return ok && v == want && wok && w == want
 		}, longWait, 100*time.Millisecond, "Prometheus never scraped %v deliveries", want)
 	}
 
@@ -94,7 +97,7 @@ func TestDashboardOnPrometheus(t *testing.T) {
 		{`sum(streamer_subscribers_live)`, func(v float64) bool { return v == conns }},
 		{`min(streamer_listener_connected)`, func(v float64) bool { return v == 1 }},
 		{`sum(streamer_publish_events_total)`, func(v float64) bool { return v == rounds*perRound }},
-		{`sum(streamer_delivery_lag_seconds_count)`, func(v float64) bool { return v == rounds*perRound }},
+		{`sum(streamer_delivery_lag_seconds_count)`, func(v float64) bool { return v == conns*rounds*perRound }},
 		{`sum(rate(streamer_events_delivered_total[30s]))`, func(v float64) bool { return v > 0 }},
 		{`histogram_quantile(0.99, sum by (le) (rate(streamer_delivery_lag_seconds_bucket[30s])))`,
 			func(v float64) bool { return v > 0 && v < 10 }},
