@@ -88,16 +88,21 @@ func (d *deployment) kill() {
 	p := d.proc
 	require.NotNil(t, p, "server not running")
 	d.proc = nil
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
-	<-p.done
+	d.requireRunning(p)
+	require.NoError(t, syscall.Kill(p.Pid, syscall.SIGKILL))
+	<-p.Done()
 }
 
-// readyz returns /readyz's status, or 0 when the request fails.
+// readyz returns /readyz's status, or 0 when the request fails. A server
+// process that has exited on its own fails the test at once, saying how.
 func (d *deployment) readyz() int {
 	client := &http.Client{Timeout: 3 * time.Second}
 	defer client.CloseIdleConnections()
 	resp, err := client.Get(d.url + "/readyz")
 	if err != nil {
+		if d.proc != nil {
+			d.requireRunning(d.proc)
+		}
 		return 0
 	}
 	resp.Body.Close()

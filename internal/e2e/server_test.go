@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/streamer-dev/streamer/internal/childproc"
 	"github.com/streamer-dev/streamer/internal/pgtest"
 )
 
@@ -107,12 +108,9 @@ type deployment struct {
 	proc *process // nil while stopped
 }
 
-// process is one run of the server binary.
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
-	err  error         // the exit status, once done
-}
+// process is one run of the server binary, started by childproc: its
+// parent-death signal fires when the test binary dies, and only then.
+type process = childproc.Process
 
 // deployOption changes the server's environment.
 type deployOption func(env map[string]string)
@@ -161,10 +159,11 @@ func deployOnDB(t *testing.T, bin, dbURL string, pool *pgxpool.Pool, opts ...dep
 	}
 	t.Cleanup(func() {
 		// The log first: stop may fail the test (a server that already
-		// exited), and then it would never be shown.
+		// exited), and then it would never be shown. Its tail only, and
+		// last: CI reports cut long output in the middle.
 		defer func() {
 			if t.Failed() {
-				t.Logf("server %s log:\n%s", d.addr, d.logs.String())
+				t.Logf("server %s log, %s", d.addr, logReport(d.logs.String(), logTailLines))
 			}
 		}()
 		if d.proc != nil {
@@ -184,13 +183,8 @@ func (d *deployment) start() {
 	cmd.Env = d.env
 	cmd.Stdout = d.logs
 	cmd.Stderr = d.logs
-	setParentDeathSignal(cmd)
-	require.NoError(t, cmd.Start())
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
+	p, err := childproc.Start(cmd)
+	require.NoError(t, err)
 	d.proc = p
 
 	client := &http.Client{Timeout: time.Second}
@@ -205,12 +199,12 @@ func (d *deployment) start() {
 			}
 		}
 		select {
-		case <-p.done:
-			t.Fatalf("server exited before it was ready: %v\n%s", p.err, d.logs.String())
+		case <-p.Done():
+			t.Fatalf("server exited before it was ready: %s", d.exitReport(p))
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("server not ready after %v (last error %v)\n%s", readyTimeout, err, d.logs.String())
+			t.Fatalf("server not ready after %v (last error %v); log, %s", readyTimeout, err, logReport(d.logs.String(), logTailLines))
 		}
 	}
 }
@@ -222,15 +216,33 @@ func (d *deployment) stop() {
 	p := d.proc
 	require.NotNil(t, p, "server not running")
 	d.proc = nil
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	d.requireRunning(p)
+	require.NoError(t, syscall.Kill(p.Pid, syscall.SIGTERM))
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-time.After(stopTimeout):
-		_ = p.cmd.Process.Kill()
-		<-p.done
+		_ = syscall.Kill(p.Pid, syscall.SIGKILL)
+		<-p.Done()
 		t.Fatalf("server did not stop within %v of SIGTERM", stopTimeout)
 	}
-	require.NoError(t, p.err, "server exit status")
+	require.NoError(t, p.Err(), "server exit status; log, %s", logReport(d.logs.String(), logTailLines))
+}
+
+// requireRunning fails the test at once when the server process p has
+// exited although nobody stopped it, saying how it ended.
+func (d *deployment) requireRunning(p *process) {
+	d.t.Helper()
+	select {
+	case <-p.Done():
+		d.t.Fatalf("server exited unexpectedly: %s", d.exitReport(p))
+	default:
+	}
+}
+
+// exitReport describes how the exited server p ended: its log's tail and
+// every race report and panic in full, then the exit status, last.
+func (d *deployment) exitReport(p *process) string {
+	return fmt.Sprintf("log, %s\nserver %s (pid %d) exited: %v", logReport(d.logs.String(), logTailLines), d.addr, p.Pid, p.Err())
 }
 
 // publish inserts one event with SQL in its own transaction and returns its

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,8 +72,8 @@ func TestStart(t *testing.T) {
 func TestStopReportsAnEarlyExit(t *testing.T) {
 	t.Parallel()
 	c := start(t)
-	require.NoError(t, c.proc.Kill())
-	<-c.exited
+	require.NoError(t, syscall.Kill(c.proc.Pid, syscall.SIGKILL))
+	<-c.proc.Done()
 
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
