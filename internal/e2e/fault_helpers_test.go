@@ -85,10 +85,10 @@ func byApp(p *faultproxy.Proxy, app string) []*faultproxy.Conn {
 func (d *deployment) kill() {
 	t := d.t
 	t.Helper()
+	require.NotNil(t, d.proc, "server not running")
+	d.requireRunning()
 	p := d.proc
-	require.NotNil(t, p, "server not running")
 	d.proc = nil
-	d.requireRunning(p)
 	require.NoError(t, syscall.Kill(p.Pid, syscall.SIGKILL))
 	<-p.Done()
 }
@@ -100,9 +100,7 @@ func (d *deployment) readyz() int {
 	defer client.CloseIdleConnections()
 	resp, err := client.Get(d.url + "/readyz")
 	if err != nil {
-		if d.proc != nil {
-			d.requireRunning(d.proc)
-		}
+		d.requireRunning()
 		return 0
 	}
 	resp.Body.Close()

@@ -2,11 +2,14 @@ package e2e
 
 import (
 	"fmt"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/streamer-dev/streamer/internal/childproc"
 )
 
 // How much of a server's log a failure report shows: CI cuts long output
@@ -91,4 +94,20 @@ func TestLogReport(t *testing.T) {
 	require.True(t, strings.HasSuffix(r, "--- panic, from line 2, in full:\npanic: runtime error: invalid memory address\n\ngoroutine 1 [running]:\nmain.g()\nexit status 2\n"), r)
 	r = logReport(strings.Join(log, "\n"), 10)
 	require.NotContains(t, r, "in full")
+}
+
+// A server that dies on its own is reported with its log's end and, last,
+// how it ended.
+func TestExitReport(t *testing.T) {
+	t.Parallel()
+	d := &deployment{t: t, addr: "127.0.0.1:1", logs: &logBuffer{}}
+	cmd := exec.Command("sh", "-c", `echo started; echo "panic: boom"; echo "goroutine 1 [running]:"; kill -9 $$`)
+	cmd.Stdout, cmd.Stderr = d.logs, d.logs
+	p, err := childproc.Start(cmd)
+	require.NoError(t, err)
+	<-p.Done()
+	r := d.exitReport(p)
+	require.True(t, strings.HasSuffix(r, fmt.Sprintf("\nserver 127.0.0.1:1 (pid %d) exited: signal: killed", p.Pid)), r)
+	require.Contains(t, r, "started\npanic: boom\ngoroutine 1 [running]:\n")
+	require.True(t, d.logShown)
 }

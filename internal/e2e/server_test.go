@@ -104,6 +104,8 @@ type deployment struct {
 	pool  *pgxpool.Pool // for publishing with SQL
 	env   []string
 	logs  *logBuffer
+	// logShown: a failure message already holds the log's tail.
+	logShown bool
 
 	proc *process // nil while stopped
 }
@@ -162,8 +164,8 @@ func deployOnDB(t *testing.T, bin, dbURL string, pool *pgxpool.Pool, opts ...dep
 		// exited), and then it would never be shown. Its tail only, and
 		// last: CI reports cut long output in the middle.
 		defer func() {
-			if t.Failed() {
-				t.Logf("server %s log, %s", d.addr, logReport(d.logs.String(), logTailLines))
+			if t.Failed() && !d.logShown {
+				t.Logf("server %s log, %s", d.addr, d.logTail())
 			}
 		}()
 		if d.proc != nil {
@@ -200,11 +202,12 @@ func (d *deployment) start() {
 		}
 		select {
 		case <-p.Done():
+			d.proc = nil
 			t.Fatalf("server exited before it was ready: %s", d.exitReport(p))
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("server not ready after %v (last error %v); log, %s", readyTimeout, err, logReport(d.logs.String(), logTailLines))
+			t.Fatalf("server not ready after %v (last error %v); log, %s", readyTimeout, err, d.logTail())
 		}
 	}
 }
@@ -213,11 +216,11 @@ func (d *deployment) start() {
 func (d *deployment) stop() {
 	t := d.t
 	t.Helper()
+	require.NotNil(t, d.proc, "server not running")
+	d.requireRunning()
 	p := d.proc
-	require.NotNil(t, p, "server not running")
 	d.proc = nil
-	d.requireRunning(p)
-	require.NoError(t, syscall.Kill(p.Pid, syscall.SIGTERM))
+	_ = syscall.Kill(p.Pid, syscall.SIGTERM) // if it has just exited, its exit status says how
 	select {
 	case <-p.Done():
 	case <-time.After(stopTimeout):
@@ -225,15 +228,23 @@ func (d *deployment) stop() {
 		<-p.Done()
 		t.Fatalf("server did not stop within %v of SIGTERM", stopTimeout)
 	}
-	require.NoError(t, p.Err(), "server exit status; log, %s", logReport(d.logs.String(), logTailLines))
+	if p.Err() != nil {
+		t.Fatalf("server stopped with an error: %s", d.exitReport(p))
+	}
 }
 
-// requireRunning fails the test at once when the server process p has
-// exited although nobody stopped it, saying how it ended.
-func (d *deployment) requireRunning(p *process) {
+// requireRunning fails the test at once when the server process has exited
+// although nobody stopped it, saying how. It does nothing while no server
+// runs.
+func (d *deployment) requireRunning() {
 	d.t.Helper()
+	p := d.proc
+	if p == nil {
+		return
+	}
 	select {
 	case <-p.Done():
+		d.proc = nil // nothing left to stop
 		d.t.Fatalf("server exited unexpectedly: %s", d.exitReport(p))
 	default:
 	}
@@ -242,7 +253,14 @@ func (d *deployment) requireRunning(p *process) {
 // exitReport describes how the exited server p ended: its log's tail and
 // every race report and panic in full, then the exit status, last.
 func (d *deployment) exitReport(p *process) string {
-	return fmt.Sprintf("log, %s\nserver %s (pid %d) exited: %v", logReport(d.logs.String(), logTailLines), d.addr, p.Pid, p.Err())
+	return fmt.Sprintf("log, %s\nserver %s (pid %d) exited: %v", d.logTail(), d.addr, p.Pid, p.Err())
+}
+
+// logTail returns logReport of the server's log so far, for a failure
+// message, and notes that it was shown.
+func (d *deployment) logTail() string {
+	d.logShown = true
+	return logReport(d.logs.String(), logTailLines)
 }
 
 // publish inserts one event with SQL in its own transaction and returns its
