@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/streamer-dev/streamer/cmd/streamer-bench/internal/client"
+	"github.com/streamer-dev/streamer/internal/childproc"
 )
 
 // The processes the coordinator starts: the server under test (streamer or
@@ -33,22 +34,19 @@ type child struct {
 	name   string
 	cmd    *exec.Cmd
 	pid    int
-	exited chan struct{} // closed once the process has been waited for
-	err    error         // exit status; read after exited is closed
-	log    string        // file with its stderr, if any
+	exited <-chan struct{} // closed once the process has been waited for
+	proc   *childproc.Process
+	log    string // file with its stderr, if any
 }
 
 func startChild(name string, cmd *exec.Cmd) (*child, error) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	// From a thread of its own: the parent-death signal is tied to the
+	// forking thread, which must not end before the child does.
+	p, err := childproc.Start(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	c := &child{name: name, cmd: cmd, pid: cmd.Process.Pid, exited: make(chan struct{})}
-	go func() {
-		c.err = cmd.Wait()
-		close(c.exited)
-	}()
-	return c, nil
+	return &child{name: name, cmd: cmd, pid: p.Pid, exited: p.Done(), proc: p}, nil
 }
 
 // stop sends SIGTERM and waits up to grace, then kills.
@@ -193,7 +191,7 @@ func (t *target) waitReady(ctx context.Context, url string) error {
 		}
 		select {
 		case <-t.exited:
-			return fmt.Errorf("%s exited during start-up (%v):\n%s", t.name, t.err, t.logTail())
+			return fmt.Errorf("%s exited during start-up (%v):\n%s", t.name, t.proc.Err(), t.logTail())
 		case <-ctx.Done():
 			_ = t.stop(5 * time.Second)
 			return ctx.Err()

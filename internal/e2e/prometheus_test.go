@@ -11,10 +11,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/streamer-dev/streamer/internal/childproc"
 )
 
 // prometheusPath returns the Prometheus server to scrape with:
@@ -133,16 +136,11 @@ scrape_configs:
 		"--web.listen-address="+addr,
 		"--log.level=warn")
 	cmd.Stdout, cmd.Stderr = logs, logs
-	setParentDeathSignal(cmd)
-	require.NoError(t, cmd.Start())
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
+	proc, err := childproc.Start(cmd)
+	require.NoError(t, err)
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
+		_ = syscall.Kill(proc.Pid, syscall.SIGKILL)
+		<-proc.Done()
 		if t.Failed() {
 			t.Logf("prometheus log:\n%s", logs.String())
 		}
