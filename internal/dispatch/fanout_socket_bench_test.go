@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/streamer-dev/streamer/internal/cursor"
+	"github.com/streamer-dev/streamer/internal/metrics"
 	"github.com/streamer-dev/streamer/internal/registry"
 	"github.com/streamer-dev/streamer/internal/sse"
 )
@@ -35,6 +36,11 @@ type countingConn struct {
 func (c *countingConn) Enqueue(frame []byte) bool {
 	c.queued += int64(len(frame))
 	return c.Conn.Enqueue(frame)
+}
+
+func (c *countingConn) EnqueueAt(frame []byte, committed time.Time) bool {
+	c.queued += int64(len(frame))
+	return c.Conn.EnqueueAt(frame, committed)
 }
 
 // cpuTime is the process's user+system CPU time so far.
@@ -99,13 +105,14 @@ func newFanoutRig(b *testing.B, conns int, mode rigMode) *fanoutRig {
 	require.NoError(b, sink.Start())
 	b.Cleanup(func() { in.Close(); _ = sink.Wait() }) // after the conns are closed (registered later)
 
+	met := metrics.New(metrics.Sources{})
 	reg := registry.New[Subscriber]()
-	r := &fanoutRig{d: benchDispatcher(Config{Registry: reg}), subs: make([]*countingConn, conns),
+	r := &fanoutRig{d: benchDispatcher(Config{Registry: reg, Metrics: met}), subs: make([]*countingConn, conns),
 		sinkIn: in, sinkOut: bufio.NewReader(out), mode: mode, lastIDs: time.Now()}
 	for i := range conns {
 		server, err := ln.Accept()
 		require.NoError(b, err)
-		c := sse.NewConn(httptest.NewRecorder(), sse.Options{MaxQueueBytes: 64 << 20})
+		c := sse.NewConn(httptest.NewRecorder(), sse.Options{MaxQueueBytes: 64 << 20, Lag: met})
 		c.Attach(h, server, func(error) {})
 		b.Cleanup(func() { c.Close(nil) })
 		r.subs[i] = &countingConn{Conn: c}
@@ -174,10 +181,11 @@ func TestFanoutSink(t *testing.T) {
 // server passes its heartbeat, 15 s by default).
 func (r *fanoutRig) run(b *testing.B, n, pageEvents int, data string) {
 	restricted := []string{"user:3", "team:1"}
+	committed := time.Now()
 	cpu0, w0 := cpuTime(b), writeCalls(b)
 	for i := range n {
 		r.seq++
-		ev := event{pos: cursor.Position{Seq: r.seq, ID: 1}, stream: "s", data: data}
+		ev := event{pos: cursor.Position{Seq: r.seq, ID: 1}, stream: "s", data: data, committed: committed}
 		switch {
 		case r.mode == authenticated && i%2 == 1:
 			ev.audience = restricted
@@ -187,7 +195,7 @@ func (r *fanoutRig) run(b *testing.B, n, pageEvents int, data string) {
 		r.d.fanout(&ev)
 		if i%pageEvents == pageEvents-1 || i == n-1 { // the end of a loop turn
 			r.delivered += r.d.queued
-			r.d.queued = 0
+			r.d.flushDelivered()
 			if len(r.d.skipped) > 0 && time.Since(r.lastIDs) >= time.Second {
 				r.d.flushSkipped()
 				r.lastIDs = time.Now()
@@ -240,15 +248,18 @@ func writeCalls(b *testing.B) int64 {
 // BenchmarkFanoutAudienceSockets is the fan-out scenario with real
 // connections: 200 sse.Conns on a hub, each over loopback TCP to a client
 // in a child process that reads and discards, 50 events per dispatcher loop
-// turn, the writers catching up between turns. It measures the server's CPU time (this process: dispatcher, hub
-// writers, the kernel's TCP work on the sending side; not the clients')
-// per delivered event in three rigs (see rigMode): anonymous, authenticated
-// with half the events restricted, and split, which has authenticated's
-// deliveries without audiences. They run in turn, 1,000 events at a time,
-// set up side by side, so that the machine's load changes alike for all;
-// b.N events each. It reports each figure and the ratios auth/anon (the
-// issue's acceptance figure, docs/benchmarks.md) and auth/split (what the
-// audience test itself costs, with the same deliveries per write).
+// turn, the writers catching up between turns. Events carry a commit time
+// and the Conns report the delivery lag to a Prometheus histogram when they
+// write, as in the server. It measures the server's CPU time (this process:
+// dispatcher, hub writers, the kernel's TCP work on the sending side; not
+// the clients') per delivered event in three rigs (see rigMode): anonymous,
+// authenticated with half the events restricted, and split, which has
+// authenticated's deliveries without audiences. They run in turn, 1,000
+// events at a time, set up side by side, so that the machine's load changes
+// alike for all; b.N events each. It reports each figure and the ratios
+// auth/anon (the issue's acceptance figure, docs/benchmarks.md) and
+// auth/split (what the audience test itself costs, with the same
+// deliveries per write).
 func BenchmarkFanoutAudienceSockets(b *testing.B) {
 	const conns, pageEvents, chunk = 200, 50, 1000
 	data := fmt.Sprintf(`{"order":%d,"status":"paid","note":"a typical small payload"}`, 42)
