@@ -5,12 +5,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/streamer-dev/streamer/internal/defaults"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestPositive(t *testing.T) {
 	t.Parallel()

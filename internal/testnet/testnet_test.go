@@ -1,4 +1,4 @@
-package testnet_test
+package testnet
 
 import (
 	"context"
@@ -6,17 +6,12 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
-
-	"github.com/streamer-dev/streamer/internal/testnet"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestBreakable(t *testing.T) {
 	t.Parallel()
-	got := make(chan *testnet.Breakable, 1)
-	ln, err := testnet.ListenBreakable(got)(context.Background(), "tcp", "127.0.0.1:0")
+	got := make(chan *Breakable, 1)
+	ln, err := ListenBreakable(got)(context.Background(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	b := <-got
 	require.Same(t, b, ln)
@@ -30,5 +25,5 @@ func TestBreakable(t *testing.T) {
 
 	require.NoError(t, b.Break())
 	_, err = ln.Accept()
-	require.ErrorIs(t, err, testnet.ErrAcceptBroken)
+	require.ErrorIs(t, err, ErrAcceptBroken)
 }
