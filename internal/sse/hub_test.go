@@ -96,12 +96,7 @@ func TestHubPeerClosed(t *testing.T) {
 	t.Parallel()
 	c, client, closed := attached(t, Options{})
 	require.NoError(t, client.Close())
-	select {
-	case err := <-closed:
-		require.ErrorIs(t, err, ErrPeerClosed)
-	case <-time.After(5 * time.Second):
-		t.Fatal("closed peer not noticed")
-	}
+	require.ErrorIs(t, recv(t, closed, "closed peer not noticed"), ErrPeerClosed)
 	require.ErrorIs(t, c.Err(), ErrPeerClosed)
 }
 
@@ -231,12 +226,7 @@ func TestHubAttachAfterStop(t *testing.T) {
 	h.Stop()
 
 	c, client, closed := attachTo(t, h, Options{})
-	select {
-	case err := <-closed:
-		require.ErrorIs(t, err, ErrHubStopped)
-	case <-time.After(5 * time.Second):
-		t.Fatal("Attach after Stop: onClose never ran")
-	}
+	require.ErrorIs(t, recv(t, closed, "Attach after Stop: onClose never ran"), ErrHubStopped)
 	require.ErrorIs(t, c.Err(), ErrHubStopped)
 	require.NoError(t, client.SetReadDeadline(time.Now().Add(5*time.Second)))
 	_, err := io.ReadAll(client)
