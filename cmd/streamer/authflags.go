@@ -89,7 +89,7 @@ func (a authFlags) authorizer(anonPublish bool, log zerolog.Logger) (*auth.Autho
 
 // cors builds the CORS middleware for GET /events and POST /publish.
 func (a authFlags) cors() (*cors.CORS, error) {
-	c, err := cors.New(cors.Config{Origins: cors.ParseOrigins(a.CORSOrigins), Paths: []string{"/events", "/publish"}})
+	c, err := cors.New(cors.Config{Origins: splitList(a.CORSOrigins), Paths: []string{"/events", "/publish"}})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", optCORSOrigins.env, err)
 	}
@@ -101,7 +101,7 @@ func (a authFlags) clientAddr() (*clientaddr.Resolver, *clientaddr.Limiter, erro
 	if a.MaxConnectionsPerIP < 0 {
 		return nil, nil, errors.New(optMaxConnsPerIP.env + ": must not be negative")
 	}
-	res, err := clientaddr.NewResolver(clientaddr.ParseList(a.TrustedProxies))
+	res, err := clientaddr.NewResolver(splitList(a.TrustedProxies))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", optTrustedProxies.env, err)
 	}

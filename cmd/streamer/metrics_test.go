@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/streamer-dev/streamer/internal/metrics/metricstest"
 	"github.com/streamer-dev/streamer/internal/pgtest"
 	"github.com/streamer-dev/streamer/internal/testsignal"
 )
@@ -52,27 +53,12 @@ func (s scrape) histogram(name string, labels ...string) (count, sum float64) {
 	if !ok {
 		return 0, 0
 	}
-series:
-	for _, m := range mf.GetMetric() {
-		for i := 0; i+1 < len(labels); i += 2 {
-			found := false
-			for _, l := range m.GetLabel() {
-				found = found || (l.GetName() == labels[i] && l.GetValue() == labels[i+1])
-			}
-			if !found {
-				continue series
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			return m.GetCounter().GetValue(), 0
-		case m.Gauge != nil:
-			return m.GetGauge().GetValue(), 0
-		case m.Histogram != nil:
-			return float64(m.GetHistogram().GetSampleCount()), m.GetHistogram().GetSampleSum()
-		}
+	m := metricstest.Find(mf, labels...)
+	if m == nil {
+		return 0, 0
 	}
-	return 0, 0
+	count, sum, _ = metricstest.Value(m)
+	return count, sum
 }
 
 // sseEvent is one event a test client read.
@@ -149,15 +135,18 @@ func startServe(t *testing.T, args ...string) string {
 		require.NoError(t, <-done)
 	})
 	base := "http://" + addr
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(base + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, testsignal.Timeout, 20*time.Millisecond, "server never became ready")
+	require.Eventually(t, func() bool { return isReady(base) }, testsignal.Timeout, 20*time.Millisecond, "server never became ready")
 	return base
+}
+
+// isReady reports whether GET base/readyz answers 200.
+func isReady(base string) bool {
+	resp, err := http.Get(base + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // postEvents publishes n events on stream in one POST /publish, with the

@@ -196,10 +196,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 	// Publishing commits on a pool of its own, so that replays cannot
 	// starve it: one connection for each of the two batches that may be
 	// under way, one to look up the outcome of an interrupted COMMIT.
-	pubCfg := poolCfg.Copy()
-	pubCfg.MaxConns = 3
-	pubCfg.ConnConfig.RuntimeParams["application_name"] = "streamer-publish"
-	pubPool, err := pgxpool.NewWithConfig(ctx, pubCfg)
+	pubPool, err := ownPool(ctx, poolCfg, 3, "streamer-publish")
 	if err != nil {
 		return fmt.Errorf("publish pool: %w", err)
 	}
@@ -224,10 +221,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 	// for its whole length, and must not take one from the readers.
 	var ret *retention.Service
 	if cfg.Retention > 0 {
-		retCfg := poolCfg.Copy()
-		retCfg.MaxConns = 1
-		retCfg.ConnConfig.RuntimeParams["application_name"] = "streamer-retention"
-		retPool, err := pgxpool.NewWithConfig(ctx, retCfg)
+		retPool, err := ownPool(ctx, poolCfg, 1, "streamer-retention")
 		if err != nil {
 			return fmt.Errorf("retention pool: %w", err)
 		}
@@ -308,6 +302,15 @@ type service struct {
 	svc   any // watched when it has Stopped() (and Err()), as startstop services do
 	start func(ctx context.Context) error
 	stop  func(ctx context.Context) error // drains within ctx, then stops
+}
+
+// ownPool opens a pool of a service's own: base's settings, at most
+// maxConns connections, named app in pg_stat_activity.
+func ownPool(ctx context.Context, base *pgxpool.Config, maxConns int32, app string) (*pgxpool.Pool, error) {
+	c := base.Copy()
+	c.MaxConns = maxConns
+	c.ConnConfig.RuntimeParams["application_name"] = app
+	return pgxpool.NewWithConfig(ctx, c)
 }
 
 func stopOnly(stop func()) func(context.Context) error {

@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/streamer-dev/streamer/internal/auth"
 	"github.com/streamer-dev/streamer/internal/pgtest"
 	"github.com/streamer-dev/streamer/internal/startstop"
+	"github.com/streamer-dev/streamer/internal/testnet"
 )
 
 // fakeService records its starts and stops in a shared log; fail, when set,
@@ -120,49 +119,20 @@ func TestRunServices(t *testing.T) {
 	})
 }
 
-// brokenListener is a real listener whose Accept fails for good once
-// broken.
-type brokenListener struct {
-	net.Listener
-	broken atomic.Bool
-}
-
-var errAcceptBroken = errors.New("accept: listener broken (test)")
-
-func (l *brokenListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if l.broken.Load() {
-		if c != nil {
-			c.Close()
-		}
-		return nil, errAcceptBroken
-	}
-	return c, err
-}
-
 // TestServeEndsWhenServingFails: when the HTTP server's listener breaks,
 // serve does not stay up serving nothing: it shuts down and returns the
 // error, so the process exits 1 (issue #10, bug a).
 func TestServeEndsWhenServingFails(t *testing.T) {
 	t.Parallel()
-	lns := make(chan *brokenListener, 1)
+	lns := make(chan *testnet.Breakable, 1)
 	cfg := serveConfig{
 		DatabaseURL: pgtest.NewDB(t), Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second,
-		Auth: authFlags{AuthCookie: auth.DefaultCookie},
-		listen: func(ctx context.Context, network, addr string) (net.Listener, error) {
-			var lc net.ListenConfig
-			ln, err := lc.Listen(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			bl := &brokenListener{Listener: ln}
-			lns <- bl
-			return bl, nil
-		},
+		Auth:   authFlags{AuthCookie: auth.DefaultCookie},
+		listen: testnet.ListenBreakable(lns),
 	}
 	done := make(chan error, 1)
 	go func() { done <- serve(context.Background(), cfg, zerolog.New(zerolog.NewTestWriter(t))) }()
-	var ln *brokenListener
+	var ln *testnet.Breakable
 	select {
 	case ln = <-lns:
 	case err := <-done:
@@ -173,11 +143,10 @@ func TestServeEndsWhenServingFails(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 
-	ln.broken.Store(true)
-	require.NoError(t, ln.Listener.Close())
+	require.NoError(t, ln.Break())
 	select {
 	case err := <-done:
-		require.ErrorIs(t, err, errAcceptBroken)
+		require.ErrorIs(t, err, testnet.ErrAcceptBroken)
 		require.ErrorContains(t, err, "http: ")
 	case <-time.After(20 * time.Second):
 		t.Fatal("serve kept running after its HTTP server failed")

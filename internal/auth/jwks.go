@@ -96,12 +96,10 @@ var errRateLimited = errors.New("jwks refetched less than the minimum interval a
 // refetchUnknown refetches the JWKS for an unknown kid unless one such
 // refetch happened within unknownEvery.
 func (c *jwksCache) refetchUnknown(ctx context.Context) error {
-	select {
-	case c.sem <- struct{}{}:
-	case <-ctx.Done():
-		return context.Cause(ctx)
+	if err := c.lock(ctx); err != nil {
+		return err
 	}
-	defer func() { <-c.sem }()
+	defer c.unlock()
 	now := c.now()
 	if !c.lastUnknown.IsZero() && now.Sub(c.lastUnknown) < c.unknownEvery {
 		return errRateLimited
@@ -112,14 +110,25 @@ func (c *jwksCache) refetchUnknown(ctx context.Context) error {
 
 // fetch fetches the JWKS and replaces the keys; on error the keys stay.
 func (c *jwksCache) fetch(ctx context.Context) error {
+	if err := c.lock(ctx); err != nil {
+		return err
+	}
+	defer c.unlock()
+	return c.fetchLocked(ctx)
+}
+
+// lock takes the fetch semaphore, one fetch at a time, or returns the
+// cause of ctx's end while waiting for it.
+func (c *jwksCache) lock(ctx context.Context) error {
 	select {
 	case c.sem <- struct{}{}:
+		return nil
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
-	defer func() { <-c.sem }()
-	return c.fetchLocked(ctx)
 }
+
+func (c *jwksCache) unlock() { <-c.sem }
 
 func (c *jwksCache) fetchLocked(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, jwksFetchTimeout)

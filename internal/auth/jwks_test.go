@@ -86,6 +86,16 @@ func TestJWKS(t *testing.T) {
 		}
 		return aerr.Reason
 	}
+	// startK1 starts an authorizer on a JWKS server that serves one RSA
+	// key, kid "k1", with a clock the test moves; cfg adds to that.
+	startK1 := func(t *testing.T, cfg Config) (*jwksServer, *clock, *Authorizer) {
+		t.Helper()
+		srv := newJWKSServer(t)
+		srv.serve(t, "k1", crypto.PublicKey(&k.rsa.PublicKey))
+		clk := newClock()
+		cfg.JWKSURL, cfg.Now = srv.URL, clk.Now
+		return srv, clk, startAuthorizer(t, cfg)
+	}
 
 	t.Run("every key type, by kid and without", func(t *testing.T) {
 		t.Parallel()
@@ -129,10 +139,7 @@ func TestJWKS(t *testing.T) {
 
 	t.Run("rotation: a new kid is picked up without restart", func(t *testing.T) {
 		t.Parallel()
-		srv := newJWKSServer(t)
-		srv.serve(t, "k1", crypto.PublicKey(&k.rsa.PublicKey))
-		clk := newClock()
-		a := startAuthorizer(t, Config{JWKSURL: srv.URL, Now: clk.Now})
+		srv, clk, a := startK1(t, Config{})
 		require.EqualValues(t, 1, srv.fetches.Load(), "fetched at start")
 
 		tok1 := sign(t, jwt.SigningMethodRS256, k.rsa, claims(clk.Now(), "alice", "orders:*"), "kid", "k1")
@@ -147,10 +154,7 @@ func TestJWKS(t *testing.T) {
 
 	t.Run("unknown kid refetch at most once every 10 s", func(t *testing.T) {
 		t.Parallel()
-		srv := newJWKSServer(t)
-		srv.serve(t, "k1", crypto.PublicKey(&k.rsa.PublicKey))
-		clk := newClock()
-		a := startAuthorizer(t, Config{JWKSURL: srv.URL, Now: clk.Now})
+		srv, clk, a := startK1(t, Config{})
 		unknown := sign(t, jwt.SigningMethodRS256, k.rsa, claims(clk.Now(), "alice", "orders:*"), "kid", "nope")
 
 		require.Equal(t, ReasonUnknownKey, reasonOf(subscribe(t, a, unknown)))
@@ -171,10 +175,7 @@ func TestJWKS(t *testing.T) {
 
 	t.Run("concurrent requests for a new kid share one refetch", func(t *testing.T) {
 		t.Parallel()
-		srv := newJWKSServer(t)
-		srv.serve(t, "k1", crypto.PublicKey(&k.rsa.PublicKey))
-		clk := newClock()
-		a := startAuthorizer(t, Config{JWKSURL: srv.URL, Now: clk.Now})
+		srv, clk, a := startK1(t, Config{})
 		srv.serve(t, "k1", crypto.PublicKey(&k.rsa.PublicKey), "k2", crypto.PublicKey(&k.p256.PublicKey))
 		tok2 := sign(t, jwt.SigningMethodES256, k.p256, claims(clk.Now(), "alice", "orders:*"), "kid", "k2")
 		var wg sync.WaitGroup
@@ -195,12 +196,10 @@ func TestJWKS(t *testing.T) {
 
 	t.Run("periodic refresh", func(t *testing.T) {
 		t.Parallel()
-		srv := newJWKSServer(t)
-		srv.serve(t, "k1", crypto.PublicKey(&k.rsa.PublicKey))
-		clk := newClock() // never advanced: after one unknown-kid refetch, no other
 		signals := &TestSignals{}
 		signals.Init()
-		a := startAuthorizer(t, Config{JWKSURL: srv.URL, Now: clk.Now, JWKSRefreshInterval: 10 * time.Millisecond, TestSignals: signals})
+		// clk is never advanced: after one unknown-kid refetch, no other.
+		srv, clk, a := startK1(t, Config{JWKSRefreshInterval: 10 * time.Millisecond, TestSignals: signals})
 		refreshes := 0
 		// waitRefreshedAfter waits for the periodic refresh that fetched
 		// first after the server's count was n (the first fetch, at Start,

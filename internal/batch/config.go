@@ -5,6 +5,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
+
+	"github.com/streamer-dev/streamer/internal/defaults"
 )
 
 // Defaults of Config's zero values.
@@ -70,36 +72,15 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.MaxBatchEvents <= 0 {
-		c.MaxBatchEvents = DefaultMaxBatchEvents
-	}
-	if c.MaxBatchBytes <= 0 {
-		c.MaxBatchBytes = DefaultMaxBatchBytes
-	}
-	switch {
-	case c.MaxDelay == 0:
-		c.MaxDelay = DefaultMaxDelay
-	case c.MaxDelay < 0:
-		c.MaxDelay = 0
-	}
-	if c.MaxInFlight <= 0 {
-		c.MaxInFlight = DefaultMaxInFlight
-	}
-	if c.QueueEvents <= 0 {
-		c.QueueEvents = DefaultQueueEvents
-	}
-	if c.QueueBytes <= 0 {
-		c.QueueBytes = DefaultQueueBytes
-	}
-	if c.MinBackoff <= 0 {
-		c.MinBackoff = DefaultMinBackoff
-	}
-	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = DefaultMaxBackoff
-	}
-	if c.AttemptTimeout <= 0 {
-		c.AttemptTimeout = DefaultAttemptTimeout
-	}
+	defaults.Positive(&c.MaxBatchEvents, DefaultMaxBatchEvents)
+	defaults.Positive(&c.MaxBatchBytes, DefaultMaxBatchBytes)
+	defaults.ZeroOrOff(&c.MaxDelay, DefaultMaxDelay)
+	defaults.Positive(&c.MaxInFlight, DefaultMaxInFlight)
+	defaults.Positive(&c.QueueEvents, DefaultQueueEvents)
+	defaults.Positive(&c.QueueBytes, DefaultQueueBytes)
+	defaults.Positive(&c.MinBackoff, DefaultMinBackoff)
+	defaults.Positive(&c.MaxBackoff, DefaultMaxBackoff)
+	defaults.Positive(&c.AttemptTimeout, DefaultAttemptTimeout)
 	if c.Metrics == nil {
 		c.Metrics = noMetrics{}
 	}

@@ -20,7 +20,7 @@ func TestMain(m *testing.M) {
 
 func TestResolver(t *testing.T) {
 	t.Parallel()
-	res, err := NewResolver(ParseList(" 10.0.0.0/8, 192.168.1.1 ,fd00::/8,,::ffff:172.16.0.0/108"))
+	res, err := NewResolver([]string{"10.0.0.0/8", "192.168.1.1", "fd00::/8", "::ffff:172.16.0.0/108"})
 	require.NoError(t, err)
 	none, err := NewResolver(nil)
 	require.NoError(t, err)

@@ -13,7 +13,7 @@
 //
 // # Where the server calls it
 //
-//	res, err := clientaddr.NewResolver(clientaddr.ParseList(cfg.TrustedProxies))
+//	res, err := clientaddr.NewResolver(trustedProxies) // STREAMER_TRUSTED_PROXIES, split at commas
 //	lim := clientaddr.NewLimiter(cfg.MaxConnectionsPerIP, 0, res.Addr)
 //	r.Use(res.Middleware)                 // every route: logs use FromContext
 //	addr, _ := clientaddr.FromContext(r.Context())

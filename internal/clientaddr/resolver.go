@@ -45,17 +45,6 @@ func NewResolver(trusted []string) (*Resolver, error) {
 	return r, nil
 }
 
-// ParseList splits a comma-separated list, dropping blanks.
-func ParseList(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
 // unmapPrefix turns ::ffff:a.b.c.d/n (n >= 96) into a.b.c.d/(n-96), so
 // that an IPv4 client reached over an IPv6 socket matches IPv4 CIDRs.
 func unmapPrefix(p netip.Prefix) netip.Prefix {

@@ -93,17 +93,6 @@ func New(cfg Config) (*CORS, error) {
 	return c, nil
 }
 
-// ParseOrigins splits STREAMER_CORS_ORIGINS.
-func ParseOrigins(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
 func orDefault(v, def []string) []string {
 	if len(v) == 0 {
 		return def

@@ -37,7 +37,7 @@ func allowHeaders(h http.Header) map[string]string {
 
 func TestCORS(t *testing.T) {
 	t.Parallel()
-	c, err := New(Config{Origins: ParseOrigins(" https://App.example.com:443 , http://localhost:3000"), Paths: []string{"/events", "/publish"}})
+	c, err := New(Config{Origins: []string{"https://App.example.com:443", "http://localhost:3000"}, Paths: []string{"/events", "/publish"}})
 	require.NoError(t, err)
 	star, err := New(Config{Origins: []string{"*", "https://app.example.com"}})
 	require.NoError(t, err)

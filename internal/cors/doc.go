@@ -15,7 +15,7 @@
 // # Where the server calls it
 //
 //	c, err := cors.New(cors.Config{
-//		Origins: cors.ParseOrigins(cfg.CORSOrigins),
+//		Origins: origins, // STREAMER_CORS_ORIGINS, split at commas
 //		Paths:   []string{"/events", "/publish"},
 //	})
 //	r.Use(c.Handler) // on the root router, before routing: chi answers

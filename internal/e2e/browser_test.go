@@ -25,13 +25,19 @@ const tabTimeout = 60 * time.Second
 // chromiumPath returns the browser to drive: STREAMER_CHROMIUM, else
 // Debian's /usr/bin/chromium, else chromium on PATH.
 func chromiumPath() (string, error) {
-	if p := os.Getenv("STREAMER_CHROMIUM"); p != "" {
+	return toolPath("STREAMER_CHROMIUM", "/usr/bin/chromium", "chromium")
+}
+
+// toolPath finds a program the tests drive: the one named by the
+// environment variable env, else Debian's at debian, else name on PATH.
+func toolPath(env, debian, name string) (string, error) {
+	if p := os.Getenv(env); p != "" {
 		return exec.LookPath(p)
 	}
-	if fileExists("/usr/bin/chromium") {
-		return "/usr/bin/chromium", nil
+	if fileExists(debian) {
+		return debian, nil
 	}
-	return exec.LookPath("chromium")
+	return exec.LookPath(name)
 }
 
 // newBrowser starts headless Chromium for t and its subtests, and closes it

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,14 +16,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/streamer-dev/streamer/internal/faultproxy"
+	"github.com/streamer-dev/streamer/internal/testenv"
 )
 
 // chaos reports whether the long versions of the fault tests run
 // (STREAMER_CHAOS=1, as make chaos sets it).
-func chaos() bool {
-	on, _ := strconv.ParseBool(os.Getenv("STREAMER_CHAOS"))
-	return on
-}
+func chaos() bool { return testenv.Flag("STREAMER_CHAOS") }
 
 // withFaultProxy puts a fault proxy between the server and its database:
 // the server's DATABASE_URL points at the proxy, which dials the real

@@ -188,14 +188,7 @@ func (l *load) waitPublished(n int, timeout time.Duration) {
 // back some transactions, and records what committed. Errors (the database
 // going away) are counted and retried after a pause.
 func (l *load) runPublisher(p int, rnd *rand.Rand) {
-	tick := time.NewTicker(l.cfg.interval)
-	defer tick.Stop()
-	for n := 0; ; n++ {
-		select {
-		case <-l.stopPub:
-			return
-		case <-tick.C:
-		}
+	l.onTicks(func(n int) bool {
 		var streams, data []string
 		for k := range 1 + rnd.IntN(3) {
 			streams = append(streams, l.streams[rnd.IntN(len(l.streams))])
@@ -228,19 +221,19 @@ func (l *load) runPublisher(p int, rnd *rand.Rand) {
 			l.pubErrs.Add(1)
 			select {
 			case <-l.stopPub:
-				return
+				return false
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
-	}
+		return true
+	})
 }
 
 var errRollback = errors.New("rolled back on purpose")
 
-// runHTTPPublisher publishes 1-3 events per POST /publish on random streams
-// and records those answered 200. Other answers are counted by status; a
-// request is never repeated, so each data string is sent once.
-func (l *load) runHTTPPublisher(p int, rnd *rand.Rand) {
+// onTicks calls publish(n), n = 0, 1, …, at each tick of the publishing
+// interval, until stopPub is closed or publish returns false.
+func (l *load) onTicks(publish func(n int) bool) {
 	tick := time.NewTicker(l.cfg.interval)
 	defer tick.Stop()
 	for n := 0; ; n++ {
@@ -249,6 +242,17 @@ func (l *load) runHTTPPublisher(p int, rnd *rand.Rand) {
 			return
 		case <-tick.C:
 		}
+		if !publish(n) {
+			return
+		}
+	}
+}
+
+// runHTTPPublisher publishes 1-3 events per POST /publish on random streams
+// and records those answered 200. Other answers are counted by status; a
+// request is never repeated, so each data string is sent once.
+func (l *load) runHTTPPublisher(p int, rnd *rand.Rand) {
+	l.onTicks(func(n int) bool {
 		type event struct {
 			Stream string `json:"stream"`
 			Data   string `json:"data"`
@@ -287,7 +291,8 @@ func (l *load) runHTTPPublisher(p int, rnd *rand.Rand) {
 			l.httpStatus[status]++
 		}
 		l.pubMu.Unlock()
-	}
+		return true
+	})
 }
 
 // connectTimeout bounds the wait for the server's answer to a subscriber.

@@ -132,11 +132,7 @@ func testFaultReadPoolCut(t *testing.T, bin string) {
 		if cuts >= minCuts && cutReads("live read failed") > 0 && cutReads("replay failed") > 0 {
 			break
 		}
-		l.waitPublished(30, longWait)
-		for _, c := range byApp(p, "streamer") {
-			c.Reset()
-			resets++
-		}
+		resets += resetApp(l, p, "streamer")
 	}
 	l.waitPublished(50, longWait)
 	l.finish(longWait)
@@ -164,11 +160,7 @@ func testFaultPublishPoolCut(t *testing.T, bin string) {
 	l := startLoad(t, d, cfg)
 	resets := 0
 	for range cuts {
-		l.waitPublished(30, longWait)
-		for _, c := range byApp(p, "streamer-publish") {
-			c.Reset()
-			resets++
-		}
+		resets += resetApp(l, p, "streamer-publish")
 	}
 	l.waitPublished(50, longWait)
 	l.finish(longWait)
@@ -317,4 +309,17 @@ func testFaultPostgresDown(sig syscall.Signal) func(t *testing.T, bin string) {
 		l.waitPublished(50, longWait)
 		l.finish(longWait)
 	}
+}
+
+// resetApp waits for 30 more committed events, then resets every proxied
+// connection of app (its application_name), and returns how many it reset.
+func resetApp(l *load, p *faultproxy.Proxy, app string) int {
+	l.t.Helper()
+	l.waitPublished(30, longWait)
+	n := 0
+	for _, c := range byApp(p, app) {
+		c.Reset()
+		n++
+	}
+	return n
 }

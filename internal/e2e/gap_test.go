@@ -22,7 +22,6 @@ func TestGap(t *testing.T) {
 	t.Parallel()
 	bin := buildServer(t, t.TempDir())
 	d := deploy(t, bin)
-	ctx := context.Background()
 
 	live := follow(t, "live", []string{d.url}, []string{"s"}, "")
 	d.publish(t, "s", "", "w") // the live subscriber is subscribed once it has this
@@ -39,12 +38,7 @@ func TestGap(t *testing.T) {
 	waitFor(t, longWait, "the second batch live", func() bool { return live.count() == 201 })
 
 	// Prune the first batch (and the warm-up event): backdate its commits.
-	_, err := d.pool.Exec(ctx, `UPDATE streamer.commits SET committed_at = committed_at - interval '1 day'
-		WHERE seq <= (SELECT c.seq FROM streamer.commits c JOIN streamer.events e ON e.txid = c.txid WHERE e.data = '100')`)
-	require.NoError(t, err)
-	var pruned int64
-	require.NoError(t, d.pool.QueryRow(ctx, `SELECT streamer.prune(interval '1 hour')`).Scan(&pruned))
-	require.EqualValues(t, 101, pruned)
+	pruneThrough(t, d, "100", 101)
 
 	cases := []struct {
 		name string
@@ -98,6 +92,19 @@ func TestGap(t *testing.T) {
 	})
 }
 
+// pruneThrough backdates the commits up to the one of the event whose
+// data is data, prunes, and requires want events to have been removed.
+func pruneThrough(t *testing.T, d *deployment, data string, want int64) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := d.pool.Exec(ctx, `UPDATE streamer.commits SET committed_at = committed_at - interval '1 day'
+		WHERE seq <= (SELECT c.seq FROM streamer.commits c JOIN streamer.events e ON e.txid = c.txid WHERE e.data = $1)`, data)
+	require.NoError(t, err)
+	var pruned int64
+	require.NoError(t, d.pool.QueryRow(ctx, `SELECT streamer.prune(interval '1 hour')`).Scan(&pruned))
+	require.Equal(t, want, pruned)
+}
+
 // seq returns the decimal numbers from..to.
 func seq(from, to int) []string {
 	out := make([]string, 0, to-from+1)
@@ -130,18 +137,12 @@ func TestGapBrowser(t *testing.T) {
 	bin := buildServer(t, t.TempDir())
 	d := deploy(t, bin)
 	tb := newTab(t, newBrowser(t))
-	ctx := context.Background()
 
 	tokens := make([]string, 9)
 	for i := 1; i <= 8; i++ {
 		tokens[i] = d.token(t, d.publish(t, "s", "", strconv.Itoa(i)))
 	}
-	_, err := d.pool.Exec(ctx, `UPDATE streamer.commits SET committed_at = committed_at - interval '1 day'
-		WHERE seq <= (SELECT c.seq FROM streamer.commits c JOIN streamer.events e ON e.txid = c.txid WHERE e.data = '5')`)
-	require.NoError(t, err)
-	var pruned int64
-	require.NoError(t, d.pool.QueryRow(ctx, `SELECT streamer.prune(interval '1 hour')`).Scan(&pruned))
-	require.EqualValues(t, 5, pruned)
+	pruneThrough(t, d, "5", 5)
 
 	tb.do(chromedp.Navigate(d.url + "/?stream=s&last_event_id=" + tokens[2]))
 	tb.waitRows(3, shortWait)

@@ -388,26 +388,20 @@ func (f *follower) read(body io.Reader) error {
 
 // data returns the data of the events received of type message (untyped),
 // in arrival order.
-func (f *follower) data() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []string
-	for _, ev := range f.events {
-		if ev.Type == "message" {
-			out = append(out, ev.Data)
-		}
-	}
-	return out
-}
+func (f *follower) data() []string { return f.messages(func(ev received) string { return ev.Data }) }
 
 // ids returns the ids of the untyped events received, in arrival order.
-func (f *follower) ids() []string {
+func (f *follower) ids() []string { return f.messages(func(ev received) string { return ev.ID }) }
+
+// messages returns field of each event received of type message
+// (untyped), in arrival order.
+func (f *follower) messages(field func(received) string) []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []string
 	for _, ev := range f.events {
 		if ev.Type == "message" {
-			out = append(out, ev.ID)
+			out = append(out, field(ev))
 		}
 	}
 	return out

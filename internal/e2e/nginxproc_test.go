@@ -32,15 +32,7 @@ const docsNginxConf = "../../docs/nginx.conf"
 
 // nginxPath returns the nginx to run: STREAMER_NGINX, else Debian's
 // /usr/sbin/nginx, else nginx on PATH.
-func nginxPath() (string, error) {
-	if p := os.Getenv("STREAMER_NGINX"); p != "" {
-		return exec.LookPath(p)
-	}
-	if fileExists("/usr/sbin/nginx") {
-		return "/usr/sbin/nginx", nil
-	}
-	return exec.LookPath("nginx")
-}
+func nginxPath() (string, error) { return toolPath("STREAMER_NGINX", "/usr/sbin/nginx", "nginx") }
 
 // requireNginx returns the nginx binary, or skips t without one (fails it
 // when CI=true, so that CI never passes by skipping).

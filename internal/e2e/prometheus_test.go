@@ -18,19 +18,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/streamer-dev/streamer/internal/childproc"
+	"github.com/streamer-dev/streamer/internal/metrics/metricstest"
 )
 
 // prometheusPath returns the Prometheus server to scrape with:
 // STREAMER_PROMETHEUS, else Debian's /usr/bin/prometheus, else prometheus
 // on PATH.
 func prometheusPath() (string, error) {
-	if p := os.Getenv("STREAMER_PROMETHEUS"); p != "" {
-		return exec.LookPath(p)
-	}
-	if fileExists("/usr/bin/prometheus") {
-		return "/usr/bin/prometheus", nil
-	}
-	return exec.LookPath("prometheus")
+	return toolPath("STREAMER_PROMETHEUS", "/usr/bin/prometheus", "prometheus")
 }
 
 // TestDashboardOnPrometheus has a real Prometheus (Debian's package)
@@ -69,28 +64,14 @@ func TestDashboardOnPrometheus(t *testing.T) {
 		}, longWait, 100*time.Millisecond, "Prometheus never scraped %v deliveries", want)
 	}
 
-	var dash struct {
-		Panels []struct {
-			Title   string `json:"title"`
-			Targets []struct {
-				Expr string `json:"expr"`
-			} `json:"targets"`
-		} `json:"panels"`
-	}
-	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "grafana-dashboard.json"))
-	require.NoError(t, err)
-	require.NoError(t, json.Unmarshal(raw, &dash))
 	grafana := strings.NewReplacer(`$__rate_interval`, "30s", `$instance`, ".*")
-	queries := 0
-	for _, p := range dash.Panels {
-		for _, tg := range p.Targets {
-			expr := grafana.Replace(tg.Expr)
-			res := prom.query(t, expr)
-			require.NotEmpty(t, res, "panel %q: no series for %s", p.Title, expr)
-			queries++
-		}
+	queries := metricstest.DashboardQueries(t, filepath.Join("..", "..", "docs", "grafana-dashboard.json"))
+	for _, q := range queries {
+		expr := grafana.Replace(q.Expr)
+		res := prom.query(t, expr)
+		require.NotEmpty(t, res, "panel %q: no series for %s", q.Panel, expr)
 	}
-	t.Logf("%d dashboard queries answered", queries)
+	t.Logf("%d dashboard queries answered", len(queries))
 
 	for _, c := range []struct {
 		expr  string

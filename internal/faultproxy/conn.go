@@ -70,23 +70,22 @@ func (c *Conn) Set(dir Direction, f Fault) {
 
 // Dropped returns how many bytes of dir were blackholed.
 func (c *Conn) Dropped(dir Direction) int64 {
-	var n int64
-	for _, i := range dir.indexes() {
-		d := &c.dirs[i]
-		d.mu.Lock()
-		n += d.dropped
-		d.mu.Unlock()
-	}
-	return n
+	return c.sum(dir, func(d *direction) int64 { return d.dropped })
 }
 
 // Passed returns how many bytes of dir were forwarded.
 func (c *Conn) Passed(dir Direction) int64 {
+	return c.sum(dir, func(d *direction) int64 { return d.passed })
+}
+
+// sum adds up one counter, read by count under each direction's lock, over
+// the directions of dir.
+func (c *Conn) sum(dir Direction, count func(*direction) int64) int64 {
 	var n int64
 	for _, i := range dir.indexes() {
 		d := &c.dirs[i]
 		d.mu.Lock()
-		n += d.passed
+		n += count(d)
 		d.mu.Unlock()
 	}
 	return n

@@ -129,6 +129,23 @@ func roundTrip(t *testing.T, c net.Conn, msg string) {
 	require.NoError(t, c.SetDeadline(time.Time{}))
 }
 
+// readOne reads one byte from c, waiting at most 5 s, and returns the
+// read's error: how the connection ended.
+func readOne(t *testing.T, c net.Conn) error {
+	t.Helper()
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+	_, err := c.Read(make([]byte, 1))
+	return err
+}
+
+// requireNewConnPasses requires a new connection through p to carry msg
+// to the upstream and back.
+func requireNewConnPasses(t *testing.T, p *Proxy, msg string) {
+	t.Helper()
+	c, _ := connect(t, p)
+	roundTrip(t, c, msg)
+}
+
 // requireSilent requires that a read on c times out: nothing arrives and
 // the connection is neither closed nor reset. The wait is the read's own
 // deadline; what is checked is the kind of error it ends with.
@@ -163,8 +180,7 @@ func TestFaultProxyUnixUpstream(t *testing.T) {
 	p, err := Start(e.dial())
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, p.Close()) })
-	c, _ := connect(t, p)
-	roundTrip(t, c, "over a unix socket")
+	requireNewConnPasses(t, p, "over a unix socket")
 }
 
 func TestFaultProxyDelay(t *testing.T) {
@@ -227,9 +243,7 @@ func TestFaultProxyReset(t *testing.T) {
 	roundTrip(t, c, "x")
 	pc.Reset()
 	<-pc.Done()
-	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
-	_, err := c.Read(make([]byte, 1))
-	require.ErrorIs(t, err, syscall.ECONNRESET)
+	require.ErrorIs(t, readOne(t, c), syscall.ECONNRESET)
 	select {
 	case <-e.eofs:
 	case <-time.After(5 * time.Second):
@@ -246,9 +260,7 @@ func TestFaultProxyResetAllAndRefuseNew(t *testing.T) {
 	p.RefuseNew(true)
 	require.Equal(t, 2, p.ResetAll())
 	for _, c := range []net.Conn{c1, c2} {
-		require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
-		_, err := c.Read(make([]byte, 1))
-		require.ErrorIs(t, err, syscall.ECONNRESET)
+		require.ErrorIs(t, readOne(t, c), syscall.ECONNRESET)
 	}
 
 	// A new connection is accepted and reset; the upstream never sees it.
@@ -256,8 +268,7 @@ func TestFaultProxyResetAllAndRefuseNew(t *testing.T) {
 	require.EqualValues(t, 2, e.accepted.Load())
 
 	p.RefuseNew(false)
-	c4, _ := connect(t, p)
-	roundTrip(t, c4, "back")
+	requireNewConnPasses(t, p, "back")
 }
 
 func TestFaultProxySetAll(t *testing.T) {
@@ -278,8 +289,7 @@ func TestFaultProxySetAll(t *testing.T) {
 	require.Zero(t, e.received.Load())
 
 	p.SetAll(Both, Pass)
-	again, _ := connect(t, p)
-	roundTrip(t, again, "pass")
+	requireNewConnPasses(t, p, "pass")
 }
 
 func TestFaultProxyCloseWrite(t *testing.T) {
@@ -288,11 +298,9 @@ func TestFaultProxyCloseWrite(t *testing.T) {
 	c, pc := connect(t, p)
 	roundTrip(t, c, "ab")
 	pc.CloseWrite(Down)
-	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
-	_, err := c.Read(make([]byte, 1))
-	require.ErrorIs(t, err, io.EOF, "the client reads an orderly end")
+	require.ErrorIs(t, readOne(t, c), io.EOF, "the client reads an orderly end")
 	// The other direction still carries bytes to the upstream.
-	_, err = c.Write([]byte("cd"))
+	_, err := c.Write([]byte("cd"))
 	require.NoError(t, err)
 	eventually(t, "the upstream to receive", func() bool { return e.received.Load() == 4 })
 }
@@ -314,8 +322,7 @@ func requireResetOnConnect(t *testing.T, addr string) {
 	c, err := net.Dial("tcp", addr)
 	if err == nil {
 		defer c.Close()
-		require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
-		_, err = c.Read(make([]byte, 1))
+		err = readOne(t, c)
 	}
 	require.ErrorIs(t, err, syscall.ECONNRESET)
 }
@@ -337,9 +344,7 @@ func TestFaultProxyCloseEndsEverything(t *testing.T) {
 	<-pc.Done()
 	<-pc2.Done()
 	for _, conn := range []net.Conn{c, c2} {
-		require.NoError(t, conn.SetReadDeadline(time.Now().Add(5*time.Second)))
-		_, err := conn.Read(make([]byte, 1))
-		require.Error(t, err)
+		require.Error(t, readOne(t, conn))
 	}
 	// goleak in TestMain checks that no goroutine outlived Close.
 }

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/streamer-dev/streamer/internal/defaults"
 )
 
 // Defaults applied by [New] to zero fields of [Config].
@@ -55,15 +57,9 @@ func (c Config) withDefaults() Config {
 	if c.Channel == "" {
 		c.Channel = DefaultChannel
 	}
-	if c.PingInterval <= 0 {
-		c.PingInterval = DefaultPingInterval
-	}
-	if c.MinBackoff <= 0 {
-		c.MinBackoff = DefaultMinBackoff
-	}
-	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = DefaultMaxBackoff
-	}
+	defaults.Positive(&c.PingInterval, DefaultPingInterval)
+	defaults.Positive(&c.MinBackoff, DefaultMinBackoff)
+	defaults.Positive(&c.MaxBackoff, DefaultMaxBackoff)
 	if c.MaxBackoff < c.MinBackoff {
 		c.MaxBackoff = c.MinBackoff
 	}

@@ -1,8 +1,6 @@
 package metrics_test
 
 import (
-	"encoding/json"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -10,31 +8,16 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
-	"github.com/streamer-dev/streamer/internal/metrics"
+	"github.com/streamer-dev/streamer/internal/metrics/metricstest"
 )
 
 // dashboardExprs returns every PromQL expression of docs/grafana-dashboard.json.
 func dashboardExprs(t *testing.T) []string {
 	t.Helper()
-	raw, err := os.ReadFile("../../docs/grafana-dashboard.json")
-	require.NoError(t, err)
-	var dash struct {
-		Panels []struct {
-			Title   string `json:"title"`
-			Targets []struct {
-				Expr string `json:"expr"`
-			} `json:"targets"`
-		} `json:"panels"`
-	}
-	require.NoError(t, json.Unmarshal(raw, &dash))
 	var exprs []string
-	for _, p := range dash.Panels {
-		for _, tg := range p.Targets {
-			require.NotEmpty(t, tg.Expr, "panel %q", p.Title)
-			exprs = append(exprs, tg.Expr)
-		}
+	for _, q := range metricstest.DashboardQueries(t, "../../docs/grafana-dashboard.json") {
+		exprs = append(exprs, q.Expr)
 	}
-	require.NotEmpty(t, exprs)
 	return exprs
 }
 
@@ -44,11 +27,7 @@ var seriesName = regexp.MustCompile(`\b(?:streamer|go|process)_[a-z_]+`)
 // and every contract series is on the dashboard.
 func TestDashboardUsesRealSeries(t *testing.T) {
 	t.Parallel()
-	m := metrics.New(metrics.Sources{
-		OpenStreams: func() int { return 0 }, LiveSubscribers: func() int { return 0 },
-		LiveStreams: func() int { return 0 }, ListenerConnected: func() bool { return false },
-	})
-	fams := families(t, m)
+	fams := allFamilies(t)
 	exists := func(name string) bool {
 		if _, ok := fams[name]; ok {
 			return true

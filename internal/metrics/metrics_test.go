@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/streamer-dev/streamer/internal/metrics"
+	"github.com/streamer-dev/streamer/internal/metrics/metricstest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -68,32 +69,27 @@ func families(t *testing.T, m *metrics.Metrics) map[string]*dto.MetricFamily {
 	return out
 }
 
+// allFamilies gathers a fresh registry that has every source, so that
+// every series the package defines is present.
+func allFamilies(t *testing.T) map[string]*dto.MetricFamily {
+	t.Helper()
+	return families(t, metrics.New(metrics.Sources{
+		OpenStreams: func() int { return 0 }, LiveSubscribers: func() int { return 0 },
+		LiveStreams: func() int { return 0 }, ListenerConnected: func() bool { return false },
+	}))
+}
+
 // value is the counter value, or the histogram's count and sum, of the one
 // series of name whose labels include want.
 func value(t *testing.T, m *metrics.Metrics, name string, want ...string) (v, sum float64) {
 	t.Helper()
 	mf, ok := families(t, m)[name]
 	require.True(t, ok, "no series %s", name)
-series:
-	for _, s := range mf.GetMetric() {
-		for i := 0; i+1 < len(want); i += 2 {
-			found := false
-			for _, l := range s.GetLabel() {
-				found = found || (l.GetName() == want[i] && l.GetValue() == want[i+1])
-			}
-			if !found {
-				continue series
-			}
-		}
-		switch {
-		case s.Counter != nil:
-			return s.GetCounter().GetValue(), 0
-		case s.Histogram != nil:
-			return float64(s.GetHistogram().GetSampleCount()), s.GetHistogram().GetSampleSum()
-		}
-	}
-	t.Fatalf("no series %s%v", name, want)
-	return 0, 0
+	s := metricstest.Find(mf, want...)
+	require.NotNil(t, s, "no series %s%v", name, want)
+	v, sum, ok = metricstest.Value(s)
+	require.True(t, ok, "series %s%v is neither a counter, a gauge nor a histogram", name, want)
+	return v, sum
 }
 
 // The contract's series, present on a fresh registry (with every source).
@@ -107,11 +103,7 @@ var contractSeries = []string{
 
 func TestSeriesNamesHelpAndUnits(t *testing.T) {
 	t.Parallel()
-	m := metrics.New(metrics.Sources{
-		OpenStreams: func() int { return 0 }, LiveSubscribers: func() int { return 0 },
-		LiveStreams: func() int { return 0 }, ListenerConnected: func() bool { return false },
-	})
-	fams := families(t, m)
+	fams := allFamilies(t)
 	for _, name := range contractSeries {
 		require.Contains(t, fams, name)
 	}

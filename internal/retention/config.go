@@ -5,6 +5,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
+
+	"github.com/streamer-dev/streamer/internal/defaults"
 )
 
 // Defaults applied by [New] to zero fields of [Config].
@@ -71,20 +73,9 @@ func (c Config) withDefaults() Config {
 	if c.Interval <= 0 || c.Interval > bound {
 		c.Interval = bound
 	}
-	if c.Interval <= 0 {
-		c.Interval = time.Millisecond
-	}
-	if c.StepBudget <= 0 {
-		c.StepBudget = DefaultStepBudget
-	}
-	if c.MaxStepCommits <= 0 {
-		c.MaxStepCommits = DefaultMaxStepCommits
-	}
-	switch {
-	case c.Rest == 0:
-		c.Rest = DefaultRest
-	case c.Rest < 0:
-		c.Rest = 0
-	}
+	defaults.Positive(&c.Interval, time.Millisecond)
+	defaults.Positive(&c.StepBudget, DefaultStepBudget)
+	defaults.Positive(&c.MaxStepCommits, DefaultMaxStepCommits)
+	defaults.ZeroOrOff(&c.Rest, DefaultRest)
 	return c
 }

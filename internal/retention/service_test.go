@@ -120,18 +120,24 @@ func holdPruneStepLock(t *testing.T, pool *pgxpool.Pool) pgx.Tx {
 	return tx
 }
 
+// oldEventBlocked returns a database that holds one event, "old", and the
+// transaction that holds the lock its prune steps wait for.
+func oldEventBlocked(t *testing.T) (*pgxpool.Pool, pgx.Tx) {
+	t.Helper()
+	pool := pgtest.NewPool(t)
+	publish(t, pool, "a", "old")
+	return pool, holdPruneStepLock(t, pool)
+}
+
 // TestOneAtATime: while one service holds the service lock, another on the
 // same database skips its passes; once the first is done, the rows are
 // gone and only the first removed them.
 func TestOneAtATime(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := pgtest.NewPool(t)
-	publish(t, pool, "a", "old")
-
-	// Hold the prune lock, so that the first service's step waits inside
-	// its pass, with the service lock held.
-	blocker := holdPruneStepLock(t, pool)
+	// The prune lock is held, so that the first service's step waits
+	// inside its pass, with the service lock held.
+	pool, blocker := oldEventBlocked(t)
 
 	cfg := Config{Pool: pool, Retention: time.Millisecond, Interval: time.Millisecond, StepBudget: time.Minute}
 	first, fb := setup(t, cfg)
@@ -180,9 +186,7 @@ func TestLockReleasedAfterPass(t *testing.T) {
 func TestStepTimeout(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := pgtest.NewPool(t)
-	publish(t, pool, "a", "old")
-	blocker := holdPruneStepLock(t, pool)
+	pool, blocker := oldEventBlocked(t)
 
 	s, b := setup(t, Config{Pool: pool, Retention: time.Millisecond, Interval: time.Millisecond, StepBudget: 5 * time.Millisecond})
 	require.NoError(t, s.Start(ctx))

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"context"
 	"crypto/tls"
 	"net"
 	"net/http"
@@ -11,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/streamer-dev/streamer/internal/testnet"
 )
 
 // TestHTTP2 serves /events over real HTTP/2 (TLS with ALPN h2): streams are
@@ -27,14 +28,7 @@ func TestHTTP2(t *testing.T) {
 	tlsCfg := &tls.Config{Certificates: ts.TLS.Certificates, NextProtos: []string{"h2", "http/1.1"}}
 
 	s := setup(t, func(o *stackOpts) {
-		o.server.Listen = func(ctx context.Context, network, addr string) (net.Listener, error) {
-			var lc net.ListenConfig
-			ln, err := lc.Listen(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return tls.NewListener(ln, tlsCfg), nil
-		}
+		o.server.Listen = testnet.Listen(func(ln net.Listener) net.Listener { return tls.NewListener(ln, tlsCfg) })
 	})
 	base := "https://" + s.srv.Addr()
 

@@ -3,13 +3,11 @@ package server_test
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,52 +19,15 @@ import (
 	"github.com/streamer-dev/streamer/internal/server"
 	"github.com/streamer-dev/streamer/internal/sse"
 	"github.com/streamer-dev/streamer/internal/startstop/startstoptest"
+	"github.com/streamer-dev/streamer/internal/testnet"
 )
-
-// errAcceptBroken is what a breakableListener's Accept returns once broken:
-// not a temporary error, so http.Server.Serve returns it.
-var errAcceptBroken = errors.New("accept: listener broken (test)")
-
-// breakableListener is a real listener whose Accept fails for good once
-// Break is called.
-type breakableListener struct {
-	net.Listener
-	broken atomic.Bool
-}
-
-func (l *breakableListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if l.broken.Load() {
-		if c != nil {
-			c.Close()
-		}
-		return nil, errAcceptBroken
-	}
-	return c, err
-}
-
-func (l *breakableListener) Break() {
-	l.broken.Store(true)
-	_ = l.Listener.Close() // wakes the Accept under way
-}
 
 // TestServeFailureEndsServer: when Serve fails the server must not stay up
 // serving nothing while /readyz says ready (issue #10, bug a).
 func TestServeFailureEndsServer(t *testing.T) {
 	t.Parallel()
-	lnc := make(chan *breakableListener, 1)
-	s := setup(t, func(o *stackOpts) {
-		o.server.Listen = func(ctx context.Context, network, addr string) (net.Listener, error) {
-			var lc net.ListenConfig
-			ln, err := lc.Listen(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			bl := &breakableListener{Listener: ln}
-			lnc <- bl
-			return bl, nil
-		}
-	})
+	lnc := make(chan *testnet.Breakable, 1)
+	s := setup(t, func(o *stackOpts) { o.server.Listen = testnet.ListenBreakable(lnc) })
 	ln := <-lnc
 	readyz := func() int {
 		rec := httptest.NewRecorder()
@@ -75,13 +36,13 @@ func TestServeFailureEndsServer(t *testing.T) {
 	}
 	require.Equal(t, http.StatusOK, readyz())
 
-	ln.Break()
+	require.NoError(t, ln.Break())
 	select {
 	case <-s.srv.Stopped():
 	case <-time.After(10 * time.Second):
 		t.Fatal("the server did not stop after Serve failed")
 	}
-	require.ErrorIs(t, s.srv.Err(), errAcceptBroken)
+	require.ErrorIs(t, s.srv.Err(), testnet.ErrAcceptBroken)
 	require.Equal(t, http.StatusServiceUnavailable, readyz(), "/readyz still ready after Serve failed")
 	require.NoError(t, s.srv.Shutdown(context.Background()), "not running: nothing to drain")
 }

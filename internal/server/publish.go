@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/streamer-dev/streamer/internal/batch"
+	"github.com/streamer-dev/streamer/internal/defaults"
 )
 
 // Publisher commits a request's events atomically, sharing transactions
@@ -57,15 +58,9 @@ const (
 )
 
 func (c *PublishConfig) setDefaults() {
-	if c.MaxBodyBytes <= 0 {
-		c.MaxBodyBytes = DefaultMaxPublishBody
-	}
-	if c.Timeout <= 0 {
-		c.Timeout = DefaultPublishTimeout
-	}
-	if c.MaxConcurrent <= 0 {
-		c.MaxConcurrent = DefaultMaxConcurrent
-	}
+	defaults.Positive(&c.MaxBodyBytes, DefaultMaxPublishBody)
+	defaults.Positive(&c.Timeout, DefaultPublishTimeout)
+	defaults.Positive(&c.MaxConcurrent, DefaultMaxConcurrent)
 }
 
 // publishError is a 400's body: which event, which field, which rule.

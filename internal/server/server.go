@@ -17,6 +17,7 @@ import (
 	"github.com/streamer-dev/streamer/internal/auth"
 	"github.com/streamer-dev/streamer/internal/clientaddr"
 	"github.com/streamer-dev/streamer/internal/cursor"
+	"github.com/streamer-dev/streamer/internal/defaults"
 	"github.com/streamer-dev/streamer/internal/dispatch"
 	"github.com/streamer-dev/streamer/internal/metrics"
 	"github.com/streamer-dev/streamer/internal/sse"
@@ -144,33 +145,15 @@ const (
 )
 
 func (c *Config) setDefaults() {
-	if c.Heartbeat <= 0 {
-		c.Heartbeat = 15 * time.Second
-	}
-	if c.Retry <= 0 {
-		c.Retry = 2 * time.Second
-	}
-	if c.MaxConnections <= 0 {
-		c.MaxConnections = 10000
-	}
-	if c.MaxStreams <= 0 {
-		c.MaxStreams = 32
-	}
-	if c.ShutdownTimeout <= 0 {
-		c.ShutdownTimeout = 10 * time.Second
-	}
-	if c.ReadHeaderTimeout <= 0 {
-		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
-	}
-	if c.MaxHeaderBytes <= 0 {
-		c.MaxHeaderBytes = DefaultMaxHeaderBytes
-	}
-	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = DefaultIdleTimeout
-	}
-	if c.MaxQueryBytes <= 0 {
-		c.MaxQueryBytes = DefaultMaxQueryBytes
-	}
+	defaults.Positive(&c.Heartbeat, 15*time.Second)
+	defaults.Positive(&c.Retry, 2*time.Second)
+	defaults.Positive(&c.MaxConnections, 10000)
+	defaults.Positive(&c.MaxStreams, 32)
+	defaults.Positive(&c.ShutdownTimeout, 10*time.Second)
+	defaults.Positive(&c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	defaults.Positive(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	defaults.Positive(&c.IdleTimeout, DefaultIdleTimeout)
+	defaults.Positive(&c.MaxQueryBytes, DefaultMaxQueryBytes)
 	c.Publish.setDefaults()
 	if c.PerAddress == nil {
 		c.PerAddress = noLimit{}

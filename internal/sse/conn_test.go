@@ -87,14 +87,15 @@ func (b *bundle) connect(t *testing.T) *http.Response {
 	return resp
 }
 
-// recv receives from ch or fails the test after waitLimit.
-func recv[T any](t *testing.T, ch <-chan T) T {
+// recv receives from ch or fails the test after waitLimit, saying what it
+// waited for with msgAndArgs.
+func recv[T any](t *testing.T, ch <-chan T, msgAndArgs ...any) T {
 	t.Helper()
 	select {
 	case v := <-ch:
 		return v
 	case <-time.After(waitLimit):
-		require.FailNow(t, "timed out waiting")
+		require.FailNow(t, "timed out waiting", msgAndArgs...)
 		panic("unreachable")
 	}
 }

@@ -25,16 +25,15 @@ func attached(t *testing.T, opts Options) (*Conn, net.Conn, <-chan error) {
 	h := NewHub(HubOptions{Workers: 2, PeekInterval: time.Second})
 	require.NoError(t, h.Start(context.Background()))
 	t.Cleanup(h.Stop)
+	return attachTo(t, h, opts)
+}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	t.Cleanup(func() { client.Close() })
-	server, err := ln.Accept()
-	require.NoError(t, err)
-
+// attachTo attaches a new Conn to h over a real loopback TCP connection
+// and returns it, the client's end, and a channel that receives the close
+// cause passed to onClose.
+func attachTo(t *testing.T, h *Hub, opts Options) (*Conn, net.Conn, <-chan error) {
+	t.Helper()
+	client, server := loopback(t)
 	c := NewConn(httptest.NewRecorder(), opts)
 	closed := make(chan error, 1)
 	c.Attach(h, server, func(err error) { closed <- err })
@@ -97,12 +96,7 @@ func TestHubPeerClosed(t *testing.T) {
 	t.Parallel()
 	c, client, closed := attached(t, Options{})
 	require.NoError(t, client.Close())
-	select {
-	case err := <-closed:
-		require.ErrorIs(t, err, ErrPeerClosed)
-	case <-time.After(5 * time.Second):
-		t.Fatal("closed peer not noticed")
-	}
+	require.ErrorIs(t, recv(t, closed, "closed peer not noticed"), ErrPeerClosed)
 	require.ErrorIs(t, c.Err(), ErrPeerClosed)
 }
 
@@ -145,23 +139,13 @@ func TestHubStopClosesConns(t *testing.T) {
 	t.Parallel()
 	h := NewHub(HubOptions{})
 	require.NoError(t, h.Start(context.Background()))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	defer client.Close()
-	server, err := ln.Accept()
-	require.NoError(t, err)
-	c := NewConn(httptest.NewRecorder(), Options{})
-	closed := make(chan error, 1)
-	c.Attach(h, server, func(err error) { closed <- err })
+	_, client, closed := attachTo(t, h, Options{})
 	require.Equal(t, 1, h.Len())
 
 	h.Stop()
 	h.Stop()
 	require.ErrorIs(t, <-closed, ErrClosed)
-	_, err = io.ReadAll(client)
+	_, err := io.ReadAll(client)
 	require.NoError(t, err) // EOF: the server end was closed
 	require.Equal(t, 0, h.Len())
 }
@@ -207,10 +191,7 @@ func TestHubCancelStops(t *testing.T) {
 	h := NewHub(HubOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
 	require.NoError(t, h.Start(ctx))
-	client, server := loopback(t)
-	c := NewConn(httptest.NewRecorder(), Options{})
-	closed := make(chan error, 1)
-	c.Attach(h, server, func(err error) { closed <- err })
+	_, client, closed := attachTo(t, h, Options{})
 	cancel()
 	<-h.Stopped()
 	require.ErrorIs(t, <-closed, ErrClosed)
@@ -244,27 +225,11 @@ func TestHubAttachAfterStop(t *testing.T) {
 	require.NoError(t, h.Start(context.Background()))
 	h.Stop()
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	defer client.Close()
-	server, err := ln.Accept()
-	require.NoError(t, err)
-
-	c := NewConn(httptest.NewRecorder(), Options{})
-	closed := make(chan error, 1)
-	c.Attach(h, server, func(err error) { closed <- err })
-	select {
-	case err := <-closed:
-		require.ErrorIs(t, err, ErrHubStopped)
-	case <-time.After(5 * time.Second):
-		t.Fatal("Attach after Stop: onClose never ran")
-	}
+	c, client, closed := attachTo(t, h, Options{})
+	require.ErrorIs(t, recv(t, closed, "Attach after Stop: onClose never ran"), ErrHubStopped)
 	require.ErrorIs(t, c.Err(), ErrHubStopped)
 	require.NoError(t, client.SetReadDeadline(time.Now().Add(5*time.Second)))
-	_, err = io.ReadAll(client)
+	_, err := io.ReadAll(client)
 	require.NoError(t, err, "EOF: the server end was closed")
 	require.Zero(t, h.Len())
 }

@@ -80,22 +80,19 @@ func (b *Base) Stop() {
 
 // Started is closed once the current (or last) run called started. Before
 // the first Start it is closed already.
-func (b *Base) Started() <-chan struct{} {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.started == nil {
-		return closedChan
-	}
-	return b.started
-}
+func (b *Base) Started() <-chan struct{} { return b.orClosed(&b.started) }
 
 // Stopped is closed once the current (or last) run has stopped. Before the
 // first Start it is closed already.
-func (b *Base) Stopped() <-chan struct{} {
+func (b *Base) Stopped() <-chan struct{} { return b.orClosed(&b.stopped) }
+
+// orClosed reads *ch under b.mu: the channel of the current (or last) run,
+// or, before the first Start, a closed one.
+func (b *Base) orClosed(ch *chan struct{}) <-chan struct{} {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.stopped == nil {
+	if *ch == nil {
 		return closedChan
 	}
-	return b.stopped
+	return *ch
 }

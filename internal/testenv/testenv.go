@@ -4,8 +4,8 @@
 //
 // # Invariants
 //
-//   - [CI] is true exactly when the CI environment variable parses as a true
-//     boolean (strconv.ParseBool).
+//   - [Flag] is true exactly when its environment variable parses as a
+//     true boolean (strconv.ParseBool); [CI] is Flag("CI").
 //   - [Unavailable] never returns: it skips t, or fails it when [CI] is true.
 package testenv
 
@@ -16,11 +16,15 @@ import (
 	"testing"
 )
 
-// CI reports whether CI is set to a true value.
-func CI() bool {
-	ci, _ := strconv.ParseBool(os.Getenv("CI"))
-	return ci
+// Flag reports whether the environment variable name is set to a true
+// value (1, t, true, TRUE…).
+func Flag(name string) bool {
+	on, _ := strconv.ParseBool(os.Getenv(name))
+	return on
 }
+
+// CI reports whether CI is set to a true value.
+func CI() bool { return Flag("CI") }
 
 // Unavailable ends t because something it needs is missing, described by
 // format and args: it skips t, or under CI fails it, saying so.
