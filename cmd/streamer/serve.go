@@ -175,8 +175,11 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		// CPU) room during a reconnect storm.
 		ReplayWorkers: max((int(poolCfg.MaxConns)-2)/2, 1),
 		ReplayRate:    float64(cfg.ReplayRate),
-		Metrics:       met,
-		Logger:        log.With().Str("service", "dispatch").Logger(),
+		// A connection behind hidden events gets its id-only frame by its
+		// next heartbeat, not at every read.
+		IDFrameDelay: cfg.Heartbeat,
+		Metrics:      met,
+		Logger:       log.With().Str("service", "dispatch").Logger(),
 	})
 
 	lis = listener.New(listener.Config{

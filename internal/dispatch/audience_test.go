@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -131,13 +132,43 @@ func TestAudienceSees(t *testing.T) {
 		{[]string{"a"}, []string{"b", "c"}, false},
 		{[]string{"b", "team:7"}, []string{"x", "team:7"}, true},
 		{[]string{"ab"}, []string{"a", "b"}, false},
+		{[]string{"a"}, []string{}, false},
+		{[]string{"a", "b", "c", "d", "e", "f", "g", "h"}, []string{"z", "y", "x", "w", "v", "u", "h"}, true},
 	} {
 		t.Run(fmt.Sprintf("%q sees %q", tc.keys, tc.audience), func(t *testing.T) {
 			t.Parallel()
 			ev := event{audience: tc.audience}
 			require.Equal(t, tc.want, newAudience(tc.keys).sees(&ev))
+			ev.audMask = audienceMask(ev.audience) // as fanout sets it
+			require.Equal(t, tc.want, newAudience(tc.keys).sees(&ev), "with the event's mask")
 		})
 	}
+}
+
+// TestAudienceMaskAgrees: for random key sets and audiences drawn from 100
+// values, the event mask that fanout sets never changes what sees decides.
+func TestAudienceMaskAgrees(t *testing.T) {
+	t.Parallel()
+	rnd := rand.New(rand.NewPCG(1, 2))
+	values := func() []string {
+		v := make([]string, rnd.IntN(6))
+		for i := range v {
+			v[i] = fmt.Sprint("user:", rnd.IntN(100))
+		}
+		return v
+	}
+	seen := 0
+	for range 5000 {
+		a := newAudience(values())
+		ev := event{audience: values()}
+		want := a.sees(&ev)
+		ev.audMask = audienceMask(ev.audience)
+		require.Equal(t, want, a.sees(&ev), "keys %q, audience %q", a.keys, ev.audience)
+		if want {
+			seen++
+		}
+	}
+	require.Positive(t, seen, "some pairs see each other")
 }
 
 // TestAudienceDelivery: users A and B (B in team:7) and an anonymous
@@ -147,7 +178,10 @@ func TestAudienceSees(t *testing.T) {
 // included).
 func TestAudienceDelivery(t *testing.T) {
 	t.Parallel()
-	d, b := setup(t, func(c *Config) { c.PageSize = 7 })
+	d, b := setup(t, func(c *Config) {
+		c.PageSize = 7
+		c.IDFrameDelay = time.Millisecond // id-only frames between the events
+	})
 	users := []struct {
 		name string
 		keys []string
@@ -207,7 +241,7 @@ func TestAudienceDelivery(t *testing.T) {
 // with the same read that reaches A.
 func TestAudienceHiddenFlood(t *testing.T) {
 	t.Parallel()
-	d, b := setup(t, nil)
+	d, b := setup(t, func(c *Config) { c.IDFrameDelay = 20 * time.Millisecond })
 	a := &fakeSub{frames: make(chan []byte, 1<<14), done: make(chan struct{})}
 	_, err := d.Subscribe(context.Background(), a, []string{"s"}, nil, []string{"A"})
 	require.NoError(t, err)
@@ -220,17 +254,17 @@ func TestAudienceHiddenFlood(t *testing.T) {
 	readCaughtUp(t, d, b)
 
 	require.Len(t, a.until(t, "for A 10000"), 10000)
-	var last frame
-	for len(bb.frames) > 0 {
-		last = bb.nextFrame(t)
-		require.False(t, last.hasData, "B sees nothing of A's: %q", last.data)
-	}
-	require.NotEmpty(t, last.id, "B was sent an id-only frame")
 	var lastA string
 	require.NoError(t, b.pool.QueryRow(context.Background(), `
 		SELECT c.seq || '.' || e.id FROM streamer.events e JOIN streamer.commits c USING (txid)
 		ORDER BY c.seq DESC, e.id DESC LIMIT 1`).Scan(&lastA))
-	require.Equal(t, lastA, last.id, "B's last id is the last hidden event")
+	// B's id-only frames (one per IDFrameDelay at most) end at the last
+	// hidden event's position.
+	var last frame
+	for last.id != lastA {
+		last = bb.nextFrame(t)
+		require.False(t, last.hasData, "B sees nothing of A's: %q", last.data)
+	}
 
 	// Reconnect from it: one replay read, nothing delivered.
 	pos, err := cursor.Parse(last.id)
@@ -246,6 +280,57 @@ func TestAudienceHiddenFlood(t *testing.T) {
 	require.Equal(t, 1, readCaughtUp(t, d, b).Events)
 	require.Equal(t, "everyone", r.next(t))
 	require.Equal(t, "everyone", a.next(t))
+}
+
+// TestAudienceIDFrameNotPerRead: a read that leaves B behind a hidden
+// event sends B nothing at the end of its loop turn (the id-only frame waits
+// for IDFrameDelay), and a visible event read later reaches B with no
+// id-only frame before it.
+func TestAudienceIDFrameNotPerRead(t *testing.T) {
+	t.Parallel()
+	d, b := setup(t, func(c *Config) { c.IDFrameDelay = time.Hour })
+	bb := subscribeAs(t, d, b, []string{"B"}, nil, "s")
+	b.publishTo(t, "s", "for A", []string{"A"})
+	readCaughtUp(t, d, b)
+	readCaughtUp(t, d, b) // the first read's loop turn has ended
+	require.Empty(t, bb.frames, "no id-only frame at the end of the read")
+
+	b.publishTo(t, "s", "for B", []string{"B"})
+	readCaughtUp(t, d, b)
+	require.Equal(t, "for B", bb.next(t))
+	readCaughtUp(t, d, b)
+	require.Empty(t, bb.frames)
+}
+
+// TestAudienceIDFrameWhenIdle: once IDFrameDelay has passed, B idle behind a
+// hidden event gets one id-only frame at that event's position; B behind
+// hidden events followed by a visible one gets none.
+func TestAudienceIDFrameWhenIdle(t *testing.T) {
+	t.Parallel()
+	d, b := setup(t, func(c *Config) { c.IDFrameDelay = 10 * time.Millisecond })
+	bb := subscribeAs(t, d, b, []string{"B"}, nil, "s")
+
+	// Hidden then visible in one transaction: one read considers both.
+	ctx := context.Background()
+	tx, err := b.pool.Begin(ctx)
+	require.NoError(t, err)
+	for _, aud := range [][]string{{"A"}, {"A"}, nil} {
+		_, err = tx.Exec(ctx, "SELECT streamer.publish('s', $1, audience => $2)", fmt.Sprintf("for %q", aud), aud)
+		require.NoError(t, err)
+	}
+	require.NoError(t, tx.Commit(ctx))
+	readCaughtUp(t, d, b)
+	require.Zero(t, b.sig.IDFrames.WaitOrTimeout(t), "B's last event was visible")
+	require.Equal(t, `for []`, bb.next(t))
+	require.Empty(t, bb.frames)
+
+	hidden := b.publishAs(t, "s", "for A again", []string{"A"})
+	readCaughtUp(t, d, b)
+	require.Equal(t, 1, b.sig.IDFrames.WaitOrTimeout(t))
+	f := bb.nextFrame(t)
+	require.False(t, f.hasData)
+	require.Equal(t, hidden.String(), f.id)
+	require.Empty(t, bb.frames, "one id-only frame")
 }
 
 // TestAudienceReplayHiddenTail resumes B before events it may not see:

@@ -66,6 +66,12 @@ type Config struct {
 	// pages, shared by replays that resume from the same place). Default
 	// 32 MiB; negative disables it.
 	PageCacheBytes int
+	// IDFrameDelay bounds how long a live subscriber whose last considered
+	// event was hidden waits for the id-only frame that moves its
+	// Last-Event-ID past it; a visible event sent meanwhile makes the frame
+	// unnecessary. The server passes its heartbeat interval, so an idle
+	// connection gets its id-only frame by its next heartbeat. Default 15s.
+	IDFrameDelay time.Duration
 	// ReplayRate bounds the events all replays together hand to their
 	// connections per second, so that a reconnect storm leaves CPU for live
 	// delivery; it is taken a page at a time. Zero or negative: no bound.
@@ -90,6 +96,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.RetryInterval <= 0 {
 		c.RetryInterval = time.Second
+	}
+	if c.IDFrameDelay <= 0 {
+		c.IDFrameDelay = 15 * time.Second
 	}
 	if c.PageCacheBytes == 0 {
 		c.PageCacheBytes = 32 << 20
@@ -137,6 +146,9 @@ type Dispatcher struct {
 	// replay while it has one. Which streams a live subscriber receives is
 	// in the registry alone.
 	states map[Subscriber]*subState
+	// live caches, per stream, the states of the registry's snapshot of
+	// its subscribers (see liveStates); emptied when a live subscriber goes.
+	live map[string]*liveStates
 	// replaying indexes the subscribers still replaying by stream.
 	replaying map[string]map[*subState]struct{}
 	// filter is the stream names a live read asks for: every stream of the
@@ -148,10 +160,14 @@ type Dispatcher struct {
 	pending     []replayJob
 	retry       *time.Timer
 	queued      int // event frames queued since the last flushDelivered
-	// skipped lists the live subscribers that have scanned past hidden
-	// events since their last frame (subState.skipped set), for flushSkipped
-	// to send each an id-only frame at the end of the loop turn.
+	// skipped lists, once each, the subscribers that scanned past a hidden
+	// event since the last flushSkipped (subState.listed set), for
+	// flushSkipped to send an id-only frame to those whose last considered
+	// event is still hidden when idTimer fires.
 	skipped []*subState
+	// idTimer runs while skipped is not empty: IDFrameDelay from the end
+	// of the loop turn that listed the first of them.
+	idTimer *time.Timer
 	// idPos and idFrame are the last id-only frame encoded: subscribers
 	// that skipped the same last event share its bytes.
 	idPos   cursor.Position
@@ -169,6 +185,8 @@ type subState struct {
 	// skipped: scan moved past a hidden event after the subscriber's last
 	// frame, so its Last-Event-ID lags behind scan until an id-only frame.
 	skipped bool
+	// listed: the subscriber is in Dispatcher.skipped.
+	listed bool
 	// replay is non-nil until the subscriber goes live.
 	replay *replayState
 }
@@ -255,9 +273,11 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	}
 	d.head, d.liveLost = head, cursor.Position{}
 	d.states = make(map[Subscriber]*subState)
+	d.live = make(map[string]*liveStates)
 	d.replaying = make(map[string]map[*subState]struct{})
 	d.filter, d.filterStale = nil, true
 	d.pending, d.retry = nil, nil
+	d.skipped, d.idTimer = nil, nil
 	d.jobs = make(chan replayJob)
 	d.results = make(chan replayResult, d.cfg.ReplayWorkers)
 	d.mu.Lock()
@@ -291,7 +311,7 @@ func (d *Dispatcher) end() {
 		}
 		st.sub.Close(ErrStopped)
 	}
-	d.states, d.replaying, d.pending, d.filter = nil, nil, nil, nil
+	d.states, d.live, d.replaying, d.pending, d.filter = nil, nil, nil, nil, nil
 }
 
 // Wake asks the dispatcher to read new commits. It never blocks; wakes that

@@ -110,9 +110,14 @@
 // keys and sees only events whose audience is NULL.
 //
 // Live delivery: the one live read per wake selects each event's audience
-// and the dispatcher tests it against each subscriber's keys (a linear scan
-// of two small slices, no allocation), so a wake still costs one read
-// whatever the audiences. A hidden event is treated exactly like a visible
+// and the dispatcher tests it against each subscriber's keys, so a wake
+// still costs one read whatever the audiences. The test allocates nothing
+// and is mostly one AND: each connection's keys and each event's values
+// have a 64-bit mask of one hashed bit per value, computed once (at connect,
+// and once per event), and masks without a common bit mean no common value;
+// otherwise only the keys whose bit the event has are compared as strings.
+// Fan-out walks a stream's subscriber states looked up once per registry
+// snapshot, not once per event. A hidden event is treated exactly like a visible
 // one except that it is not enqueued: the subscriber's scan cursor moves
 // past it all the same. Filtering therefore cannot skip a visible event or
 // repeat one: which events a subscriber considers, and in which order, is
@@ -136,20 +141,26 @@
 // Id-only frames. A connection's Last-Event-ID is the id of the last frame
 // it received; after hidden events it would lag behind the scan cursor, and
 // a reconnect would read the hidden events again (10,000 of them, twenty
-// pages, for nothing). So whenever a subscriber's last considered event was
-// hidden, it gets a frame that carries only an id: the live path sends it
-// at the end of the dispatcher loop turn that skipped the events (one per
-// subscriber per page read, never per hidden event, and the frame's bytes
-// are shared by subscribers that skipped the same last event); a replay
-// ends a page whose last row was hidden with one. Sent at once rather than
-// on a timer, it needs no timer per connection and keeps the resume point
-// exact at every moment. It is safe: an id-only frame dispatches no event
+// pages, for nothing). So a live subscriber whose last considered event is
+// hidden gets a frame that carries only that event's id, within
+// Config.IDFrameDelay (the server passes its heartbeat interval, so an idle
+// connection gets it by its next heartbeat). One timer serves every
+// connection: the first loop turn that leaves a subscriber behind a hidden
+// event starts it, and when it fires every subscriber still behind one gets
+// its frame (the bytes shared by those at the same position). Not sending
+// it at the end of every loop turn is what keeps hidden events cheap: a
+// subscriber that skips hidden events continuously gets at most one frame
+// per IDFrameDelay, where one per read would cost nearly a delivery per
+// hidden event at low event rates. A subscriber that skipped hidden events
+// and then received a visible one needs none, since that event's id is past
+// them. The price is that a client that reconnects within IDFrameDelay of
+// skipping hidden events reads them again from its last id (and is sent
+// none of them). A replay ends a page whose last row was hidden with an
+// id-only frame at once. It is safe: an id-only frame dispatches no event
 // in EventSource (no data line), and its id is a position the subscriber
 // has considered everything up to, so resuming from it replays exactly the
-// events after it, as resuming from any event id does. A subscriber that
-// skipped hidden events and then received a visible one needs none, since
-// that event's id is past them. Id-only frames are not counted as
-// delivered.
+// events after it, as resuming from any event id does. Id-only frames are
+// not counted as delivered.
 //
 // # Gaps
 //
@@ -257,11 +268,11 @@
 //     event moves the cursor without being enqueued.
 //   - No hidden event's type or data is enqueued on a connection or, on a
 //     replay, even read from the database.
-//   - A live subscriber whose last considered event was hidden has been
-//     sent an id-only frame at that event's position by the end of the
-//     dispatcher loop turn that considered it; a replay page whose last row
-//     was hidden ends with one.
-//     enqueued for it only when its position is past the cursor.
+//   - A live subscriber whose last considered event is hidden is sent an
+//     id-only frame at that event's position within IDFrameDelay of the end
+//     of the loop turn that considered it, unless a visible event reaches
+//     it first; it is listed for that frame at most once. A replay page
+//     whose last row was hidden ends with one.
 //   - A subscriber gets the gap frame before any event after a position it
 //     has not scanned and that was pruned: every replay read checks the
 //     horizon of its own snapshot, live reads that of theirs, and a cached

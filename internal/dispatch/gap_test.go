@@ -27,9 +27,16 @@ func (s *fakeSub) noFrame(t *testing.T) {
 // position.
 func (b *bundle) publishPos(t *testing.T, stream, data string) cursor.Position {
 	t.Helper()
+	return b.publishAs(t, stream, data, nil)
+}
+
+// publishAs publishes one event with an audience (nil: everyone) in its own
+// transaction and returns its position.
+func (b *bundle) publishAs(t *testing.T, stream, data string, aud []string) cursor.Position {
+	t.Helper()
 	ctx := context.Background()
 	var p cursor.Position
-	require.NoError(t, b.pool.QueryRow(ctx, `SELECT streamer.publish($1, $2)`, stream, data).Scan(&p.ID))
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT streamer.publish($1, $2, audience => $3)`, stream, data, aud).Scan(&p.ID))
 	require.NoError(t, b.pool.QueryRow(ctx, `
 		SELECT c.seq FROM streamer.events e JOIN streamer.commits c ON c.txid = e.txid
 		WHERE e.id = $1`, p.ID).Scan(&p.Seq))

@@ -19,6 +19,16 @@ func (discardSub) EnqueueWait(context.Context, []byte) error { return nil }
 func (discardSub) Close(error)                               {}
 func (s discardSub) Done() <-chan struct{}                   { return s.done }
 
+// benchDispatcher returns a dispatcher that is not running but has the
+// state of a run, for benchmarks that call fanout directly.
+func benchDispatcher(cfg Config) *Dispatcher {
+	d := New(cfg)
+	d.states = make(map[Subscriber]*subState)
+	d.live = make(map[string]*liveStates)
+	d.replaying = make(map[string]map[*subState]struct{})
+	return d
+}
+
 // BenchmarkFanoutMetrics is the dispatcher's per-event work for one live
 // read of events on a stream with 100 subscribers, without metrics and
 // with the Prometheus ones: the difference is what metrics cost per event
@@ -34,9 +44,7 @@ func BenchmarkFanoutMetrics(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			reg := registry.New[Subscriber]()
-			d := New(Config{Registry: reg, Metrics: bc.m})
-			d.states = make(map[Subscriber]*subState)
-			d.replaying = make(map[string]map[*subState]struct{})
+			d := benchDispatcher(Config{Registry: reg, Metrics: bc.m})
 			for range 100 {
 				s := &discardSub{done: make(chan struct{})}
 				d.states[s] = &subState{sub: s}

@@ -21,7 +21,9 @@ type event struct {
 	// replay read decides visibility in SQL instead: hidden is true, and
 	// typ and data are empty, for an event its subscriber may not see.
 	audience []string
-	hidden   bool
+	// audMask is audience's audienceMask, set by fanout (0: not set).
+	audMask uint64
+	hidden  bool
 	// committed is the commit time the database recorded
 	// (streamer.commits.committed_at), for the delivery lag.
 	committed time.Time

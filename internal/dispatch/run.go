@@ -26,12 +26,16 @@ func (d *Dispatcher) run(ctx context.Context) {
 		if d.retry != nil {
 			d.retry.Stop()
 		}
+		if d.idTimer != nil {
+			d.idTimer.Stop()
+		}
 	}()
 	for {
 		var (
 			jobs   chan replayJob
 			next   replayJob
 			retryC <-chan time.Time
+			idC    <-chan time.Time
 		)
 		d.dropStaleJobs()
 		if len(d.pending) > 0 {
@@ -39,6 +43,9 @@ func (d *Dispatcher) run(ctx context.Context) {
 		}
 		if d.retry != nil {
 			retryC = d.retry.C
+		}
+		if d.idTimer != nil {
+			idC = d.idTimer.C
 		}
 		select {
 		case <-ctx.Done():
@@ -61,8 +68,11 @@ func (d *Dispatcher) run(ctx context.Context) {
 			d.replayDone(res)
 		case jobs <- next:
 			d.pending = d.pending[1:]
+		case <-idC:
+			d.idTimer = nil
+			d.cfg.TestSignals.IDFrames.Signal(d.flushSkipped())
 		}
-		d.flushSkipped()
+		d.scheduleIDFrames()
 		d.flushDelivered()
 	}
 }
@@ -128,6 +138,7 @@ func (d *Dispatcher) forget(st *subState) {
 	d.filterStale = true
 	if st.replay == nil {
 		d.cfg.Registry.Remove(st.sub)
+		clear(d.live) // drops the streams nobody subscribes to any more
 		return
 	}
 	d.unindexReplay(st)
@@ -243,7 +254,6 @@ func (d *Dispatcher) readLive(ctx context.Context) {
 		d.fanout(&p.events[i])
 	}
 	d.head = p.next
-	d.flushSkipped() // before the signal: tests see the id-only frames with it
 	if p.full {
 		d.Wake()
 		return
@@ -267,10 +277,12 @@ func (d *Dispatcher) readFailed(ctx context.Context, err error) {
 // buffers it for those still replaying.
 func (d *Dispatcher) fanout(ev *event) {
 	var frame []byte // encoded once, for the first subscriber that sees ev
-	for _, sub := range d.cfg.Registry.Lookup(ev.stream) {
-		st := d.states[sub]
+	if ev.audience != nil && ev.audMask == 0 {
+		ev.audMask = audienceMask(ev.audience) // once per event, for sees
+	}
+	for _, st := range d.liveStates(ev.stream) {
 		if st == nil || st.replay != nil {
-			continue // dropped earlier in this read; the snapshot predates it
+			continue // not in states when the cache was filled
 		}
 		d.deliver(st, ev, &frame)
 	}
@@ -287,6 +299,40 @@ func (d *Dispatcher) fanout(ev *event) {
 	}
 }
 
+// liveStates is the states of a stream's live subscribers, looked up in
+// Dispatcher.states from one registry snapshot.
+type liveStates struct {
+	snap   []Subscriber
+	states []*subState
+}
+
+// liveStates returns the states of stream's live subscribers, looked up
+// once per registry snapshot rather than once per event: the registry makes
+// a new snapshot after every change to the stream's subscribers, and a
+// snapshot held here is never reused for another, so the same snapshot
+// means the same subscribers. A subscriber dropped during a read leaves the
+// registry, so the next event finds a new snapshot.
+func (d *Dispatcher) liveStates(stream string) []*subState {
+	snap := d.cfg.Registry.Lookup(stream)
+	if len(snap) == 0 {
+		delete(d.live, stream)
+		return nil
+	}
+	ls := d.live[stream]
+	if ls != nil && len(ls.snap) == len(snap) && &ls.snap[0] == &snap[0] {
+		return ls.states
+	}
+	if ls == nil {
+		ls = &liveStates{}
+		d.live[stream] = ls
+	}
+	ls.snap, ls.states = snap, ls.states[:0]
+	for _, sub := range snap {
+		ls.states = append(ls.states, d.states[sub])
+	}
+	return ls.states
+}
+
 // deliver enqueues ev for the live subscriber st unless st has already
 // scanned past it or may not see it; a hidden event only moves st's scan
 // cursor (and is remembered for flushSkipped). *frame is ev's frame, encoded
@@ -298,8 +344,9 @@ func (d *Dispatcher) deliver(st *subState, ev *event, frame *[]byte) bool {
 	}
 	st.scan = ev.pos
 	if !st.aud.sees(ev) {
-		if !st.skipped {
-			st.skipped = true
+		st.skipped = true
+		if !st.listed {
+			st.listed = true
 			d.skipped = append(d.skipped, st)
 		}
 		return true
@@ -319,14 +366,26 @@ func (d *Dispatcher) deliver(st *subState, ev *event, frame *[]byte) bool {
 	return true
 }
 
+// scheduleIDFrames starts idTimer at the end of a loop turn that left
+// subscribers listed for an id-only frame, unless it runs already: one timer
+// for the dispatcher, none per connection.
+func (d *Dispatcher) scheduleIDFrames() {
+	if len(d.skipped) > 0 && d.idTimer == nil {
+		d.idTimer = time.NewTimer(d.cfg.IDFrameDelay)
+	}
+}
+
 // flushSkipped sends an id-only frame to every live subscriber whose last
-// considered event was hidden (see deliver), so that its Last-Event-ID moves
-// to its scan cursor without an event; called once per turn of the
-// dispatcher loop, after whatever that turn read. A subscriber that skipped
-// hidden events and then received an event needs none: that event's id is
-// past them.
-func (d *Dispatcher) flushSkipped() {
+// considered event is hidden (see deliver), so that its Last-Event-ID moves
+// to its scan cursor without an event, and returns how many it sent. It runs
+// when idTimer fires, so a subscriber waits at most IDFrameDelay for its
+// frame, and one that skips hidden events continuously gets at most one
+// frame per IDFrameDelay rather than one per loop turn. A subscriber that
+// skipped hidden events and then received an event needs none: that
+// event's id is past them.
+func (d *Dispatcher) flushSkipped() (sent int) {
 	for _, st := range d.skipped {
+		st.listed = false
 		if !st.skipped {
 			continue
 		}
@@ -341,10 +400,13 @@ func (d *Dispatcher) flushSkipped() {
 			d.cfg.Logger.Debug().Msg("dropping subscriber that cannot keep up")
 			d.dropped(st.sub)
 			d.forget(st)
+			continue
 		}
+		sent++
 	}
 	clear(d.skipped)
 	d.skipped = d.skipped[:0]
+	return sent
 }
 
 // encodeID returns a frame that carries only pos as its id.

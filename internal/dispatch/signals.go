@@ -18,6 +18,9 @@ type TestSignals struct {
 	// ReplayRead: a replay read the page after this position from the
 	// database.
 	ReplayRead testsignal.TestSignal[cursor.Position]
+	// IDFrames: IDFrameDelay passed and the dispatcher sent this many
+	// id-only frames to live subscribers behind hidden events.
+	IDFrames testsignal.TestSignal[int]
 }
 
 // LiveRead describes the last page of a live read that caught up.
@@ -39,4 +42,5 @@ func (s *TestSignals) Init() {
 	s.ReadError.Init()
 	s.PageCacheHit.Init()
 	s.ReplayRead.Init()
+	s.IDFrames.Init()
 }

@@ -101,11 +101,11 @@ func replayReads(t *testing.T, base string) int {
 // TestAudienceAnonymous runs the real server: events published over HTTP
 // with an audience never reach an anonymous connection, which receives the
 // public ones in order; after 2,000 hidden events its Last-Event-ID has
-// moved past them (an id-only frame), a reconnect from it reads one replay
-// page, and the next public event arrives.
+// moved past them (an id-only frame, by the next heartbeat), a reconnect
+// from it reads one replay page, and the next public event arrives.
 func TestAudienceAnonymous(t *testing.T) {
 	bin := buildServer(t, t.TempDir())
-	d := deploy(t, bin)
+	d := deploy(t, bin, withEnv("STREAMER_HEARTBEAT", "1s"))
 	url := d.url + "/events?stream=aud"
 	live := openSSE(t, url, "")
 	// The connection is live once a public event reaches it.
