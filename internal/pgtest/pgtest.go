@@ -16,6 +16,7 @@ import (
 
 	"github.com/streamer-dev/streamer/internal/pgcluster"
 	"github.com/streamer-dev/streamer/internal/testenv"
+	"github.com/streamer-dev/streamer/migrations"
 )
 
 // cleanupTimeout bounds each DROP DATABASE and each teardown step.
@@ -140,4 +141,22 @@ func get(t testing.TB) *server {
 	}
 	t.Fatalf("pgtest: %v", err)
 	return nil
+}
+
+// OrderingEnv names the environment variable that selects the ordering mode
+// of every test database (migrations.Ordering: trigger, the default, or
+// ticks), so that the delivery tests run in each mode.
+const OrderingEnv = "STREAMER_TEST_ORDERING"
+
+// Ordering returns the ordering mode test databases are in; an unknown
+// name panics, so that a typo never runs the tests in the wrong mode.
+func Ordering() migrations.Ordering {
+	o, err := migrations.ParseOrdering(os.Getenv(OrderingEnv))
+	if err != nil {
+		panic(fmt.Sprintf("pgtest: %s: %v", OrderingEnv, err))
+	}
+	if o == "" {
+		return migrations.Trigger
+	}
+	return o
 }
