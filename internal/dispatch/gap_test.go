@@ -30,6 +30,7 @@ func (b *bundle) publishPos(t *testing.T, stream, data string) cursor.Position {
 	ctx := context.Background()
 	var p cursor.Position
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT streamer.publish($1, $2)`, stream, data).Scan(&p.ID))
+	b.sequence(t)
 	require.NoError(t, b.pool.QueryRow(ctx, `
 		SELECT c.seq FROM streamer.events e JOIN streamer.commits c ON c.txid = e.txid
 		WHERE e.id = $1`, p.ID).Scan(&p.Seq))
