@@ -395,6 +395,7 @@ func (l *load) truth() map[string][]frame {
 	l.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), longWait)
 	defer cancel()
+	sequence(l.t, l.d.pool)
 	rows, err := l.d.pool.Query(ctx, `
 		SELECT c.seq::text || '.' || e.id::text, e.stream, e.data
 		FROM streamer.events e JOIN streamer.commits c ON c.txid = e.txid
