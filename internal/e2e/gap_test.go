@@ -186,9 +186,11 @@ func TestGapBrowser(t *testing.T) {
 // sequence numbers every committed event now: in ticks mode
 // (STREAMER_TEST_ORDERING=ticks) it records a tick, as a server's
 // sequencer would a few milliseconds later; in trigger mode it does
-// nothing. Tests that read positions from the database call it first.
+// nothing. Tests that read positions from the database call it first. READ
+// WRITE: the read-only fault test reads its truth while the database's
+// default is read-only (the server's sequencer waits for it to end).
 func sequence(t testing.TB, pool *pgxpool.Pool) {
 	t.Helper()
-	_, err := pool.Exec(context.Background(), "SELECT streamer.tick()")
+	_, err := pool.Exec(context.Background(), "BEGIN READ WRITE; SELECT streamer.tick(); COMMIT")
 	require.NoError(t, err)
 }

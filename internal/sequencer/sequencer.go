@@ -137,13 +137,12 @@ func (s *Sequencer) Start(ctx context.Context) error {
 func (s *Sequencer) run(ctx context.Context, connCfg *pgx.ConnConfig) {
 	log := s.cfg.Logger
 	for attempt := 0; ; attempt++ {
-		err := s.session(ctx, connCfg)
+		led, err := s.session(ctx, connCfg)
 		if ctx.Err() != nil {
 			return
 		}
-		if err == nil {
-			attempt = 0
-			continue
+		if led {
+			attempt = 0 // a new failure after a working session starts low
 		}
 		d := backoff.Delay(attempt, s.cfg.MinBackoff, s.cfg.MaxBackoff)
 		log.Warn().Err(err).Dur("backoff", d).Msg("sequencer: lost the connection or a tick failed")
@@ -155,11 +154,12 @@ func (s *Sequencer) run(ctx context.Context, connCfg *pgx.ConnConfig) {
 }
 
 // session connects, waits for the lock and ticks until an error or ctx
-// ends. Closing the connection releases the lock.
-func (s *Sequencer) session(ctx context.Context, connCfg *pgx.ConnConfig) error {
+// ends; led reports whether it recorded a tick. Closing the connection
+// releases the lock.
+func (s *Sequencer) session(ctx context.Context, connCfg *pgx.ConnConfig) (led bool, err error) {
 	conn, err := pgx.ConnectConfig(ctx, connCfg)
 	if err != nil {
-		return fmt.Errorf("sequencer: connect: %w", err)
+		return false, fmt.Errorf("sequencer: connect: %w", err)
 	}
 	defer func() {
 		s.leading.Store(false)
@@ -170,7 +170,7 @@ func (s *Sequencer) session(ctx context.Context, connCfg *pgx.ConnConfig) error 
 	// Blocks while another server sequences; its death releases the lock.
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, $2)",
 		int32(migrations.LockClass), int32(migrations.SequencerLockID)); err != nil {
-		return fmt.Errorf("sequencer: wait for the sequencer lock: %w", err)
+		return false, fmt.Errorf("sequencer: wait for the sequencer lock: %w", err)
 	}
 	s.leading.Store(true)
 	pid := conn.PgConn().PID()
@@ -181,8 +181,9 @@ func (s *Sequencer) session(ctx context.Context, connCfg *pgx.ConnConfig) error 
 	for {
 		var n *int32
 		if err := conn.QueryRow(ctx, "SELECT streamer.tick()").Scan(&n); err != nil {
-			return fmt.Errorf("sequencer: tick: %w", err)
+			return led, fmt.Errorf("sequencer: tick: %w", err)
 		}
+		led = true
 		switch {
 		case n == nil: // trigger mode
 			wait = s.cfg.ModeInterval
@@ -194,7 +195,7 @@ func (s *Sequencer) session(ctx context.Context, connCfg *pgx.ConnConfig) error 
 			wait = min(max(wait*2, s.cfg.Interval), s.cfg.IdleInterval)
 		}
 		if !backoff.Sleep(ctx, wait) {
-			return ctx.Err()
+			return led, ctx.Err()
 		}
 	}
 }
