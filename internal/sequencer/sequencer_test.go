@@ -259,3 +259,49 @@ func assertNoError(t *testing.T, err error) bool {
 	}
 	return true
 }
+
+// TestTickPlan: a tick probes events_txid_id_idx per candidate xid and
+// never scans streamer.events, whether few xids were assigned since the
+// last tick (candidates from the snapshots) or more than 10,000 (a loose
+// index scan), on a table of 100,000 rows. Checked with the transaction's
+// own statistics (pg_stat_xact_user_tables), which count every scan.
+func TestTickPlan(t *testing.T) {
+	t.Parallel()
+	_, pool := ticksDB(t)
+	ctx := context.Background()
+	_, err := pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) SELECT 's' || (g % 100), 'x' FROM generate_series(1, 100000) g")
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, "SELECT streamer.tick(); ANALYZE streamer.events")
+	require.NoError(t, err)
+
+	tickScans := func() (seqScans, numbered int64) {
+		t.Helper()
+		tx, err := pool.Begin(ctx)
+		require.NoError(t, err)
+		defer func() { _ = tx.Rollback(ctx) }()
+		require.NoError(t, tx.QueryRow(ctx, "SELECT streamer.tick()").Scan(&numbered))
+		require.NoError(t, tx.QueryRow(ctx,
+			"SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = 'streamer.events'::regclass").Scan(&seqScans))
+		require.NoError(t, tx.Commit(ctx))
+		return seqScans, numbered
+	}
+	t.Run("few xids since the last tick", func(t *testing.T) {
+		for i := range 50 {
+			_, err := pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) VALUES ('s', $1)", fmt.Sprint(i))
+			require.NoError(t, err)
+		}
+		seqScans, numbered := tickScans()
+		require.Equal(t, int64(50), numbered)
+		require.Zero(t, seqScans)
+	})
+	t.Run("more than 10,000 xids since the last tick", func(t *testing.T) {
+		_, err := pool.Exec(ctx, `DO $$ BEGIN
+			FOR i IN 1..10050 LOOP PERFORM pg_current_xact_id(); COMMIT; END LOOP; END $$`)
+		require.NoError(t, err)
+		_, err = pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) VALUES ('s', 'after the gap')")
+		require.NoError(t, err)
+		seqScans, numbered := tickScans()
+		require.Equal(t, int64(1), numbered)
+		require.Zero(t, seqScans)
+	})
+}
