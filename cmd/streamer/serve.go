@@ -171,11 +171,6 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 	log.Info().Str("ordering", string(ordering)).Msg("ordering mode of the database")
 	// Always runs: in trigger mode it only asks, once a second, whether the
 	// database has been switched to ticks.
-	seq := sequencer.New(sequencer.Config{
-		DatabaseURL: cfg.DatabaseURL,
-		Logger:      log.With().Str("service", "sequencer").Logger(),
-	})
-
 	reg := registry.New[dispatch.Subscriber]()
 	var srv *server.Server // read by the metrics gauges at scrape time
 	var lis *listener.Listener
@@ -194,6 +189,12 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		ReplayRate:    float64(cfg.ReplayRate),
 		Metrics:       met,
 		Logger:        log.With().Str("service", "dispatch").Logger(),
+	})
+
+	seq := sequencer.New(sequencer.Config{
+		DatabaseURL: cfg.DatabaseURL,
+		Waker:       disp,
+		Logger:      log.With().Str("service", "sequencer").Logger(),
 	})
 
 	lis = listener.New(listener.Config{

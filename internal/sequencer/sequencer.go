@@ -17,8 +17,8 @@ import (
 
 // Defaults applied by [New] to zero fields of [Config].
 const (
-	DefaultInterval     = 5 * time.Millisecond
-	DefaultIdleInterval = 40 * time.Millisecond
+	DefaultInterval     = 2 * time.Millisecond
+	DefaultIdleInterval = 20 * time.Millisecond
 	DefaultModeInterval = time.Second
 	DefaultMinBackoff   = 100 * time.Millisecond
 	DefaultMaxBackoff   = 5 * time.Second
@@ -36,10 +36,17 @@ type Config struct {
 	// DatabaseURL is a libpq-style connection string or URL. Required.
 	DatabaseURL string
 	// Interval is the wait after a tick that numbered something; default
-	// 5ms. It bounds the latency ticks add.
+	// 2ms. With the tick's own duration it is the latency ticks add while
+	// events arrive.
 	Interval time.Duration
-	// IdleInterval caps the wait after empty ticks; default 40ms.
+	// IdleInterval caps the wait after empty ticks (it doubles from
+	// Interval); default 20ms: the most a first event after an idle spell
+	// waits for its tick.
 	IdleInterval time.Duration
+	// Waker, when set, is woken after every tick that numbered something,
+	// in this process, without waiting for the tick's NOTIFY to come back
+	// through the listener (which still wakes every other server).
+	Waker interface{ Wake() }
 	// ModeInterval is the wait in trigger mode before asking again; default 1s.
 	ModeInterval time.Duration
 	// MinBackoff and MaxBackoff bound the wait after an error.
@@ -188,6 +195,9 @@ func (s *Sequencer) session(ctx context.Context, connCfg *pgx.ConnConfig) (led b
 		case n == nil: // trigger mode
 			wait = s.cfg.ModeInterval
 		case *n > 0:
+			if s.cfg.Waker != nil {
+				s.cfg.Waker.Wake()
+			}
 			s.ticks.Add(1)
 			s.cfg.TestSignals.Ticked.Signal(int(*n))
 			wait = s.cfg.Interval
