@@ -305,3 +305,36 @@ func TestTickPlan(t *testing.T) {
 		require.Zero(t, seqScans)
 	})
 }
+
+// chanWaker records wakes on a channel.
+type chanWaker chan struct{}
+
+func (w chanWaker) Wake() {
+	select {
+	case w <- struct{}{}:
+	default:
+	}
+}
+
+// TestWakesLocally: a tick that numbered something wakes Config.Waker at
+// once, besides its NOTIFY.
+func TestWakesLocally(t *testing.T) {
+	t.Parallel()
+	url, pool := ticksDB(t)
+	w := make(chanWaker, 1)
+	sig := &sequencer.TestSignals{}
+	sig.Init()
+	s := sequencer.New(sequencer.Config{DatabaseURL: url, Waker: w, TestSignals: sig,
+		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
+	require.NoError(t, s.Start(context.Background()))
+	t.Cleanup(s.Stop)
+	sig.Leading.WaitOrTimeout(t)
+	_, err := pool.Exec(context.Background(), "INSERT INTO streamer.events (stream, data) VALUES ('s', 'x')")
+	require.NoError(t, err)
+	require.Equal(t, 1, sig.Ticked.WaitOrTimeout(t))
+	select {
+	case <-w:
+	case <-time.After(testsignal.Timeout):
+		t.Fatal("the waker was not woken")
+	}
+}
