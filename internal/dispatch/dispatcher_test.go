@@ -182,7 +182,7 @@ func waitLive(t *testing.T, b *bundle, s Subscriber) {
 // a few milliseconds later; in trigger mode it does nothing.
 func (b *bundle) sequence(t *testing.T) {
 	t.Helper()
-	tick(t, b.pool)
+	pgtest.Tick(t, b.pool)
 }
 
 // readCaughtUp numbers what has committed, wakes the dispatcher and waits

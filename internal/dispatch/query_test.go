@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/streamer-dev/streamer/internal/cursor"
@@ -78,13 +77,13 @@ func TestReadPage(t *testing.T) {
 	// Three transactions; the second has three events.
 	_, err = pool.Exec(ctx, "SELECT streamer.publish('a', '1')")
 	require.NoError(t, err)
-	tick(t, pool)
+	pgtest.Tick(t, pool)
 	_, err = pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) VALUES ('a', '2'), ('b', '3'), ('a', '4')")
 	require.NoError(t, err)
-	tick(t, pool)
+	pgtest.Tick(t, pool)
 	_, err = pool.Exec(ctx, "SELECT streamer.publish('b', '5', event => 't')")
 	require.NoError(t, err)
-	tick(t, pool)
+	pgtest.Tick(t, pool)
 
 	t.Run("pages until caught up", func(t *testing.T) {
 		t.Parallel()
@@ -145,7 +144,7 @@ func TestReadPageAudience(t *testing.T) {
 	_, err := pool.Exec(ctx, `INSERT INTO streamer.events (stream, event, data, audience) VALUES
 		('s', 't', 'all', NULL), ('s', 't', 'for a', '{a}'), ('s', 't', 'for b and c', '{b,c}')`)
 	require.NoError(t, err)
-	tick(t, pool)
+	pgtest.Tick(t, pool)
 	type row struct {
 		typ, data string
 		hidden    bool
@@ -167,12 +166,4 @@ func TestReadPageAudience(t *testing.T) {
 		}
 		require.Equal(t, tc.want, got, "keys %q", tc.keys)
 	}
-}
-
-// tick numbers every committed event now in ticks mode
-// (STREAMER_TEST_ORDERING=ticks); in trigger mode it does nothing.
-func tick(t *testing.T, pool *pgxpool.Pool) {
-	t.Helper()
-	_, err := pool.Exec(context.Background(), "SELECT streamer.tick()")
-	require.NoError(t, err)
 }

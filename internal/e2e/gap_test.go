@@ -9,8 +9,9 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
+
+	"github.com/streamer-dev/streamer/internal/pgtest"
 )
 
 // TestGap is the acceptance scenario of issue #12 for gaps, against the
@@ -111,7 +112,7 @@ func seq(from, to int) []string {
 // token returns the resume token of the event with id.
 func (d *deployment) token(t testing.TB, id int64) string {
 	t.Helper()
-	sequence(t, d.pool)
+	pgtest.Tick(t, d.pool)
 	var s int64
 	require.NoError(t, d.pool.QueryRow(context.Background(), `
 		SELECT c.seq FROM streamer.commits c JOIN streamer.events e ON e.txid = c.txid WHERE e.id = $1`, id).Scan(&s))
@@ -181,16 +182,4 @@ func TestGapBrowser(t *testing.T) {
 		eval[[]gapSeen](tb, `gaps`))
 	require.Equal(t, tokens[8], eval[string](tb, `sub.lastEventId`))
 	tb.requireNoCSPViolations()
-}
-
-// sequence numbers every committed event now: in ticks mode
-// (STREAMER_TEST_ORDERING=ticks) it records a tick, as a server's
-// sequencer would a few milliseconds later; in trigger mode it does
-// nothing. Tests that read positions from the database call it first. READ
-// WRITE: the read-only fault test reads its truth while the database's
-// default is read-only (the server's sequencer waits for it to end).
-func sequence(t testing.TB, pool *pgxpool.Pool) {
-	t.Helper()
-	_, err := pool.Exec(context.Background(), "BEGIN READ WRITE; SELECT streamer.tick(); COMMIT")
-	require.NoError(t, err)
 }

@@ -160,3 +160,15 @@ func Ordering() migrations.Ordering {
 	}
 	return o
 }
+
+// Tick numbers every committed event now: in the ticks ordering mode it
+// records a tick (streamer.tick(), as a server's sequencer would a few
+// milliseconds later); in trigger mode events are numbered at COMMIT and it
+// does nothing. Tests that read positions or commits rows from the
+// database, or wake a dispatcher by hand, call it first. READ WRITE: a
+// fault test reads its truth while the database's default is read-only.
+func Tick(t testing.TB, pool *pgxpool.Pool) {
+	t.Helper()
+	_, err := pool.Exec(context.Background(), "BEGIN READ WRITE; SELECT streamer.tick(); COMMIT")
+	require.NoError(t, err)
+}

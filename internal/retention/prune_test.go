@@ -29,8 +29,7 @@ func publish(t testing.TB, pool *pgxpool.Pool, s string, data ...string) {
 		require.NoError(t, err)
 	}
 	require.NoError(t, tx.Commit(ctx))
-	_, err = pool.Exec(ctx, "SELECT streamer.tick()")
-	require.NoError(t, err)
+	pgtest.Tick(t, pool)
 }
 
 // dbNow is the database's clock, the one committed_at is read from.

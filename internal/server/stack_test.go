@@ -135,8 +135,7 @@ func (s *stack) publish(t testing.TB, stream, data string) int64 {
 // events are numbered at COMMIT and it does nothing.
 func (s *stack) sequence(t testing.TB) {
 	t.Helper()
-	_, err := s.pool.Exec(context.Background(), "SELECT streamer.tick()")
-	require.NoError(t, err)
+	pgtest.Tick(t, s.pool)
 }
 
 // waitLive waits until n subscribers are live in the registry.
