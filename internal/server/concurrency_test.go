@@ -276,6 +276,7 @@ func TestReplaySharesPages(t *testing.T) {
 	for i := range 45 {
 		s.publish(t, "shared", fmt.Sprint(i))
 	}
+	s.sequence(t) // the 45 are history, in full pages, before anyone replays
 	var first []received
 	for c := range 4 {
 		got := subscribe(t, s.url, []string{"shared"}, "0").take(45)
