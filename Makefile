@@ -38,10 +38,16 @@ db-stop: ## Stop the dev database; its data stays
 psql: db-start ## Open psql on the dev database
 	psql "$$($(DEVDB) url)"
 
+# The delivery tests again with the database in ticks ordering mode
+# (STREAMER_TEST_ORDERING; every test database is in trigger mode otherwise).
+TICKS_PKGS := ./internal/dispatch/ ./internal/server/ ./internal/retention/ ./internal/sequencer/ ./migrations/
+
 .PHONY: test
-test: deps ## Vet, then run every test with the race detector
+test: deps ## Vet, then run every test with the race detector, the delivery tests in both ordering modes
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+	STREAMER_TEST_ORDERING=ticks $(GO) test -race -count=1 -timeout 20m $(TICKS_PKGS)
+	STREAMER_TEST_ORDERING=ticks $(GO) test -race -count=1 -timeout 20m -run 'TestInstances|TestGap$$' ./internal/e2e/
 
 .PHONY: bench
 bench: deps ## Run every benchmark once, so none rots (use -benchtime for numbers)

@@ -41,6 +41,10 @@ const (
 	// RetentionLockID is held (session-level) by the one retention service
 	// that prunes at a time (internal/retention).
 	RetentionLockID = 3
+	// SequencerLockID is held (session-level) by the one sequencer that
+	// records ticks at a time (internal/sequencer). Ticks serialise on the
+	// streamer.ordering row whatever the lock: it only saves work.
+	SequencerLockID = 4
 )
 
 // Migrate applies every migration not yet applied to the database conn is

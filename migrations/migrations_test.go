@@ -118,5 +118,80 @@ func TestUpgrade(t *testing.T) {
 
 	var version int32
 	require.NoError(t, conn.QueryRow(ctx, "SELECT version FROM "+migrations.VersionTable).Scan(&version))
-	require.Equal(t, int32(6), version, "the newest migration is 006")
+	require.Equal(t, int32(7), version, "the newest migration is 007")
+	mode, err := migrations.ReadOrdering(ctx, conn)
+	require.NoError(t, err)
+	require.Equal(t, migrations.Trigger, mode, "007 leaves the database as it was; streamer migrate switches")
+}
+
+// TestOrderingSwitch: switching between trigger and ticks and back numbers
+// every committed event exactly once, tokens taken in one mode resume in
+// the other, and a transaction that began (with an xid) before a switch and
+// inserted after it is numbered by the mode it published under.
+func TestOrderingSwitch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pgtest.NewDB(t))
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		_, err := conn.Exec(ctx, sql, args...)
+		require.NoError(t, err)
+	}
+	head := func() string {
+		t.Helper()
+		var h string
+		require.NoError(t, conn.QueryRow(ctx, "SELECT streamer.head()").Scan(&h))
+		return h
+	}
+	after := func(token string) []string {
+		t.Helper()
+		rows, err := conn.Query(ctx, `SELECT e.data FROM streamer.commits c JOIN streamer.events e USING (txid)
+			WHERE c.seq > $1::bigint ORDER BY c.seq, e.id`, token)
+		require.NoError(t, err)
+		got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return got
+	}
+
+	require.NoError(t, migrations.SetOrdering(ctx, conn, migrations.Trigger))
+	start := head()
+	exec("SELECT streamer.publish('s', 'trigger-1')")
+	tokTrigger := head()
+
+	// A transaction with an xid from before the switch, inserting after it.
+	late, err := pgx.Connect(ctx, conn.Config().ConnString())
+	require.NoError(t, err)
+	defer late.Close(ctx)
+	_, err = late.Exec(ctx, "BEGIN; SELECT pg_current_xact_id()")
+	require.NoError(t, err)
+
+	require.NoError(t, migrations.SetOrdering(ctx, conn, migrations.Ticks))
+	mode, err := migrations.ReadOrdering(ctx, conn)
+	require.NoError(t, err)
+	require.Equal(t, migrations.Ticks, mode)
+	_, err = late.Exec(ctx, "SELECT streamer.publish('s', 'late'); COMMIT")
+	require.NoError(t, err)
+	exec("SELECT streamer.publish('s', 'ticks-1')")
+	exec("SELECT streamer.tick()")
+	tokTicks := head()
+	exec("SELECT streamer.publish('s', 'ticks-2')") // numbered by the switch's last tick
+
+	require.NoError(t, migrations.SetOrdering(ctx, conn, migrations.Trigger))
+	exec("SELECT streamer.publish('s', 'trigger-2')")
+
+	require.Equal(t, []string{"trigger-1", "late", "ticks-1", "ticks-2", "trigger-2"}, after(start))
+	require.Equal(t, []string{"late", "ticks-1", "ticks-2", "trigger-2"}, after(tokTrigger))
+	require.Equal(t, []string{"ticks-2", "trigger-2"}, after(tokTicks))
+	var dup int
+	require.NoError(t, conn.QueryRow(ctx,
+		"SELECT count(*) FROM (SELECT txid FROM streamer.commits GROUP BY txid HAVING count(*) > 1) d").Scan(&dup))
+	require.Zero(t, dup)
+	// Trigger mode NOTIFYs again, ticks mode does not (checked by the
+	// trigger's state).
+	var enabled string
+	require.NoError(t, conn.QueryRow(ctx,
+		"SELECT tgenabled::text FROM pg_trigger WHERE tgname = 'events_notify'").Scan(&enabled))
+	require.Equal(t, "O", enabled)
 }

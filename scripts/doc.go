@@ -1,6 +1,8 @@
 // Package scripts holds no Go code: its shell scripts serve the Makefile
 // (devdb.sh the development database, ensure-deps.sh the system
 // packages), and its tests run them as a new user would.
+// pgbench-ordering.sh measures publishers per ordering mode for
+// docs/benchmarks.md; it is run by hand, against a database of its own.
 //
 // # Invariants
 //

@@ -15,6 +15,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/streamer-dev/streamer/migrations"
+
 	"github.com/jackc/pgx/v5"
 )
 
@@ -70,14 +72,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func migrateCommand(ctx context.Context, args []string, stdout io.Writer) error {
-	var dbURL string
+	var dbURL, orderingName string
 	s := newSettings("streamer migrate", stdout)
 	s.String(&dbURL, optDatabaseURL)
+	s.String(&orderingName, optOrdering)
 	if err := s.parse(args, "Usage: streamer migrate [flags]"); err != nil {
 		return err
 	}
 	if dbURL == "" {
 		return errors.New("DATABASE_URL (or --database-url) is required")
+	}
+	ordering, err := migrations.ParseOrdering(orderingName)
+	if err != nil {
+		return fmt.Errorf("STREAMER_ORDERING: %w", err)
 	}
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
@@ -88,5 +95,16 @@ func migrateCommand(ctx context.Context, args []string, stdout io.Writer) error 
 		return err
 	}
 	fmt.Fprintln(stdout, "migrations applied")
+	reason := "STREAMER_ORDERING"
+	if ordering == "" {
+		if ordering, reason, err = migrations.BestOrdering(ctx, conn); err != nil {
+			return fmt.Errorf("choose the ordering mode: %w", err)
+		}
+		reason = "the best this database supports: " + reason
+	}
+	if err := migrations.SetOrdering(ctx, conn, ordering); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "ordering: %s (%s)\n", ordering, reason)
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/streamer-dev/streamer/internal/metrics"
 	"github.com/streamer-dev/streamer/internal/registry"
 	"github.com/streamer-dev/streamer/internal/retention"
+	"github.com/streamer-dev/streamer/internal/sequencer"
 	"github.com/streamer-dev/streamer/internal/server"
 	"github.com/streamer-dev/streamer/internal/ui"
 	"github.com/streamer-dev/streamer/migrations"
@@ -28,6 +29,8 @@ import (
 var migrateDatabase = migrations.Migrate
 
 var optDatabaseURL = option{"database-url", "DATABASE_URL", "", "Postgres connection string"}
+
+var optOrdering = option{"ordering", "STREAMER_ORDERING", "", "how publishing transactions are ordered: ticks (publishers take no lock; one server numbers commits every few ms) or trigger (each COMMIT numbers itself under a global lock); empty: migrate picks the best the database supports, serve follows the database"}
 
 // serveConfig is every setting of streamer serve.
 type serveConfig struct {
@@ -47,6 +50,7 @@ type serveConfig struct {
 	WriteTimeout    time.Duration
 	ReplayRate      int
 	Retention       time.Duration
+	Ordering        string
 
 	// POST /publish and its batcher (internal/batch).
 	PublishBatchEvents int
@@ -92,6 +96,7 @@ func (c *serveConfig) bind(out io.Writer) *settings {
 	s.Duration(&c.PublishTimeout, option{"publish-timeout", "STREAMER_PUBLISH_TIMEOUT", "30s", "how long POST /publish waits for its commit, retries included (and, separately, for its body)"})
 	s.Int(&c.PublishConcurrent, option{"publish-max-concurrent", "STREAMER_PUBLISH_MAX_CONCURRENT", "64", "POST /publish requests handled at once; beyond it 503 with Retry-After, before the body is read"})
 	s.Duration(&c.Retention, option{"retention", "STREAMER_RETENTION", "168h", "events committed longer ago are pruned in the background (one server at a time); 0 keeps everything"})
+	s.String(&c.Ordering, optOrdering)
 	c.Auth.bind(s)
 	return s
 }
@@ -159,6 +164,13 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 	}
 	defer pool.Close()
 
+	ordering, err := checkOrdering(ctx, pool, cfg.Ordering)
+	if err != nil {
+		return err
+	}
+	log.Info().Str("ordering", string(ordering)).Msg("ordering mode of the database")
+	// Always runs: in trigger mode it only asks, once a second, whether the
+	// database has been switched to ticks.
 	reg := registry.New[dispatch.Subscriber]()
 	var srv *server.Server // read by the metrics gauges at scrape time
 	var lis *listener.Listener
@@ -180,6 +192,12 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		IDFrameDelay: cfg.Heartbeat,
 		Metrics:      met,
 		Logger:       log.With().Str("service", "dispatch").Logger(),
+	})
+
+	seq := sequencer.New(sequencer.Config{
+		DatabaseURL: cfg.DatabaseURL,
+		Waker:       disp,
+		Logger:      log.With().Str("service", "sequencer").Logger(),
 	})
 
 	lis = listener.New(listener.Config{
@@ -277,6 +295,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 			return nil
 		}, stop: stopOnly(disp.Stop)},
 		{name: "listener", svc: lis, start: lis.Start, stop: stopOnly(lis.Stop)},
+		{name: "sequencer", svc: seq, start: seq.Start, stop: stopOnly(seq.Stop)},
 		// Before the HTTP server: with a JWKS URL, Start fetches the keys.
 		{name: "auth", svc: authz, start: authz.Start, stop: stopOnly(authz.Stop)},
 		// The HTTP server, stopped first, refuses publishes from then on
@@ -294,6 +313,24 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		svcs = append(svcs, service{name: "retention", svc: ret, start: ret.Start, stop: stopOnly(ret.Stop)})
 	}
 	return runServices(ctx, log, cfg.ShutdownTimeout, svcs)
+}
+
+// checkOrdering reads the database's ordering mode and, when want names
+// one, refuses to serve another: switching waits for every publisher in
+// flight, which is streamer migrate's job.
+func checkOrdering(ctx context.Context, pool *pgxpool.Pool, want string) (migrations.Ordering, error) {
+	wantMode, err := migrations.ParseOrdering(want)
+	if err != nil {
+		return "", fmt.Errorf("STREAMER_ORDERING: %w", err)
+	}
+	mode, err := migrations.ReadOrdering(ctx, pool)
+	if err != nil {
+		return "", fmt.Errorf("%w (has `streamer migrate` run?)", err)
+	}
+	if wantMode != "" && wantMode != mode {
+		return "", fmt.Errorf("the database is in %s ordering mode, STREAMER_ORDERING asks for %s: run `streamer migrate` with STREAMER_ORDERING=%s first", mode, wantMode, wantMode)
+	}
+	return mode, nil
 }
 
 // service is one long-running part of streamer serve.

@@ -4,9 +4,11 @@
 // # Overview
 //
 // Every event has a [Position]: the commit sequence number of the
-// transaction that inserted it (streamer.commits.seq, taken at COMMIT under a
-// lock, so it follows commit order) and the event's own id (insertion order
-// within that transaction). Positions order events totally; the order is a
+// transaction that inserted it (streamer.commits.seq: taken at COMMIT under a
+// lock in the trigger ordering mode, so it follows commit order; by the tick
+// that first saw the transaction committed in the ticks mode, so it follows
+// commit order to the tick) and the event's own id (insertion order within
+// that transaction). Tokens mean the same in both modes. Positions order events totally; the order is a
 // function of what is in the database, so it is the same for every
 // subscriber, every replay and every server process.
 //

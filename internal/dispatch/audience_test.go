@@ -93,6 +93,7 @@ func (b *bundle) publishTo(t *testing.T, stream, data string, aud []string) {
 	t.Helper()
 	_, err := b.pool.Exec(context.Background(), "SELECT streamer.publish($1, $2, audience => $3)", stream, data, aud)
 	require.NoError(t, err)
+	b.sequence(t)
 }
 
 // visibleOrder returns the data of the events on stream, in delivery order,

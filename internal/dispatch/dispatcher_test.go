@@ -177,6 +177,7 @@ func (b *bundle) publish(t *testing.T, stream, data string) {
 	t.Helper()
 	_, err := b.pool.Exec(context.Background(), "SELECT streamer.publish($1, $2)", stream, data)
 	require.NoError(t, err)
+	b.sequence(t)
 }
 
 // subscribe subscribes a new fakeSub from now and waits until it is live.
@@ -196,9 +197,19 @@ func waitLive(t *testing.T, b *bundle, s Subscriber) {
 	}
 }
 
-// readCaughtUp wakes the dispatcher and waits for its live read to catch up.
+// sequence numbers every committed event now: in ticks mode
+// (STREAMER_TEST_ORDERING=ticks) it records a tick, as the sequencer would
+// a few milliseconds later; in trigger mode it does nothing.
+func (b *bundle) sequence(t *testing.T) {
+	t.Helper()
+	pgtest.Tick(t, b.pool)
+}
+
+// readCaughtUp numbers what has committed, wakes the dispatcher and waits
+// for its live read to catch up.
 func readCaughtUp(t *testing.T, d *Dispatcher, b *bundle) LiveRead {
 	t.Helper()
+	b.sequence(t)
 	d.Wake()
 	return b.sig.LiveRead.WaitOrTimeout(t)
 }

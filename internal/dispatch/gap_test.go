@@ -37,6 +37,7 @@ func (b *bundle) publishAs(t *testing.T, stream, data string, aud []string) curs
 	ctx := context.Background()
 	var p cursor.Position
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT streamer.publish($1, $2, audience => $3)`, stream, data, aud).Scan(&p.ID))
+	b.sequence(t)
 	require.NoError(t, b.pool.QueryRow(ctx, `
 		SELECT c.seq FROM streamer.events e JOIN streamer.commits c ON c.txid = e.txid
 		WHERE e.id = $1`, p.ID).Scan(&p.Seq))

@@ -77,10 +77,13 @@ func TestReadPage(t *testing.T) {
 	// Three transactions; the second has three events.
 	_, err = pool.Exec(ctx, "SELECT streamer.publish('a', '1')")
 	require.NoError(t, err)
+	pgtest.Tick(t, pool)
 	_, err = pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) VALUES ('a', '2'), ('b', '3'), ('a', '4')")
 	require.NoError(t, err)
+	pgtest.Tick(t, pool)
 	_, err = pool.Exec(ctx, "SELECT streamer.publish('b', '5', event => 't')")
 	require.NoError(t, err)
+	pgtest.Tick(t, pool)
 
 	t.Run("pages until caught up", func(t *testing.T) {
 		t.Parallel()
@@ -141,6 +144,7 @@ func TestReadPageAudience(t *testing.T) {
 	_, err := pool.Exec(ctx, `INSERT INTO streamer.events (stream, event, data, audience) VALUES
 		('s', 't', 'all', NULL), ('s', 't', 'for a', '{a}'), ('s', 't', 'for b and c', '{b,c}')`)
 	require.NoError(t, err)
+	pgtest.Tick(t, pool)
 	type row struct {
 		typ, data string
 		hidden    bool

@@ -22,6 +22,7 @@ import (
 	sse "github.com/tmaxmax/go-sse"
 
 	"github.com/streamer-dev/streamer/internal/cursor"
+	"github.com/streamer-dev/streamer/internal/pgtest"
 )
 
 // loadConfig shapes the workload of a fault test.
@@ -400,6 +401,7 @@ func (l *load) truth() map[string][]frame {
 	l.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), longWait)
 	defer cancel()
+	pgtest.Tick(l.t, l.d.pool)
 	rows, err := l.d.pool.Query(ctx, `
 		SELECT c.seq::text || '.' || e.id::text, e.stream, e.data
 		FROM streamer.events e JOIN streamer.commits c ON c.txid = e.txid

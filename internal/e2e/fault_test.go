@@ -198,7 +198,15 @@ func testFaultReadOnly(t *testing.T, bin string) {
 		if on {
 			stmt = "ALTER DATABASE " + pgx.Identifier{db}.Sanitize() + " SET default_transaction_read_only = on"
 		}
-		_, err := d.pool.Exec(ctx, stmt)
+		// A connection the pool opened while the database was read-only
+		// is read-only by default: this session is made read-write first,
+		// in a transaction of its own (the next one starts read-write).
+		conn, err := d.pool.Acquire(ctx)
+		require.NoError(t, err)
+		defer conn.Release()
+		_, err = conn.Exec(ctx, "SET default_transaction_read_only = off")
+		require.NoError(t, err)
+		_, err = conn.Exec(ctx, stmt)
 		require.NoError(t, err)
 		// The setting applies to new sessions: end the server's.
 		_, err = d.pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity

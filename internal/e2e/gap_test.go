@@ -10,6 +10,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
+
+	"github.com/streamer-dev/streamer/internal/pgtest"
 )
 
 // TestGap is the acceptance scenario of issue #12 for gaps, against the
@@ -117,6 +119,7 @@ func seq(from, to int) []string {
 // token returns the resume token of the event with id.
 func (d *deployment) token(t testing.TB, id int64) string {
 	t.Helper()
+	pgtest.Tick(t, d.pool)
 	var s int64
 	require.NoError(t, d.pool.QueryRow(context.Background(), `
 		SELECT c.seq FROM streamer.commits c JOIN streamer.events e ON e.txid = c.txid WHERE e.id = $1`, id).Scan(&s))

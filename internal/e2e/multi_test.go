@@ -25,6 +25,7 @@ func TestInstances(t *testing.T) {
 	}{
 		{"publish through one, subscribe on all", testPublishOneSubscribeAll},
 		{"kill -9 one under load", testKillOneUnderLoad},
+		{"kill -9 the sequencer under load", testKillSequencerUnderLoad},
 		{"rolling restart", testRollingRestart},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -176,6 +177,61 @@ func testKillOneUnderLoad(t *testing.T, bin string) {
 			}
 		}
 	}
+}
+
+// sequencerLog is what a server logs when its sequencer takes the lock
+// (internal/sequencer).
+const sequencerLog = "sequencer: this server records ticks"
+
+// sequencing returns the nodes that have logged taking the sequencer lock.
+func (c *instances) sequencing() []int {
+	var out []int
+	for i, d := range c.nodes {
+		if strings.Contains(d.logs.String(), sequencerLog) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// testKillSequencerUnderLoad kills the instance whose sequencer numbers
+// the commits (in ticks mode nothing is delivered without one): another
+// instance's sequencer takes the lock, and every subscriber, on every
+// instance, ends with exactly the committed events, in order, once. In
+// trigger mode the sequencer only watches the mode, and the test shows that
+// losing it changes nothing.
+func testKillSequencerUnderLoad(t *testing.T, bin string) {
+	c := startInstances(t, bin, 3)
+	var victim int
+	waitFor(t, longWait, "a sequencer to take the lock", func() bool {
+		seq := c.sequencing()
+		if len(seq) == 1 {
+			victim = seq[0]
+		}
+		return len(seq) == 1
+	})
+	var publishTo []string
+	for i, d := range c.nodes {
+		if i != victim {
+			publishTo = append(publishTo, d.url)
+		}
+	}
+	l := startInstanceLoad(t, c, publishTo)
+	l.waitAllReceive(t, 20)
+
+	c.nodes[victim].kill()
+	waitFor(t, longWait, "another instance's sequencer to take over", func() bool {
+		for _, i := range c.sequencing() {
+			if i != victim {
+				return true
+			}
+		}
+		return false
+	})
+	after := l.http.published() + 50
+	waitFor(t, longWait, "50 more events over HTTP", func() bool { return l.http.published() >= after })
+	l.waitAllReceive(t, after/2)
+	l.finish(t)
 }
 
 func testRollingRestart(t *testing.T, bin string) {

@@ -3,8 +3,10 @@
 //
 // # Overview
 //
-// The schema's statement-level trigger runs pg_notify on "streamer" once
-// per INSERT statement into streamer.events. A [Listener] holds one dedicated
+// In the trigger ordering mode the schema's statement-level trigger runs
+// pg_notify on "streamer" once per INSERT statement into streamer.events;
+// in the ticks mode each tick that numbered transactions NOTIFYs once
+// (internal/sequencer), so one notification serves every commit of a tick. A [Listener] holds one dedicated
 // connection (a *pgx.Conn of its own, never one borrowed from a pool, because
 // LISTEN is session state and a pooled session would be handed to someone
 // else) that has run LISTEN on that channel, and one goroutine that waits for

@@ -14,6 +14,12 @@
 // milliseconds. [Admin] is a pool on the same server's maintenance database,
 // for pg_terminate_backend and other server-wide statements.
 //
+// The template is in the ordering mode [OrderingEnv] names
+// (STREAMER_TEST_ORDERING=trigger, the default, or ticks; see
+// migrations/007_ticks.sql), so that `make test` runs the delivery tests in
+// both. In ticks mode nothing is numbered until a tick: tests that read
+// positions from the database without a server's sequencer call [Tick].
+//
 // The server is chosen once per test binary, in this order:
 //
 //  1. A Docker engine that answers within a second: testcontainers starts a

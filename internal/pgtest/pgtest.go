@@ -16,6 +16,7 @@ import (
 
 	"github.com/streamer-dev/streamer/internal/pgcluster"
 	"github.com/streamer-dev/streamer/internal/testenv"
+	"github.com/streamer-dev/streamer/migrations"
 )
 
 // cleanupTimeout bounds each DROP DATABASE and each teardown step.
@@ -140,4 +141,34 @@ func get(t testing.TB) *server {
 	}
 	t.Fatalf("pgtest: %v", err)
 	return nil
+}
+
+// OrderingEnv names the environment variable that selects the ordering mode
+// of every test database (migrations.Ordering: trigger, the default, or
+// ticks), so that the delivery tests run in each mode.
+const OrderingEnv = "STREAMER_TEST_ORDERING"
+
+// Ordering returns the ordering mode test databases are in; an unknown
+// name panics, so that a typo never runs the tests in the wrong mode.
+func Ordering() migrations.Ordering {
+	o, err := migrations.ParseOrdering(os.Getenv(OrderingEnv))
+	if err != nil {
+		panic(fmt.Sprintf("pgtest: %s: %v", OrderingEnv, err))
+	}
+	if o == "" {
+		return migrations.Trigger
+	}
+	return o
+}
+
+// Tick numbers every committed event now: in the ticks ordering mode it
+// records a tick (streamer.tick(), as a server's sequencer would a few
+// milliseconds later); in trigger mode events are numbered at COMMIT and it
+// does nothing. Tests that read positions or commits rows from the
+// database, or wake a dispatcher by hand, call it first. READ WRITE: a
+// fault test reads its truth while the database's default is read-only.
+func Tick(t testing.TB, pool *pgxpool.Pool) {
+	t.Helper()
+	_, err := pool.Exec(context.Background(), "BEGIN READ WRITE; SELECT streamer.tick(); COMMIT")
+	require.NoError(t, err)
 }

@@ -145,6 +145,9 @@ func (s *server) migrateTemplate(ctx context.Context) error {
 		return fmt.Errorf("connect to template database: %w", err)
 	}
 	err = migrations.Migrate(ctx, conn)
+	if err == nil && Ordering() != migrations.Trigger {
+		err = migrations.SetOrdering(ctx, conn, Ordering())
+	}
 	if cerr := conn.Close(ctx); err == nil && cerr != nil {
 		err = fmt.Errorf("close template connection: %w", cerr)
 	}

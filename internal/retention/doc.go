@@ -10,8 +10,11 @@
 // streamer.pruned; streamer.prune(older_than) runs such steps until nothing
 // older is left, for operators and cron. Both are exact: "committed" means
 // the commits row's committed_at, which is taken under the commit-order lock
-// and so grows with seq; an event whose transaction inserted it before the
-// cutoff but committed after is kept.
+// (trigger mode) or is the time of the serialised tick that numbered the
+// transaction (ticks mode: after its COMMIT, by at most a tick interval), and
+// so grows with seq; an event whose transaction inserted it before the
+// cutoff but committed after is kept, and an event not yet numbered by a
+// tick is never pruned.
 //
 // A [Service] runs a pass at Start and then every Interval (at most
 // min(Retention/2, 1m)). A pass takes a session-level advisory lock

@@ -15,7 +15,9 @@ import (
 	"github.com/streamer-dev/streamer/internal/pgtest"
 )
 
-// publish commits one transaction that inserts the given data on stream s.
+// publish commits one transaction that inserts the given data on stream s
+// and, in ticks mode (STREAMER_TEST_ORDERING=ticks), records a tick, as the
+// sequencer would a few milliseconds later, so that it has its commit time.
 func publish(t testing.TB, pool *pgxpool.Pool, s string, data ...string) {
 	t.Helper()
 	ctx := context.Background()
@@ -27,6 +29,7 @@ func publish(t testing.TB, pool *pgxpool.Pool, s string, data ...string) {
 		require.NoError(t, err)
 	}
 	require.NoError(t, tx.Commit(ctx))
+	pgtest.Tick(t, pool)
 }
 
 // dbNow is the database's clock, the one committed_at is read from.

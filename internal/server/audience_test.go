@@ -59,6 +59,7 @@ func TestEventsAudience(t *testing.T) {
 	wg.Wait()
 
 	// What each may see, in the database's delivery order.
+	a.sequence(t)
 	may := map[string]func(aud []string) bool{
 		"alice": func(aud []string) bool { return aud == nil || contains(aud, "alice") },
 		"bob":   func(aud []string) bool { return aud == nil || contains(aud, "bob") || contains(aud, "team:7") },

@@ -16,6 +16,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/streamer-dev/streamer/internal/cursor"
+	"github.com/streamer-dev/streamer/internal/pgtest"
+	"github.com/streamer-dev/streamer/migrations"
 )
 
 // TestReplayRace connects 50 clients with assorted resume points while
@@ -215,8 +217,12 @@ func TestOutOfOrderCommitsRandomised(t *testing.T) {
 			}
 			order[st] = got
 			// Commit order: with the recording lock held across COMMIT,
-			// committed[st] is commit order.
-			require.Equal(t, committed[st], got, "stream %s: delivered in commit order", st)
+			// committed[st] is commit order. Ticks order by tick, then
+			// by xid within a tick: only the contract's order (checked
+			// below per publisher) holds.
+			if pgtest.Ordering() == migrations.Trigger {
+				require.Equal(t, committed[st], got, "stream %s: delivered in commit order", st)
+			}
 		}
 	}
 	// The test is not vacuous: somewhere a lower id was delivered after a
@@ -270,6 +276,7 @@ func TestReplaySharesPages(t *testing.T) {
 	for i := range 45 {
 		s.publish(t, "shared", fmt.Sprint(i))
 	}
+	s.sequence(t) // the 45 are history, in full pages, before anyone replays
 	var first []received
 	for c := range 4 {
 		got := subscribe(t, s.url, []string{"shared"}, "0").take(45)
@@ -305,6 +312,7 @@ func TestReplayRate(t *testing.T) {
 	ctx := context.Background()
 	_, err := s.pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) SELECT 'paced', g::text FROM generate_series(1, $1) g", backlog)
 	require.NoError(t, err)
+	s.sequence(t) // the backlog is history before anyone subscribes
 
 	start := time.Now()
 	subs := make([]*client, clients)

@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/streamer-dev/streamer/internal/cursor"
+	"github.com/streamer-dev/streamer/internal/pgtest"
+	"github.com/streamer-dev/streamer/migrations"
 )
 
 func TestLive(t *testing.T) {
@@ -137,7 +139,11 @@ func TestHead(t *testing.T) {
 
 	c := subscribeQuery(t, s.url, url.Values{"stream": {"h"}, "last_event_id": {token}}, "")
 	got := c.take(2)
-	require.Equal(t, []string{"after", "open-during-head"}, datas(got))
+	if pgtest.Ordering() == migrations.Trigger {
+		require.Equal(t, []string{"after", "open-during-head"}, datas(got))
+	} else { // neither committed before the other began: either order
+		require.ElementsMatch(t, []string{"after", "open-during-head"}, datas(got))
+	}
 }
 
 func TestCheckConstraintsNameTheRule(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"github.com/streamer-dev/streamer/internal/listener"
 	"github.com/streamer-dev/streamer/internal/pgtest"
 	"github.com/streamer-dev/streamer/internal/registry"
+	"github.com/streamer-dev/streamer/internal/sequencer"
 	"github.com/streamer-dev/streamer/internal/server"
 )
 
@@ -29,6 +30,7 @@ type stack struct {
 	reg      *registry.Registry[dispatch.Subscriber]
 	disp     *dispatch.Dispatcher
 	lis      *listener.Listener
+	seq      *sequencer.Sequencer
 	srv      *server.Server
 	dsig     *dispatch.TestSignals
 	lsig     *listener.TestSignals
@@ -94,6 +96,12 @@ func setup(t *testing.T, opts ...func(*stackOpts)) *stack {
 	require.NoError(t, s.lis.Start(ctx))
 	t.Cleanup(s.lis.Stop)
 
+	// In ticks mode (STREAMER_TEST_ORDERING=ticks) nothing is delivered
+	// until a tick numbers it; in trigger mode the sequencer only asks.
+	s.seq = sequencer.New(sequencer.Config{DatabaseURL: dbURL, Logger: log, ModeInterval: time.Second})
+	require.NoError(t, s.seq.Start(ctx))
+	t.Cleanup(s.seq.Stop)
+
 	sc := o.server
 	s.subscribes = &atomic.Int64{}
 	srvLog := log
@@ -120,6 +128,14 @@ func (s *stack) publish(t testing.TB, stream, data string) int64 {
 	require.NoError(t, s.pool.QueryRow(context.Background(),
 		"SELECT streamer.publish($1, $2)", stream, data).Scan(&id))
 	return id
+}
+
+// sequence numbers every committed event now: in ticks mode it records a
+// tick (as the sequencer would a few milliseconds later); in trigger mode
+// events are numbered at COMMIT and it does nothing.
+func (s *stack) sequence(t testing.TB) {
+	t.Helper()
+	pgtest.Tick(t, s.pool)
 }
 
 // waitLive waits until n subscribers are live in the registry.

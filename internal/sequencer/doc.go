@@ -1,0 +1,37 @@
+// Package sequencer records ticks: in the ticks ordering mode
+// (migrations/007_ticks.sql) it numbers the publishing transactions that
+// committed since the last tick, every few milliseconds, one server at a
+// time. The argument for the order is in internal/dispatch/doc.go, "Ticks".
+//
+// # Overview
+//
+// A [Sequencer] holds one dedicated connection. On it, it waits for the
+// session-level advisory lock (LockClass, SequencerLockID): pg_advisory_lock
+// blocks until the holder's session ends, so when the sequencing server
+// dies (its connection closes) another takes over at once. Holding the
+// lock, it calls streamer.tick() in a loop: after a tick that numbered
+// something it waits Interval (2ms); after an empty one it doubles the wait
+// up to IdleInterval (20ms), so an idle database costs a few dozen
+// read-only statements per second that write nothing; in trigger mode (tick() returns NULL) it waits
+// ModeInterval and asks again, so a database switched to ticks while the
+// server runs is served. A tick that numbered transactions NOTIFYs
+// "streamer" in its own transaction, which wakes every server's listener:
+// the wake path is the trigger mode's. Config.Waker (the dispatcher, in
+// streamer serve) is also woken at once after such a tick, which saves the
+// sequencing server the NOTIFY's round trip.
+//
+// On an error it closes the connection (which releases the lock), waits
+// (capped exponential backoff) and starts again.
+//
+// # Invariants
+//
+//   - Correctness never depends on the lock: ticks serialise on the
+//     streamer.ordering row, so two sequencers, or a sequencer and
+//     streamer.head(), never number a transaction twice or skip one. The
+//     lock only keeps the other servers from doing the same work.
+//   - At most one goroutine and one connection per Sequencer exist at any
+//     time; after Stop returns there are none (package startstop).
+//   - Leading reports true only while this sequencer holds the lock on a
+//     live connection.
+//   - A nil Config.TestSignals is inert.
+package sequencer

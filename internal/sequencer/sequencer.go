@@ -1,0 +1,211 @@
+package sequencer
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/rs/zerolog"
+
+	"github.com/streamer-dev/streamer/internal/backoff"
+	"github.com/streamer-dev/streamer/internal/startstop"
+	"github.com/streamer-dev/streamer/internal/testsignal"
+	"github.com/streamer-dev/streamer/migrations"
+)
+
+// Defaults applied by [New] to zero fields of [Config].
+const (
+	DefaultInterval     = 2 * time.Millisecond
+	DefaultIdleInterval = 20 * time.Millisecond
+	DefaultModeInterval = time.Second
+	DefaultMinBackoff   = 100 * time.Millisecond
+	DefaultMaxBackoff   = 5 * time.Second
+)
+
+// ApplicationName is the connection's application_name unless the DSN sets
+// one.
+const ApplicationName = "streamer-sequencer"
+
+// closeTimeout bounds closing the connection.
+const closeTimeout = time.Second
+
+// Config configures a [Sequencer].
+type Config struct {
+	// DatabaseURL is a libpq-style connection string or URL. Required.
+	DatabaseURL string
+	// Interval is the wait after a tick that numbered something; default
+	// 2ms. With the tick's own duration it is the latency ticks add while
+	// events arrive.
+	Interval time.Duration
+	// IdleInterval caps the wait after empty ticks (it doubles from
+	// Interval); default 20ms: the most a first event after an idle spell
+	// waits for its tick.
+	IdleInterval time.Duration
+	// Waker, when set, is woken after every tick that numbered something,
+	// in this process, without waiting for the tick's NOTIFY to come back
+	// through the listener (which still wakes every other server).
+	Waker interface{ Wake() }
+	// ModeInterval is the wait in trigger mode before asking again; default 1s.
+	ModeInterval time.Duration
+	// MinBackoff and MaxBackoff bound the wait after an error.
+	MinBackoff, MaxBackoff time.Duration
+	Logger                 zerolog.Logger
+	// TestSignals, when non-nil and initialised, report to tests.
+	TestSignals *TestSignals
+}
+
+// TestSignals are the sequencer's test signals.
+type TestSignals struct {
+	// Leading fires with the backend PID when the sequencer takes the lock.
+	Leading testsignal.TestSignal[uint32]
+	// Ticked fires after each tick that numbered transactions, with how many.
+	Ticked testsignal.TestSignal[int]
+	// Failed fires with each error that made the sequencer back off.
+	Failed testsignal.TestSignal[error]
+}
+
+// Init enables every signal.
+func (s *TestSignals) Init() {
+	s.Leading.Init()
+	s.Ticked.Init()
+	s.Failed.Init()
+}
+
+func (c Config) withDefaults() Config {
+	if c.Interval <= 0 {
+		c.Interval = DefaultInterval
+	}
+	if c.IdleInterval < c.Interval {
+		c.IdleInterval = max(DefaultIdleInterval, c.Interval)
+	}
+	if c.ModeInterval <= 0 {
+		c.ModeInterval = DefaultModeInterval
+	}
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = DefaultMinBackoff
+	}
+	if c.MaxBackoff < c.MinBackoff {
+		c.MaxBackoff = max(DefaultMaxBackoff, c.MinBackoff)
+	}
+	if c.TestSignals == nil {
+		c.TestSignals = &TestSignals{}
+	}
+	return c
+}
+
+// Sequencer records ticks while it holds the sequencer lock. See the
+// package documentation.
+type Sequencer struct {
+	startstop.Base
+	cfg     Config
+	leading atomic.Bool
+	ticks   atomic.Int64
+}
+
+var _ startstop.Service = (*Sequencer)(nil)
+
+// New returns a sequencer that is not running.
+func New(cfg Config) *Sequencer {
+	return &Sequencer{cfg: cfg.withDefaults()}
+}
+
+// Leading reports whether this sequencer holds the lock now.
+func (s *Sequencer) Leading() bool { return s.leading.Load() }
+
+// Ticks returns how many ticks that numbered transactions this sequencer
+// has recorded.
+func (s *Sequencer) Ticks() int64 { return s.ticks.Load() }
+
+// Start checks the DSN and starts the goroutine, which runs until Stop is
+// called or ctx ends. Connection errors are retried in the background: a
+// server that is not the sequencer does not need the database to start.
+func (s *Sequencer) Start(ctx context.Context) error {
+	connCfg, err := pgx.ParseConfig(s.cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("sequencer: parse database URL: %w", err)
+	}
+	if _, ok := connCfg.RuntimeParams["application_name"]; !ok {
+		connCfg.RuntimeParams["application_name"] = ApplicationName
+	}
+	ctx, shouldStart, started, stopped := s.StartInit(ctx)
+	if !shouldStart {
+		return nil
+	}
+	go func() {
+		defer stopped()
+		started()
+		s.run(ctx, connCfg)
+	}()
+	return nil
+}
+
+func (s *Sequencer) run(ctx context.Context, connCfg *pgx.ConnConfig) {
+	log := s.cfg.Logger
+	for attempt := 0; ; attempt++ {
+		led, err := s.session(ctx, connCfg)
+		if ctx.Err() != nil {
+			return
+		}
+		if led {
+			attempt = 0 // a new failure after a working session starts low
+		}
+		d := backoff.Delay(attempt, s.cfg.MinBackoff, s.cfg.MaxBackoff)
+		log.Warn().Err(err).Dur("backoff", d).Msg("sequencer: lost the connection or a tick failed")
+		s.cfg.TestSignals.Failed.Signal(err)
+		if !backoff.Sleep(ctx, d) {
+			return
+		}
+	}
+}
+
+// session connects, waits for the lock and ticks until an error or ctx
+// ends; led reports whether it recorded a tick. Closing the connection
+// releases the lock.
+func (s *Sequencer) session(ctx context.Context, connCfg *pgx.ConnConfig) (led bool, err error) {
+	conn, err := pgx.ConnectConfig(ctx, connCfg)
+	if err != nil {
+		return false, fmt.Errorf("sequencer: connect: %w", err)
+	}
+	defer func() {
+		s.leading.Store(false)
+		cctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
+	// Blocks while another server sequences; its death releases the lock.
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, $2)",
+		int32(migrations.LockClass), int32(migrations.SequencerLockID)); err != nil {
+		return false, fmt.Errorf("sequencer: wait for the sequencer lock: %w", err)
+	}
+	s.leading.Store(true)
+	pid := conn.PgConn().PID()
+	s.cfg.Logger.Info().Uint32("pid", pid).Msg("sequencer: this server records ticks")
+	s.cfg.TestSignals.Leading.Signal(pid)
+
+	wait := s.cfg.Interval
+	for {
+		var n *int32
+		if err := conn.QueryRow(ctx, "SELECT streamer.tick()").Scan(&n); err != nil {
+			return led, fmt.Errorf("sequencer: tick: %w", err)
+		}
+		led = true
+		switch {
+		case n == nil: // trigger mode
+			wait = s.cfg.ModeInterval
+		case *n > 0:
+			if s.cfg.Waker != nil {
+				s.cfg.Waker.Wake()
+			}
+			s.ticks.Add(1)
+			s.cfg.TestSignals.Ticked.Signal(int(*n))
+			wait = s.cfg.Interval
+		default:
+			wait = min(max(wait*2, s.cfg.Interval), s.cfg.IdleInterval)
+		}
+		if !backoff.Sleep(ctx, wait) {
+			return led, ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,84 @@
+package migrations
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Ordering is how publishing transactions are numbered into the delivery
+// order (007_ticks.sql; the argument is in internal/dispatch/doc.go).
+type Ordering string
+
+const (
+	// Trigger: each publishing transaction numbers itself at COMMIT under
+	// a global lock and NOTIFYs (migrations 001-003).
+	Trigger Ordering = "trigger"
+	// Ticks: publishers only insert; one server at a time numbers what
+	// committed since its last tick, every few milliseconds.
+	Ticks Ordering = "ticks"
+)
+
+// Orderings lists every mode, best first.
+var Orderings = []Ordering{Ticks, Trigger}
+
+// ErrUnknownOrdering is wrapped by ParseOrdering's errors.
+var ErrUnknownOrdering = errors.New("unknown ordering mode")
+
+// ParseOrdering reads a mode name as STREAMER_ORDERING spells it; "" is
+// the zero Ordering (choose the best).
+func ParseOrdering(s string) (Ordering, error) {
+	s = strings.TrimSpace(strings.ToLower(s))
+	if s == "" {
+		return "", nil
+	}
+	for _, o := range Orderings {
+		if string(o) == s {
+			return o, nil
+		}
+	}
+	return "", fmt.Errorf("%w %q (want %s or %s)", ErrUnknownOrdering, s, Ticks, Trigger)
+}
+
+// BestOrdering returns the best mode the database conn is connected to
+// supports, and why. Ticks needs nothing beyond what the migrations already
+// need (PostgreSQL 13's xid8 and pg_snapshot functions), so it is always
+// supported where the schema is.
+func BestOrdering(ctx context.Context, conn *pgx.Conn) (Ordering, string, error) {
+	var version int
+	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&version); err != nil {
+		return "", "", fmt.Errorf("read server version: %w", err)
+	}
+	if version < 130000 {
+		return Trigger, fmt.Sprintf("PostgreSQL %d has no pg_snapshot functions", version), nil
+	}
+	return Ticks, "publishers take no global lock and send no NOTIFY; every PostgreSQL from 13 supports it", nil
+}
+
+// SetOrdering switches the database to mode (streamer.set_ordering, which
+// waits for publishing transactions in flight). It must run outside a
+// transaction.
+func SetOrdering(ctx context.Context, conn *pgx.Conn, mode Ordering) error {
+	var got string
+	if err := conn.QueryRow(ctx, "SELECT streamer.set_ordering($1)", string(mode)).Scan(&got); err != nil {
+		return fmt.Errorf("set ordering %s: %w", mode, err)
+	}
+	return nil
+}
+
+// Querier is what ReadOrdering needs: a connection, a pool or a transaction.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// ReadOrdering returns the database's ordering mode.
+func ReadOrdering(ctx context.Context, q Querier) (Ordering, error) {
+	var mode string
+	if err := q.QueryRow(ctx, "SELECT mode FROM streamer.ordering").Scan(&mode); err != nil {
+		return "", fmt.Errorf("read ordering mode: %w", err)
+	}
+	return Ordering(mode), nil
+}
