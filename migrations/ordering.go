@@ -22,14 +22,14 @@ const (
 	Ticks Ordering = "ticks"
 )
 
-// Orderings lists every mode, best first.
+// Orderings lists every mode.
 var Orderings = []Ordering{Ticks, Trigger}
 
 // ErrUnknownOrdering is wrapped by ParseOrdering's errors.
 var ErrUnknownOrdering = errors.New("unknown ordering mode")
 
 // ParseOrdering reads a mode name as STREAMER_ORDERING spells it; "" is
-// the zero Ordering (choose the best).
+// the zero Ordering (keep the database's mode).
 func ParseOrdering(s string) (Ordering, error) {
 	s = strings.TrimSpace(strings.ToLower(s))
 	if s == "" {
@@ -43,19 +43,21 @@ func ParseOrdering(s string) (Ordering, error) {
 	return "", fmt.Errorf("%w %q (want %s or %s)", ErrUnknownOrdering, s, Ticks, Trigger)
 }
 
-// BestOrdering returns the best mode the database conn is connected to
-// supports, and why. Ticks needs nothing beyond what the migrations already
-// need (PostgreSQL 13's xid8 and pg_snapshot functions), so it is always
-// supported where the schema is.
-func BestOrdering(ctx context.Context, conn *pgx.Conn) (Ordering, string, error) {
-	var version int
-	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&version); err != nil {
-		return "", "", fmt.Errorf("read server version: %w", err)
+// DefaultOrdering is the mode `streamer migrate` leaves a database in when
+// STREAMER_ORDERING is empty: the one it is in (trigger on a new database),
+// with the reason to print. A database changes mode only when asked: ticks
+// frees publishers from the global commit lock but adds a tick interval and
+// a tick's own transaction to every delivery, and its latency target is not
+// yet met (docs/benchmarks.md, "Ordering modes"), so it is not the default.
+func DefaultOrdering(ctx context.Context, q Querier) (Ordering, string, error) {
+	mode, err := ReadOrdering(ctx, q)
+	if err != nil {
+		return "", "", err
 	}
-	if version < 130000 {
-		return Trigger, fmt.Sprintf("PostgreSQL %d has no pg_snapshot functions", version), nil
+	if mode == Ticks {
+		return mode, "unchanged: the database is in ticks mode", nil
 	}
-	return Ticks, "publishers take no global lock and send no NOTIFY; every PostgreSQL from 13 supports it", nil
+	return mode, "unchanged; STREAMER_ORDERING=ticks frees publishers from the global commit lock", nil
 }
 
 // SetOrdering switches the database to mode (streamer.set_ordering, which

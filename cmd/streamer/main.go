@@ -97,12 +97,10 @@ func migrateCommand(ctx context.Context, args []string, stdout io.Writer) error 
 	fmt.Fprintln(stdout, "migrations applied")
 	reason := "STREAMER_ORDERING"
 	if ordering == "" {
-		if ordering, reason, err = migrations.BestOrdering(ctx, conn); err != nil {
-			return fmt.Errorf("choose the ordering mode: %w", err)
+		if ordering, reason, err = migrations.DefaultOrdering(ctx, conn); err != nil {
+			return fmt.Errorf("read the ordering mode: %w", err)
 		}
-		reason = "the best this database supports: " + reason
-	}
-	if err := migrations.SetOrdering(ctx, conn, ordering); err != nil {
+	} else if err := migrations.SetOrdering(ctx, conn, ordering); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "ordering: %s (%s)\n", ordering, reason)

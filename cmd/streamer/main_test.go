@@ -108,6 +108,23 @@ func TestMigrate(t *testing.T) {
 	}
 	var out bytes.Buffer
 	require.Equal(t, 0, run([]string{"migrate", "--database-url", dbURL}, &out, &out), out.String())
+	require.Contains(t, out.String(), "ordering: trigger (unchanged", "a new database stays in trigger mode")
+
+	// A mode is switched only when asked, and a later plain migrate keeps it.
+	for _, step := range []struct{ args, want string }{
+		{"--ordering=ticks", "ordering: ticks (STREAMER_ORDERING)"},
+		{"", "ordering: ticks (unchanged"},
+		{"--ordering=trigger", "ordering: trigger (STREAMER_ORDERING)"},
+		{"", "ordering: trigger (unchanged"},
+	} {
+		args := []string{"migrate", "--database-url", dbURL}
+		if step.args != "" {
+			args = append(args, step.args)
+		}
+		out.Reset()
+		require.Equal(t, 0, run(args, &out, &out), out.String())
+		require.Contains(t, out.String(), step.want, "migrate %s", step.args)
+	}
 
 	conn, err := pgx.Connect(ctx, dbURL)
 	require.NoError(t, err)
