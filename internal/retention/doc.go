@@ -57,7 +57,9 @@
 //
 // Every statement of a step goes through an index (TestPruneStepPlan): a
 // step costs in proportion to its commits and their events, whatever the
-// size of the tables. Publishers take no new lock and pay nothing new;
+// size of the tables and however many rows earlier steps deleted (it reads
+// commits_pkey from the horizon, not over the entries those steps left for
+// vacuum, and deletes the chosen commits rows as one range). Publishers take no new lock and pay nothing new;
 // readers are never blocked (DELETE takes row locks only on rows nobody
 // else writes). Figures: docs/retention.md.
 //
