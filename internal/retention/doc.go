@@ -20,9 +20,10 @@
 // own transaction, until a step reports nothing more is left. The step size
 // adapts so that a step takes about StepBudget; the server cancels a step
 // after 4×StepBudget (statement_timeout), and it is retried smaller. The pass
-// pauses after each step for Rest times the step's duration (default 1:
-// pruning a backlog takes at most half of one connection's time, leaving
-// the CPU to publishers). Each pass that removed something logs one line; every removed
+// pauses after each step for Rest times the step's duration (default 3:
+// pruning a backlog takes at most a quarter of one connection's time, in
+// bursts of about StepBudget, default 50 ms, leaving the CPU to publishers
+// and the live path). Each pass that removed something logs one line; every removed
 // event is counted ([Service.PrunedEvents], Config.OnPruned) for
 // streamer_pruned_events_total, except those of a step whose COMMIT was
 // interrupted by Stop after the server had committed it (the outcome is
