@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/streamer-dev/streamer/internal/cursor"
@@ -45,16 +46,7 @@ func TestReadPlan(t *testing.T) {
 		{"replay, some streams, anonymous", replayStreamsQuery, []any{int64(100), int64(0), 500, []string{"s1", "s2"}, []string{}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rows, err := pool.Query(ctx, "EXPLAIN "+tc.query, tc.args...)
-			require.NoError(t, err)
-			var plan []string
-			for rows.Next() {
-				var line string
-				require.NoError(t, rows.Scan(&line))
-				plan = append(plan, line)
-			}
-			require.NoError(t, rows.Err())
-			text := strings.Join(plan, "\n")
+			text := explain(t, pool, "EXPLAIN "+tc.query, tc.args...)
 			t.Log(text)
 			require.Contains(t, text, "commits_pkey", text)
 			require.Contains(t, text, "events_txid_id_idx", text)
@@ -64,6 +56,23 @@ func TestReadPlan(t *testing.T) {
 			require.Contains(t, text, "Presorted Key", text)
 		})
 	}
+}
+
+// explain runs an EXPLAIN statement and returns its plan as text.
+func explain(t *testing.T, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, statement string, args ...any) string {
+	t.Helper()
+	rows, err := q.Query(context.Background(), statement, args...)
+	require.NoError(t, err)
+	var plan []string
+	for rows.Next() {
+		var line string
+		require.NoError(t, rows.Scan(&line))
+		plan = append(plan, line)
+	}
+	require.NoError(t, rows.Err())
+	return strings.Join(plan, "\n")
 }
 
 func TestReadPage(t *testing.T) {
@@ -196,16 +205,7 @@ func TestReadPlanAfterPrune(t *testing.T) {
 	planBuffers := func() int {
 		// The read as the dispatcher plans it: a custom plan for its
 		// arguments, the live cursor and id 0.
-		rows, err := conn.Query(ctx, "EXPLAIN (BUFFERS) "+readStreamsQuery, int64(n-10), int64(0), 500, []string{"s1"})
-		require.NoError(t, err)
-		var plan []string
-		for rows.Next() {
-			var line string
-			require.NoError(t, rows.Scan(&line))
-			plan = append(plan, line)
-		}
-		require.NoError(t, rows.Err())
-		text := strings.Join(plan, "\n")
+		text := explain(t, conn, "EXPLAIN (BUFFERS) "+readStreamsQuery, int64(n-10), int64(0), 500, []string{"s1"})
 		_, after, ok := strings.Cut(text, "Planning:")
 		if !ok {
 			return 0 // no buffer was read
