@@ -52,6 +52,8 @@ func BenchmarkPruneWhilePublishing(b *testing.B) {
 	}{
 		{"rest=0", Config{Rest: -1}}, // steps back to back
 		{"default", Config{}},
+		// The defaults before commit 84a5c2d, for comparison.
+		{"rest=1,budget=100ms", Config{Rest: 1, StepBudget: 100 * time.Millisecond}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			benchPruneWhilePublishing(b, events, window, maxWindows, bc.cfg)
