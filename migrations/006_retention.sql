@@ -63,11 +63,12 @@ COMMENT ON TABLE streamer.pruned IS
 -- (1400000001, 2): concurrent steps and prunes wait for each other rather
 -- than racing for the same rows; publishers and readers never take it.
 --
--- Every statement goes through an index: commits_pkey from its start (the
+-- Every statement goes through an index: commits_pkey from the horizon (the
 -- LIMIT bounds the rows read), events_txid_id_idx for the events of the
--- chosen transactions, commits_pkey for their rows (checked with EXPLAIN in
--- migrations' tests). So a step's cost depends on max_commits and on the
--- events of those commits, not on the size of the tables.
+-- chosen transactions, one range of commits_pkey for their rows (checked
+-- with EXPLAIN in internal/retention's tests). So a step's cost depends on
+-- max_commits and on the events of those commits, not on the size of the
+-- tables nor on how many rows earlier steps deleted.
 CREATE FUNCTION streamer.prune_step(cutoff timestamptz, max_commits integer,
     OUT pruned_events bigint, OUT pruned_commits integer, OUT more boolean)
 LANGUAGE plpgsql AS $$
@@ -75,6 +76,7 @@ DECLARE
     newest  bigint;
     seqs    bigint[];
     txids   xid8[];
+    fromseq bigint;
     hseq    bigint;
     hid     bigint;
 BEGIN
@@ -89,11 +91,20 @@ BEGIN
     PERFORM pg_advisory_xact_lock(1400000001, 2);
 
     SELECT max(c.seq) INTO newest FROM streamer.commits c;
+    SELECT p.seq INTO fromseq FROM streamer.pruned p;
+    -- From the horizon, not from the first entry of commits_pkey: the
+    -- entries of the commits earlier steps deleted stay in the index until
+    -- a vacuum, and an index scan from the start would step over all of
+    -- them at every step (millions during a large backlog). No commits row
+    -- below the horizon's seq is left: a step deletes a prefix of visible
+    -- commits, all lower seqs have ended (the ordering argument), and the
+    -- one row it keeps, the newest, is at or above the horizon it sets.
     SELECT array_agg(w.seq ORDER BY w.seq), array_agg(w.txid ORDER BY w.seq)
       INTO seqs, txids
       FROM (SELECT c.seq, c.txid,
                    bool_and(c.committed_at < cutoff) OVER (ORDER BY c.seq) AS old
               FROM (SELECT c.seq, c.txid, c.committed_at FROM streamer.commits c
+                     WHERE c.seq >= fromseq
                      ORDER BY c.seq LIMIT max_commits) c) w
      WHERE w.old;
     IF seqs IS NULL THEN
@@ -101,7 +112,7 @@ BEGIN
         RETURN;
     END IF;
 
-    -- The horizon: the last event of the newest chosen commit that has
+    -- The new horizon: the last event of the newest chosen commit that has
     -- events (the first one tried, but for the commits row prune keeps and
     -- commits whose events were deleted by hand). One index probe each.
     FOR i IN REVERSE cardinality(txids)..1 LOOP
@@ -123,7 +134,12 @@ BEGIN
          WHERE (hseq, hid) > (p.seq, p.id);
     END IF;
 
-    DELETE FROM streamer.commits c WHERE c.seq = ANY(seqs) AND c.seq < newest;
+    -- The chosen commits are every commits row from the first to the last
+    -- chosen seq (a prefix of what is visible, and nothing lower can still
+    -- commit), so one range scan of commits_pkey finds them, not one descent
+    -- per seq.
+    DELETE FROM streamer.commits c
+     WHERE c.seq BETWEEN seqs[1] AND seqs[cardinality(seqs)] AND c.seq < newest;
     GET DIAGNOSTICS pruned_commits = ROW_COUNT;
     more := cardinality(seqs) = max_commits AND (pruned_events > 0 OR pruned_commits > 0);
 END $$;
@@ -159,8 +175,8 @@ END $$;
 -- (pruned_seq, pruned_id) is the newest position pruned ((0, 0): none), and
 -- (oldest_seq, oldest_id) the position of the oldest event still stored
 -- (NULLs when there is none). Cheap: one row, and the first entries of
--- commits_pkey (only the commits row prune keeps, and commits whose events
--- were deleted by hand, have no events). Call it in the same statement as the
+-- commits_pkey from the horizon (only the commits row prune keeps, and
+-- commits whose events were deleted by hand, have no events). Call it in the same statement as the
 -- read it guards, or select from streamer.pruned there, so that both come
 -- from one snapshot.
 CREATE FUNCTION streamer.retention_state(
@@ -174,6 +190,7 @@ LANGUAGE sql STABLE AS $$
         CROSS JOIN LATERAL (
             SELECT e.id FROM streamer.events e WHERE e.txid = c.txid ORDER BY e.id LIMIT 1
         ) e
+        WHERE c.seq >= p.seq  -- nothing is left below; skips deleted entries
         ORDER BY c.seq
         LIMIT 1
     ) o ON true

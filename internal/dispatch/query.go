@@ -50,7 +50,13 @@ type page struct {
 // events are out (checked in TestReadPlan); "scanned" counts the commits the
 // page covers with an index-only scan. %s is empty or a stream filter on $4.
 // The first two columns are the pruned horizon of the same snapshot (gap.go),
-// read as InitPlans so that the plan of the rest does not change.
+// read as InitPlans so that the plan of the rest does not change. The
+// position test is a row comparison, (c.seq, e.id) > ($1, $2), the same as
+// c.seq > $1 OR e.id > $2 on commits from $1, because the planner estimates
+// "e.id > $2" (usually 0) by looking up the lowest id in events_pkey, which
+// after a prune steps over every entry deleted since the last vacuum, at
+// every read (TestReadPlanAfterPrune); a row comparison is estimated from its
+// first column, c.seq, which is no column of the scanned table.
 const readQueryFormat = `
 WITH head AS (
     SELECT coalesce(max(seq), 0) AS seq FROM streamer.commits
@@ -66,7 +72,7 @@ FROM head CROSS JOIN scanned LEFT JOIN LATERAL (
     JOIN LATERAL (
         SELECT e.id, e.stream, %s
         FROM streamer.events e
-        WHERE e.txid = c.txid AND (c.seq > $1 OR e.id > $2)%s
+        WHERE e.txid = c.txid AND (c.seq, e.id) > ($1, $2)%s
         ORDER BY e.id
     ) e ON true
     ORDER BY c.seq, e.id

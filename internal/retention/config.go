@@ -14,12 +14,15 @@ const (
 	// MaxInterval caps the default interval between passes: the contract
 	// prunes at least every min(retention/2, 1m).
 	MaxInterval = time.Minute
-	// DefaultStepBudget is the time one step aims to take.
-	DefaultStepBudget = 100 * time.Millisecond
+	// DefaultStepBudget is the time one step aims to take: short bursts,
+	// cheap enough that the per-step overhead stays small.
+	DefaultStepBudget = 50 * time.Millisecond
 	// DefaultMaxStepCommits caps the commits one step prunes.
 	DefaultMaxStepCommits = 5000
-	// DefaultRest is the pause after a step, as a fraction of its duration.
-	DefaultRest = 1.0
+	// DefaultRest is the pause after a step, as a multiple of its duration:
+	// with 3, a backlog takes at most a quarter of one core (measured in
+	// docs/retention.md against live delivery p99).
+	DefaultRest = 3.0
 	// firstStepCommits is where the step size starts at every pass.
 	firstStepCommits = 500
 )
@@ -47,10 +50,11 @@ type Config struct {
 	// DefaultMaxStepCommits.
 	MaxStepCommits int
 
-	// Rest is the pause after each step, as a fraction of the step's
+	// Rest is the pause after each step, as a multiple of the step's
 	// duration, so that a large backlog is worked off without taking a
-	// whole core from publishers: 1 means pruning runs at most half of the
-	// time. Negative means no pause. Default (0) DefaultRest.
+	// whole core from publishers and the live path: 1 means pruning runs
+	// at most half of the time, the default 3 a quarter. Negative means no
+	// pause. Default (0) DefaultRest.
 	Rest float64
 
 	// Logger receives one line per pass that pruned something, and errors.
@@ -63,6 +67,10 @@ type Config struct {
 	// TestSignals, when non-nil and initialised, receives test signals. Nil
 	// in production.
 	TestSignals *TestSignals
+
+	// onStep, when non-nil, is called after every step with when it began,
+	// how long it took, its size and what it removed (benchmarks).
+	onStep func(began time.Time, took time.Duration, size int, events int64)
 }
 
 func (c Config) withDefaults() Config {

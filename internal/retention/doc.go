@@ -23,9 +23,10 @@
 // own transaction, until a step reports nothing more is left. The step size
 // adapts so that a step takes about StepBudget; the server cancels a step
 // after 4×StepBudget (statement_timeout), and it is retried smaller. The pass
-// pauses after each step for Rest times the step's duration (default 1:
-// pruning a backlog takes at most half of one connection's time, leaving
-// the CPU to publishers). Each pass that removed something logs one line; every removed
+// pauses after each step for Rest times the step's duration (default 3:
+// pruning a backlog takes at most a quarter of one connection's time, in
+// bursts of about StepBudget, default 50 ms, leaving the CPU to publishers
+// and the live path). Each pass that removed something logs one line; every removed
 // event is counted ([Service.PrunedEvents], Config.OnPruned) for
 // streamer_pruned_events_total, except those of a step whose COMMIT was
 // interrupted by Stop after the server had committed it (the outcome is
@@ -60,7 +61,9 @@
 //
 // Every statement of a step goes through an index (TestPruneStepPlan): a
 // step costs in proportion to its commits and their events, whatever the
-// size of the tables. Publishers take no new lock and pay nothing new;
+// size of the tables and however many rows earlier steps deleted (it reads
+// commits_pkey from the horizon, not over the entries those steps left for
+// vacuum, and deletes the chosen commits rows as one range). Publishers take no new lock and pay nothing new;
 // readers are never blocked (DELETE takes row locks only on rows nobody
 // else writes). Figures: docs/retention.md.
 //

@@ -324,12 +324,16 @@ func TestPruneStepPlan(t *testing.T) {
 	defer mu.Unlock()
 	text := strings.Join(plans, "\n")
 	t.Log(text)
-	for _, want := range []struct{ statement, index string }{
-		{"DELETE FROM streamer.events", "events_txid_id_idx"},
-		{"DELETE FROM streamer.commits", "commits_pkey"},
-		{"ORDER BY c.seq LIMIT max_commits", "commits_pkey"},
-		{"SELECT max(c.seq)", "commits_pkey"},
-		{"SELECT max(e.id)", "events_txid_id_idx"},
+	// The prefix is read from the horizon, not from the first entry of
+	// commits_pkey (which would step over every entry earlier steps left),
+	// and the chosen commits rows are deleted as one range, not by one
+	// descent per seq.
+	for _, want := range []struct{ statement, index, cond string }{
+		{"DELETE FROM streamer.events", "events_txid_id_idx", ""},
+		{"DELETE FROM streamer.commits", "commits_pkey", "Index Cond: ((seq >= ($"},
+		{"ORDER BY c.seq LIMIT max_commits", "commits_pkey", "Index Cond: (seq >= $"},
+		{"SELECT max(c.seq)", "commits_pkey", ""},
+		{"SELECT max(e.id)", "events_txid_id_idx", ""},
 	} {
 		var found bool
 		for _, p := range plans {
@@ -338,6 +342,7 @@ func TestPruneStepPlan(t *testing.T) {
 			}
 			found = true
 			require.Contains(t, p, want.index, p)
+			require.Contains(t, p, want.cond, p)
 			require.NotContains(t, p, "Seq Scan", p)
 		}
 		require.True(t, found, "no plan of %q among:\n%s", want.statement, text)

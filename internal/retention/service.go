@@ -140,6 +140,9 @@ func (s *Service) pass(ctx context.Context) (p Pass) {
 		began := time.Now()
 		events, commits, more, err := s.step(ctx, conn, size)
 		took := time.Since(began)
+		if f := s.cfg.onStep; f != nil {
+			f(began, took, size, events)
+		}
 		if err != nil {
 			var pgErr *pgconn.PgError
 			if errors.As(err, &pgErr) && pgErr.Code == "57014" && ctx.Err() == nil && size > 1 {
