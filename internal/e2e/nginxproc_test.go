@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -16,13 +17,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/streamer-dev/streamer/internal/childproc"
+	"github.com/streamer-dev/streamer/internal/syncbuf"
 	"github.com/streamer-dev/streamer/internal/testenv"
 )
 
@@ -130,7 +131,7 @@ http {
 	mainFile := filepath.Join(dir, "nginx.conf")
 	require.NoError(t, os.WriteFile(mainFile, []byte(main), 0o600))
 
-	logs := &logBuffer{}
+	logs := &syncbuf.Buffer{}
 	cmd := exec.Command(nginx, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", mainFile)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	proc, err := childproc.Start(cmd)
@@ -138,12 +139,7 @@ http {
 	p := &nginxProxy{url: "http://" + addr, tlsURL: "https://" + tlsAddr, certPool: pool, dir: dir}
 	t.Cleanup(func() {
 		// Fast shutdown: a graceful one would wait for the open streams.
-		_ = syscall.Kill(proc.Pid, syscall.SIGTERM)
-		select {
-		case <-proc.Done():
-		case <-time.After(stopTimeout):
-			_ = syscall.Kill(proc.Pid, syscall.SIGKILL)
-			<-proc.Done()
+		if !terminate(proc) {
 			t.Errorf("nginx did not stop within %v of SIGTERM", stopTimeout)
 		}
 		if t.Failed() {
@@ -158,23 +154,12 @@ http {
 	defer client.CloseIdleConnections()
 	deadline := time.Now().Add(readyTimeout)
 	for _, u := range []string{p.url, p.tlsURL} {
-		for {
-			resp, err := client.Get(u + "/healthz")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					break
-				}
-			}
-			select {
-			case <-proc.Done():
-				errLog, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-				t.Fatalf("nginx exited before it was ready: %v\n%s\n%s", proc.Err(), logs.String(), errLog)
-			case <-time.After(20 * time.Millisecond):
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("nginx not ready after %v (last error %v)", readyTimeout, err)
-			}
+		switch err := pollReady(client, u+"/healthz", proc, deadline); {
+		case errors.Is(err, errExited):
+			errLog, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Fatalf("nginx exited before it was ready: %v\n%s\n%s", proc.Err(), logs.String(), errLog)
+		case err != nil:
+			t.Fatalf("nginx not ready after %v (%v)", readyTimeout, err)
 		}
 	}
 	return p
