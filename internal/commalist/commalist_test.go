@@ -4,10 +4,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // TestSplit: list settings (token patterns, CORS origins, trusted
 // proxies) are split at commas, with each item trimmed and blanks dropped.

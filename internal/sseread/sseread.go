@@ -34,7 +34,7 @@ func Read(r io.Reader, lastID string, fn func(Block)) error {
 		}
 		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
 		if line == "" {
-			if b.ID != "" {
+			if b.HasID {
 				lastID = b.ID
 			}
 			b.LastID, b.Data = lastID, strings.Join(data, "\n")

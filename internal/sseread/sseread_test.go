@@ -6,10 +6,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // TestRead: fields, comments, CRLF, multi-line data, id-only blocks, and
 // the last event ID carried over blocks without an id.

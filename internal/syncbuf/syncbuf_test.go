@@ -6,10 +6,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // TestConcurrentWrites: writes from many goroutines all arrive whole, and
 // String may run meanwhile (the race detector checks the locking).
