@@ -20,6 +20,7 @@ import (
 
 	"github.com/streamer-dev/streamer/cmd/streamer-bench/internal/client"
 	"github.com/streamer-dev/streamer/cmd/streamer-bench/internal/hist"
+	"github.com/streamer-dev/streamer/internal/backoff"
 	"github.com/streamer-dev/streamer/internal/pgcluster"
 )
 
@@ -575,15 +576,12 @@ WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 	return m
 }
 
+// sleep waits d, or returns the cause of ctx's end as soon as it ends.
 func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
+	if !backoff.Sleep(ctx, d) {
 		return context.Cause(ctx)
 	}
+	return nil
 }
 
 // fetch saves an HTTP resource (a pprof profile) to a file.

@@ -29,6 +29,7 @@ import (
 
 	"github.com/streamer-dev/streamer/cmd/streamer-bench/internal/client"
 	"github.com/streamer-dev/streamer/cmd/streamer-bench/internal/refserver"
+	"github.com/streamer-dev/streamer/internal/commalist"
 )
 
 func main() {
@@ -120,8 +121,8 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "streamer-bench: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
-	c.Scenarios = splitList(*scenarios)
-	c.Targets = splitList(*targets)
+	c.Scenarios = commalist.Split(*scenarios)
+	c.Targets = commalist.Split(*targets)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -151,14 +152,4 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return code
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/streamer-dev/streamer/cmd/streamer-bench/internal/client"
+	"github.com/streamer-dev/streamer/internal/nginxconf"
 )
 
 // The nginx scenario: the fanout-fast workload (FastConns subscribers of
@@ -179,18 +180,15 @@ func (b *bench) nginxSite(ctx context.Context, ups []*target, addr string) (stri
 	for _, u := range ups {
 		fmt.Fprintf(&servers, "    server %s max_fails=1 fail_timeout=2s;\n", u.addr)
 	}
-	conf := string(raw)
-	for _, r := range [][2]string{
+	conf, err := nginxconf.Site(string(raw), [][2]string{
 		{"    server 127.0.0.1:8081 max_fails=1 fail_timeout=2s;\n    server 127.0.0.1:8082 max_fails=1 fail_timeout=2s;\n", servers.String()},
 		{"listen 80;", "listen " + addr + ";"},
 		{"    listen 443 ssl http2;\n", ""},
 		{"    ssl_certificate     /etc/ssl/certs/streamer.pem;\n", ""},
 		{"    ssl_certificate_key /etc/ssl/private/streamer.key;\n", ""},
-	} {
-		if strings.Count(conf, r[0]) != 1 {
-			return "", fmt.Errorf("%s must hold %q exactly once: the benchmark replaces it", path, r[0])
-		}
-		conf = strings.Replace(conf, r[0], r[1], 1)
+	})
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
 	}
 	return conf, nil
 }
@@ -211,39 +209,11 @@ func (b *bench) startNginx(ctx context.Context, bin, label string, ups []*target
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "streamer.conf"), []byte(site), 0o600); err != nil {
-		return nil, err
-	}
-	user := ""
-	if os.Geteuid() == 0 {
-		user = "user root;" // workers as nobody could not enter the run's directory
-	}
 	// Debian's worker settings (one worker per core); each connection
 	// takes two descriptors, client and upstream.
-	main := fmt.Sprintf(`daemon off;
-worker_processes auto;
-worker_rlimit_nofile 20000;
-%s
-pid %[2]s/nginx.pid;
-error_log %[2]s/error.log warn;
-events { worker_connections 10000; }
-http {
-    access_log %[2]s/access.log;
-    client_body_temp_path %[2]s/client_body;
-    proxy_temp_path %[2]s/proxy;
-    fastcgi_temp_path %[2]s/fastcgi;
-    uwsgi_temp_path %[2]s/uwsgi;
-    scgi_temp_path %[2]s/scgi;
-    sendfile on;
-    tcp_nopush on;
-    types_hash_max_size 2048;
-    default_type application/octet-stream;
-    gzip on;
-    include %[2]s/streamer.conf;
-}
-`, user, dir)
-	mainFile := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(mainFile, []byte(main), 0o600); err != nil {
+	m := nginxconf.Main{Dir: dir, Workers: "auto", RlimitNofile: 20000, WorkerConnections: 10000, ErrorLogLevel: "warn"}
+	cmd, err := m.Command(bin, site)
+	if err != nil {
 		return nil, err
 	}
 	logPath := filepath.Join(dir, "output.log")
@@ -252,7 +222,6 @@ http {
 		return nil, err
 	}
 	defer logFile.Close()
-	cmd := exec.Command(bin, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", mainFile)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	ch, err := startChild("nginx", cmd)
 	if err != nil {

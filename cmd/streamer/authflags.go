@@ -9,6 +9,7 @@ import (
 
 	"github.com/streamer-dev/streamer/internal/auth"
 	"github.com/streamer-dev/streamer/internal/clientaddr"
+	"github.com/streamer-dev/streamer/internal/commalist"
 	"github.com/streamer-dev/streamer/internal/cors"
 )
 
@@ -89,7 +90,7 @@ func (a authFlags) authorizer(anonPublish bool, log zerolog.Logger) (*auth.Autho
 
 // cors builds the CORS middleware for GET /events and POST /publish.
 func (a authFlags) cors() (*cors.CORS, error) {
-	c, err := cors.New(cors.Config{Origins: splitList(a.CORSOrigins), Paths: []string{"/events", "/publish"}})
+	c, err := cors.New(cors.Config{Origins: commalist.Split(a.CORSOrigins), Paths: []string{"/events", "/publish"}})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", optCORSOrigins.env, err)
 	}
@@ -101,7 +102,7 @@ func (a authFlags) clientAddr() (*clientaddr.Resolver, *clientaddr.Limiter, erro
 	if a.MaxConnectionsPerIP < 0 {
 		return nil, nil, errors.New(optMaxConnsPerIP.env + ": must not be negative")
 	}
-	res, err := clientaddr.NewResolver(splitList(a.TrustedProxies))
+	res, err := clientaddr.NewResolver(commalist.Split(a.TrustedProxies))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", optTrustedProxies.env, err)
 	}

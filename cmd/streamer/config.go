@@ -99,15 +99,3 @@ func (s *settings) parse(args []string, synopsis string) error {
 	}
 	return nil
 }
-
-// splitList splits a comma-separated setting (token patterns, CORS
-// origins, trusted proxies), trimming each item and dropping blanks.
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/streamer-dev/streamer/internal/auth"
+	"github.com/streamer-dev/streamer/internal/commalist"
 )
 
 // tokenCommand mints a token with the configured HMAC secret, for
@@ -35,9 +36,9 @@ func tokenCommand(args []string, stdout io.Writer) error {
 	}
 	tok, err := auth.Mint([]byte(secret), auth.MintOptions{
 		Subject:   sub,
-		Subscribe: splitList(subscribe),
-		Publish:   splitList(publish),
-		Audience:  splitList(audience),
+		Subscribe: commalist.Split(subscribe),
+		Publish:   commalist.Split(publish),
+		Audience:  commalist.Split(audience),
 		Issuer:    issuer,
 		JWTAud:    jwtAud,
 		TTL:       ttl,

@@ -1,6 +1,7 @@
 // Package backoff computes retry delays (capped exponential backoff with
 // jitter) and waits them out (Sleep, which ends early with its context),
-// shared by the listener's reconnects and the batcher's retries.
+// shared by the listener's reconnects, the batcher's retries and the load
+// tool's waits.
 //
 // # Invariants
 //

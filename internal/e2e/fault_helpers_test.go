@@ -81,10 +81,7 @@ func byApp(p *faultproxy.Proxy, app string) []*faultproxy.Conn {
 func (d *deployment) kill() {
 	t := d.t
 	t.Helper()
-	require.NotNil(t, d.proc, "server not running")
-	d.requireRunning()
-	p := d.proc
-	d.proc = nil
+	p := d.take()
 	require.NoError(t, syscall.Kill(p.Pid, syscall.SIGKILL))
 	<-p.Done()
 }

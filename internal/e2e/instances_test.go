@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -24,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/streamer-dev/streamer/internal/pgtest"
+	"github.com/streamer-dev/streamer/internal/sseread"
 )
 
 // instances is several server processes on one database, each on its own
@@ -341,49 +341,25 @@ func (f *follower) connect(ctx context.Context, base string) error {
 
 // read parses an event stream, keeping each dispatched event and the last
 // id, until the body ends.
+// Events carry the last event id over, as EventSource does: an event
+// without an id field has the one before it.
 func (f *follower) read(body io.Reader) error {
-	r := bufio.NewReader(body)
-	var (
-		id, typ string
-		data    []string
-		hasID   bool
-	)
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			if err == io.EOF {
-				return errors.New("stream ended")
-			}
-			return err
+	f.mu.Lock()
+	from := f.lastID
+	f.mu.Unlock()
+	err := sseread.Read(body, from, func(b sseread.Block) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.lastID = b.LastID
+		if b.HasData {
+			f.events = append(f.events, received{ID: b.LastID, Type: typeOrMessage(b.Type), Data: b.Data})
+			f.arrived = append(f.arrived, time.Now())
 		}
-		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
-		if line == "" {
-			f.mu.Lock()
-			if hasID {
-				f.lastID = id
-			}
-			if data != nil {
-				f.events = append(f.events, received{ID: f.lastID, Type: typeOrMessage(typ), Data: strings.Join(data, "\n")})
-				f.arrived = append(f.arrived, time.Now())
-			}
-			f.mu.Unlock()
-			typ, data, hasID = "", nil, false
-			continue
-		}
-		if strings.HasPrefix(line, ":") {
-			continue
-		}
-		field, value, _ := strings.Cut(line, ":")
-		value = strings.TrimPrefix(value, " ")
-		switch field {
-		case "id":
-			id, hasID = value, true
-		case "event":
-			typ = value
-		case "data":
-			data = append(data, value)
-		}
+	})
+	if errors.Is(err, io.EOF) {
+		return errors.New("stream ended")
 	}
+	return err
 }
 
 // data returns the data of the events received of type message (untyped),

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/streamer-dev/streamer/internal/childproc"
+	"github.com/streamer-dev/streamer/internal/syncbuf"
 )
 
 // How much of a server's log a failure report shows: CI cuts long output
@@ -100,7 +101,7 @@ func TestLogReport(t *testing.T) {
 // how it ended.
 func TestExitReport(t *testing.T) {
 	t.Parallel()
-	d := &deployment{t: t, addr: "127.0.0.1:1", logs: &logBuffer{}}
+	d := &deployment{t: t, addr: "127.0.0.1:1", logs: &syncbuf.Buffer{}}
 	cmd := exec.Command("sh", "-c", `echo started; echo "panic: boom"; echo "goroutine 1 [running]:"; kill -9 $$`)
 	cmd.Stdout, cmd.Stderr = d.logs, d.logs
 	p, err := childproc.Start(cmd)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/streamer-dev/streamer/internal/childproc"
 	"github.com/streamer-dev/streamer/internal/metrics/metricstest"
+	"github.com/streamer-dev/streamer/internal/syncbuf"
 )
 
 // prometheusPath returns the Prometheus server to scrape with:
@@ -110,7 +111,7 @@ scrape_configs:
 	cfgPath := filepath.Join(dir, "prometheus.yml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o644))
 	addr := freeAddr(t)
-	logs := &logBuffer{}
+	logs := &syncbuf.Buffer{}
 	cmd := exec.Command(bin,
 		"--config.file="+cfgPath,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),

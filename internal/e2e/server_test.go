@@ -1,8 +1,8 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -22,6 +22,7 @@ import (
 
 	"github.com/streamer-dev/streamer/internal/childproc"
 	"github.com/streamer-dev/streamer/internal/pgtest"
+	"github.com/streamer-dev/streamer/internal/syncbuf"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -103,7 +104,7 @@ type deployment struct {
 	dbURL string
 	pool  *pgxpool.Pool // for publishing with SQL
 	env   []string
-	logs  *logBuffer
+	logs  *syncbuf.Buffer
 	// logShown: a failure message already holds the log's tail.
 	logShown bool
 
@@ -147,7 +148,7 @@ func deployOnDB(t *testing.T, bin, dbURL string, pool *pgxpool.Pool, opts ...dep
 	for _, o := range opts {
 		o(env)
 	}
-	d := &deployment{t: t, bin: bin, addr: freeAddr(t), dbURL: dbURL, pool: pool, logs: &logBuffer{}}
+	d := &deployment{t: t, bin: bin, addr: freeAddr(t), dbURL: dbURL, pool: pool, logs: &syncbuf.Buffer{}}
 	env["STREAMER_ADDR"] = d.addr
 	d.url = "http://" + d.addr
 	// The parent's environment, less anything that configures streamer.
@@ -191,23 +192,37 @@ func (d *deployment) start() {
 
 	client := &http.Client{Timeout: time.Second}
 	defer client.CloseIdleConnections()
-	deadline := time.Now().Add(readyTimeout)
+	switch err := pollReady(client, d.url+"/readyz", p, time.Now().Add(readyTimeout)); {
+	case errors.Is(err, errExited):
+		d.proc = nil
+		t.Fatalf("server exited before it was ready: %s", d.exitReport(p))
+	case err != nil:
+		t.Fatalf("server not ready after %v (%v); log, %s", readyTimeout, err, d.logTail())
+	}
+}
+
+// errExited is pollReady's answer when the process exits first.
+var errExited = errors.New("process exited")
+
+// pollReady polls url with client every 20 ms until it answers 200 OK
+// (nil), p exits (errExited), or deadline passes (an error holding the
+// last request's).
+func pollReady(client *http.Client, url string, p *process, deadline time.Time) error {
 	for {
-		resp, err := client.Get(d.url + "/readyz")
+		resp, err := client.Get(url)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
 		select {
 		case <-p.Done():
-			d.proc = nil
-			t.Fatalf("server exited before it was ready: %s", d.exitReport(p))
+			return errExited
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("server not ready after %v (last error %v); log, %s", readyTimeout, err, d.logTail())
+			return fmt.Errorf("last error %v", err)
 		}
 	}
 }
@@ -216,20 +231,38 @@ func (d *deployment) start() {
 func (d *deployment) stop() {
 	t := d.t
 	t.Helper()
-	require.NotNil(t, d.proc, "server not running")
-	d.requireRunning()
-	p := d.proc
-	d.proc = nil
-	_ = syscall.Kill(p.Pid, syscall.SIGTERM) // if it has just exited, its exit status says how
-	select {
-	case <-p.Done():
-	case <-time.After(stopTimeout):
-		_ = syscall.Kill(p.Pid, syscall.SIGKILL)
-		<-p.Done()
+	p := d.take()
+	if !terminate(p) {
 		t.Fatalf("server did not stop within %v of SIGTERM", stopTimeout)
 	}
 	if p.Err() != nil {
 		t.Fatalf("server stopped with an error: %s", d.exitReport(p))
+	}
+}
+
+// take requires a running server and takes its process out of d, for the
+// caller to end.
+func (d *deployment) take() *process {
+	t := d.t
+	t.Helper()
+	require.NotNil(t, d.proc, "server not running")
+	d.requireRunning()
+	p := d.proc
+	d.proc = nil
+	return p
+}
+
+// terminate sends p SIGTERM and waits for it to exit. When it has not
+// within stopTimeout, it kills it (SIGKILL), waits, and reports false.
+func terminate(p *process) bool {
+	_ = syscall.Kill(p.Pid, syscall.SIGTERM) // if it has just exited, its exit status says how
+	select {
+	case <-p.Done():
+		return true
+	case <-time.After(stopTimeout):
+		_ = syscall.Kill(p.Pid, syscall.SIGKILL)
+		<-p.Done()
+		return false
 	}
 }
 
@@ -283,24 +316,6 @@ func (d *deployment) head(t testing.TB) string {
 	var token string
 	require.NoError(t, d.pool.QueryRow(context.Background(), "SELECT streamer.head()").Scan(&token))
 	return token
-}
-
-// logBuffer collects a process's output for the failure report.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // waitFor polls cond every 10 ms until it holds or timeout passes.

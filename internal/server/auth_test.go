@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -27,6 +26,7 @@ import (
 	"github.com/streamer-dev/streamer/internal/clientaddr"
 	"github.com/streamer-dev/streamer/internal/cors"
 	"github.com/streamer-dev/streamer/internal/metrics"
+	"github.com/streamer-dev/streamer/internal/syncbuf"
 )
 
 // authKeys is an RSA key pair whose public half the server trusts, and a
@@ -117,31 +117,13 @@ func (c *refusalCounters) count(reason string) int {
 	return c.refused[reason]
 }
 
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // authStack is the whole server with an Authorizer trusting keys' RSA
 // key, issuer and audience checked, "news:*" public; its log is captured.
 type authStack struct {
 	*stack
 	keys     authKeys
 	counters *refusalCounters
-	log      *syncBuffer
+	log      *syncbuf.Buffer
 }
 
 func authSetup(t *testing.T, opts ...func(*stackOpts)) *authStack {
@@ -153,7 +135,7 @@ func authSetup(t *testing.T, opts ...func(*stackOpts)) *authStack {
 	require.NoError(t, err)
 	require.NoError(t, authz.Start(context.Background()))
 	t.Cleanup(authz.Stop)
-	a := &authStack{keys: keys, counters: &refusalCounters{}, log: &syncBuffer{}}
+	a := &authStack{keys: keys, counters: &refusalCounters{}, log: &syncbuf.Buffer{}}
 	a.stack = setup(t, append([]func(*stackOpts){func(o *stackOpts) {
 		o.server.Auth = authz
 		o.server.Counters = a.counters

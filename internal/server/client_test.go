@@ -1,16 +1,16 @@
 package server_test
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/streamer-dev/streamer/internal/sseread"
 )
 
 // received is one SSE event as a client sees it.
@@ -81,45 +81,20 @@ func dialHeader(t testing.TB, hc *http.Client, base string, q url.Values, h http
 	return c, resp
 }
 
+// read reports each event with its own id only ("" when it has none), not
+// the one carried over, so that tests see which events carry an id;
+// lastID is the last id of an event with data.
 func (c *client) read() {
 	defer close(c.events)
-	br := bufio.NewReader(c.resp.Body)
-	var ev received
-	var data []string
-	hasData := false
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			c.errc <- err
+	c.errc <- sseread.Read(c.resp.Body, "", func(b sseread.Block) {
+		if !b.HasData {
 			return
 		}
-		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
-		if line == "" {
-			if hasData {
-				ev.Data = strings.Join(data, "\n")
-				if ev.ID != "" {
-					c.lastID = ev.ID
-				}
-				c.events <- ev
-			}
-			ev, data, hasData = received{}, nil, false
-			continue
+		if b.ID != "" {
+			c.lastID = b.ID
 		}
-		if strings.HasPrefix(line, ":") {
-			continue
-		}
-		field, value, _ := strings.Cut(line, ":")
-		value = strings.TrimPrefix(value, " ")
-		switch field {
-		case "id":
-			ev.ID = value
-		case "event":
-			ev.Event = value
-		case "data":
-			data = append(data, value)
-			hasData = true
-		}
-	}
+		c.events <- received{ID: b.ID, Event: b.Type, Data: b.Data}
+	})
 }
 
 // next waits for the next event.
