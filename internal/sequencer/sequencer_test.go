@@ -48,6 +48,19 @@ func start(t *testing.T, url string) (*sequencer.Sequencer, *sequencer.TestSigna
 	return s, sig
 }
 
+// requireNumberedOnce checks that every committed transaction with events
+// has exactly one commits row: none numbered twice, none left out.
+func requireNumberedOnce(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	var dupTxids, unnumbered int
+	require.NoError(t, pool.QueryRow(context.Background(), `
+		SELECT (SELECT count(*) FROM (SELECT txid FROM streamer.commits GROUP BY txid HAVING count(*) > 1) d),
+		       (SELECT count(*) FROM streamer.events e WHERE NOT EXISTS (SELECT 1 FROM streamer.commits c WHERE c.txid = e.txid))`).
+		Scan(&dupTxids, &unnumbered))
+	require.Zero(t, dupTxids, "a transaction numbered twice")
+	require.Zero(t, unnumbered, "a committed transaction never numbered")
+}
+
 // requireExact checks the database's delivery order against what was
 // committed: every committed event has exactly one position, events of one
 // transaction are consecutive and in id order, and a transaction that
@@ -56,13 +69,7 @@ func start(t *testing.T, url string) (*sequencer.Sequencer, *sequencer.TestSigna
 func requireExact(t *testing.T, pool *pgxpool.Pool, committed map[string]bool) {
 	t.Helper()
 	ctx := context.Background()
-	var dupTxids, unnumbered int
-	require.NoError(t, pool.QueryRow(ctx, `
-		SELECT (SELECT count(*) FROM (SELECT txid FROM streamer.commits GROUP BY txid HAVING count(*) > 1) d),
-		       (SELECT count(*) FROM streamer.events e WHERE NOT EXISTS (SELECT 1 FROM streamer.commits c WHERE c.txid = e.txid))`).
-		Scan(&dupTxids, &unnumbered))
-	require.Zero(t, dupTxids, "a transaction numbered twice")
-	require.Zero(t, unnumbered, "a committed transaction never numbered")
+	requireNumberedOnce(t, pool)
 
 	rows, err := pool.Query(ctx, `SELECT e.data FROM streamer.commits c JOIN streamer.events e USING (txid) ORDER BY c.seq, e.id`)
 	require.NoError(t, err)
@@ -203,16 +210,9 @@ func TestConcurrentTickers(t *testing.T) {
 	require.NoError(t, err)
 	// "-b" rows parse as the same publisher index: drop them from the
 	// per-publisher order check by comparing sets and order separately.
-	ctx2 := context.Background()
-	var dup, left int
-	require.NoError(t, pool.QueryRow(ctx2, `
-		SELECT (SELECT count(*) FROM (SELECT txid FROM streamer.commits GROUP BY txid HAVING count(*) > 1) d),
-		       (SELECT count(*) FROM streamer.events e WHERE NOT EXISTS (SELECT 1 FROM streamer.commits c WHERE c.txid = e.txid))`).
-		Scan(&dup, &left))
-	require.Zero(t, dup)
-	require.Zero(t, left)
+	requireNumberedOnce(t, pool)
 	var n int
-	require.NoError(t, pool.QueryRow(ctx2, `SELECT count(*) FROM streamer.commits c JOIN streamer.events e USING (txid)`).Scan(&n))
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM streamer.commits c JOIN streamer.events e USING (txid)`).Scan(&n))
 	require.Equal(t, len(committed), n)
 }
 
