@@ -64,6 +64,11 @@ clean: ## Remove build output (bin/); the dev database stays
 clean-data: ## Stop the dev database and delete it
 	@$(DEVDB) clean
 
+.PHONY: soak
+soak: deps ## Churn soak: 2,000 clients connect, read, leave (FIN, RST, stalled) and resume for SOAK_DURATION (10m); see docs/reliability.md
+	STREAMER_SOAK_DURATION=$(or $(SOAK_DURATION),10m) STREAMER_SOAK_CLIENTS=$(or $(SOAK_CLIENTS),2000) \
+		$(GO) test -count=1 -timeout $(or $(SOAK_TIMEOUT),3h) -v -run '^TestSoak$$' ./internal/e2e/
+
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for 15s (FUZZTIME=...); seeds in testdata/fuzz/ also run in make test
 	$(GO) test -run '^$$' -fuzz '^FuzzEventStream$$' -fuzztime $(or $(FUZZTIME),15s) ./internal/sse/
