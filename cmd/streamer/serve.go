@@ -47,6 +47,7 @@ type serveConfig struct {
 	WriteTimeout    time.Duration
 	ReplayRate      int
 	Retention       time.Duration
+	SendBuffer      int // SO_SNDBUF of accepted sockets (sendbuffer.go)
 
 	// POST /publish and its batcher (internal/batch).
 	PublishBatchEvents int
@@ -92,6 +93,7 @@ func (c *serveConfig) bind(out io.Writer) *settings {
 	s.Duration(&c.PublishTimeout, option{"publish-timeout", "STREAMER_PUBLISH_TIMEOUT", "30s", "how long POST /publish waits for its commit, retries included (and, separately, for its body)"})
 	s.Int(&c.PublishConcurrent, option{"publish-max-concurrent", "STREAMER_PUBLISH_MAX_CONCURRENT", "64", "POST /publish requests handled at once; beyond it 503 with Retry-After, before the body is read"})
 	s.Duration(&c.Retention, option{"retention", "STREAMER_RETENTION", "168h", "events committed longer ago are pruned in the background (one server at a time); 0 keeps everything"})
+	s.Int(&c.SendBuffer, optSendBuffer)
 	c.Auth.bind(s)
 	return s
 }
@@ -146,6 +148,9 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 	}
 	resolver, perAddr, err := cfg.Auth.clientAddr()
 	if err != nil {
+		return err
+	}
+	if err := checkSendBuffer(cfg.SendBuffer, log); err != nil {
 		return err
 	}
 	if !authz.Enabled() {
@@ -246,6 +251,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		MaxConnections: cfg.MaxConnections,
 		MaxStreams:     cfg.MaxStreams,
 		MaxQueueBytes:  cfg.QueueBytes,
+		SendBuffer:     cfg.SendBuffer,
 		WriteTimeout:   cfg.WriteTimeout,
 		// Stop drains within it; runServices calls Shutdown with the same.
 		ShutdownTimeout: cfg.ShutdownTimeout,

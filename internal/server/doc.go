@@ -24,6 +24,10 @@
 // streams, and every stream with NoHijack, are written by their handler
 // goroutine (sse.Conn.Run).
 //
+// Config.SendBuffer, when set, is the SO_SNDBUF of every accepted socket
+// (a listener wrapper, sendbuffer.go): the kernel memory a client that
+// stops reading can pin is then bounded instead of autotuned to MiBs.
+//
 // Hostile clients are bounded by the http.Server's ReadHeaderTimeout,
 // MaxHeaderBytes and IdleTimeout, by MaxQueryBytes on /events, and on
 // POST /publish by a body size limit, a read deadline on the body and a
@@ -59,6 +63,8 @@
 //   - The drain never waits past its deadline for streams: after it the
 //     hub is stopped (a connection hijacked later is refused and closed at
 //     once) and net/http's connections are closed.
+//   - With SendBuffer set, every accepted connection has its SO_SNDBUF set
+//     before net/http reads from it.
 //   - A connection whose request headers are not complete within
 //     ReadHeaderTimeout is closed; trickling bytes does not extend it.
 //   - A request refused by authorization (any stream of it) never reaches

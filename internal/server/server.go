@@ -129,6 +129,10 @@ type Config struct {
 	// MaxQueryBytes bounds the query string of GET /events; beyond it 414.
 	// Default 16 KiB.
 	MaxQueryBytes int
+	// SendBuffer, when positive, is the SO_SNDBUF of every accepted
+	// connection (sendbuffer.go): it bounds the kernel memory a client
+	// that stops reading can hold. Zero leaves the kernel's autotuning.
+	SendBuffer int
 }
 
 // Defaults of the limits in Config.
@@ -295,6 +299,9 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		stopped()
 		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	}
+	if s.cfg.SendBuffer > 0 {
+		ln = sendBufferListener{Listener: ln, bytes: s.cfg.SendBuffer, log: s.cfg.Logger}
 	}
 	// The hub outlives Start's context: the drain stops it, after the
 	// streams said goodbye.
