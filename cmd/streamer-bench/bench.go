@@ -44,8 +44,10 @@ type config struct {
 	Drain          time.Duration // wait for the last events after publishing stops
 	Measure        time.Duration // publishing window of the delivery scenarios
 
-	IdleConns int
-	IdleHold  time.Duration
+	IdleConns  int
+	IdleHold   time.Duration
+	BurstConns int // idle-burst: connections opened at once
+	SlowConns  int // slow, slow-uncapped: clients that stop reading
 
 	FanoutConns int
 	FanoutRate  float64
@@ -69,7 +71,7 @@ type config struct {
 // in about 7 minutes.
 func fullConfig() config {
 	return config{
-		Scenarios:      []string{"idle", "fanout", "fanout-fast", "streams", "replay"},
+		Scenarios:      []string{"idle", "idle-burst", "fanout", "fanout-fast", "fanout-fast-uncapped", "streams", "replay", "slow", "slow-uncapped"},
 		Targets:        []string{"streamer", "baseline"},
 		Timeout:        9*time.Minute + 30*time.Second,
 		MaxConnections: 19000,
@@ -82,8 +84,10 @@ func fullConfig() config {
 		Drain:          10 * time.Second,
 		Measure:        20 * time.Second,
 
-		IdleConns: 15000,
-		IdleHold:  30 * time.Second,
+		IdleConns:  15000,
+		IdleHold:   30 * time.Second,
+		BurstConns: 10000,
+		SlowConns:  1000,
 
 		FanoutConns: 10000,
 		FanoutRate:  2,
@@ -113,6 +117,7 @@ func smokeConfig() config {
 	c.Drain = 5 * time.Second
 	c.Measure = 2 * time.Second
 	c.IdleConns, c.IdleHold = 50, time.Second
+	c.BurstConns, c.SlowConns = 50, 20
 	c.FanoutConns, c.FanoutRate = 50, 20
 	c.FastConns, c.FastRate = 20, 100
 	c.Streams, c.StreamsRate = 50, 100
@@ -154,7 +159,7 @@ func runBench(ctx context.Context, cfg config, log io.Writer) (machine string, _
 	var results []result
 	for _, sc := range cfg.Scenarios {
 		for _, kind := range cfg.Targets {
-			if sc == "replay" && kind != "streamer" {
+			if streamerOnly[sc] && kind != "streamer" {
 				continue // the others keep no history to replay
 			}
 			if ctx.Err() != nil {
@@ -232,6 +237,12 @@ func (b *bench) runScenario(ctx context.Context, sc, kind string) (result, error
 		return b.deliver(ctx, sc, kind, groups, c.StreamsRate, func(i int64) string { return names[i%int64(len(names))] })
 	case "replay":
 		return b.replay(ctx, kind)
+	case "idle-burst":
+		return b.idleBurst(ctx, kind)
+	case "slow", "slow-uncapped":
+		return b.slow(ctx, sc)
+	case "fanout-fast-uncapped":
+		return b.deliver(ctx, sc, kind, []client.ConnGroup{{Stream: "fast", Count: c.FastConns}}, c.FastRate, oneStream("fast"))
 	default:
 		return result{}, fmt.Errorf("unknown scenario %q", sc)
 	}

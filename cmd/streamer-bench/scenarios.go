@@ -69,6 +69,8 @@ type result struct {
 	OtherCPU float64 `json:"other_cpu_cores"`
 
 	Replay *replayFigures `json:"replay,omitempty"`
+	Kernel *kernelFigures `json:"kernel,omitempty"` // slow, slow-uncapped (kernelmem.go)
+	Burst  *burstFigures  `json:"burst,omitempty"`  // idle-burst (burst.go)
 	Notes  []string       `json:"notes,omitempty"`
 }
 
