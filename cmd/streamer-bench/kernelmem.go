@@ -46,8 +46,9 @@ type kernelFigures struct {
 	StalledSockets    int     `json:"stalled_sockets"`
 	StalledPerConnKiB float64 `json:"stalled_per_conn_kib"`
 	SendBufKiB        float64 `json:"sndbuf_kib"` // the sockets' SO_SNDBUF (ss tb), mean
-	// After the server cut them as slow consumers: orphaned sockets
-	// still holding data for clients that will not read it.
+	// After the server cut them as slow consumers: sockets left 10 s
+	// later (orphans still holding data for clients that will not read
+	// it), and what they hold.
 	Cut              int     `json:"cut"`
 	OrphanSockets    int     `json:"orphan_sockets"`
 	OrphanPerConnKiB float64 `json:"orphan_per_conn_kib"`
@@ -122,12 +123,19 @@ func (b *bench) slow(ctx context.Context, label string) (result, error) {
 		r.Notes = append(r.Notes, err.Error())
 	}
 	k.Cut = int(b.metric(s.t.addr, "streamer_slow_consumer_disconnects_total"))
-	if err := sleep(ctx, b.cfg.Settle); err != nil {
-		return r, err
-	}
-	orphans, err := portSockets(ctx, port)
-	if err != nil {
-		return r, err
+	// The cut connections are closed by the hub's workers and sweeper;
+	// what is left after 10 s (an orphan draining, or still open) counts.
+	var orphans sockets
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if orphans, err = portSockets(ctx, port); err != nil {
+			return r, err
+		}
+		if orphans.n == 0 || time.Now().After(deadline) {
+			break
+		}
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return r, err
+		}
 	}
 	k.OrphanSockets = orphans.n
 	k.OrphanPerConnKiB = float64(orphans.queued) / 1024 / float64(n)
