@@ -115,8 +115,9 @@ func (b *bench) slow(ctx context.Context, label string) (result, error) {
 	if stalled.n > 0 {
 		k.SendBufKiB = float64(stalled.sndbuf) / 1024 / float64(stalled.n)
 	}
-	// Past the queue bound: every connection is cut.
-	if err := publish(2 * slowQueueBytes / slowEventBytes); err != nil {
+	// Past the queue bound plus the most an autotuned send buffer takes
+	// (tcp_wmem's maximum, 4 MiB by default): every connection is cut.
+	if err := publish((slowQueueBytes + 6<<20) / slowEventBytes); err != nil {
 		return r, err
 	}
 	if err := b.waitMetric(ctx, s.t.addr, "streamer_slow_consumer_disconnects_total", float64(n)); err != nil {
