@@ -65,15 +65,17 @@ type config struct {
 	ReplayStreamRate float64 // events/s on the replayed stream during the storm
 	ReplayQuiet      time.Duration
 	ReplayTimeout    time.Duration
+
+	Capacity capacityConfig
 }
 
 // fullConfig is the issue's scenarios at full size; `make bench-load` runs it
-// in about 7 minutes.
+// in about 13 minutes.
 func fullConfig() config {
 	return config{
-		Scenarios:      []string{"idle", "idle-burst", "fanout", "fanout-fast", "fanout-fast-uncapped", "streams", "replay", "slow", "slow-uncapped"},
+		Scenarios:      []string{"idle", "idle-burst", "fanout", "fanout-fast", "fanout-fast-uncapped", "streams", "replay", "slow", "slow-uncapped", "capacity", "nginx"},
 		Targets:        []string{"streamer", "baseline"},
-		Timeout:        9*time.Minute + 30*time.Second,
+		Timeout:        17 * time.Minute,
 		MaxConnections: 19000,
 		DBMaxConns:     10,
 		ConnsPerWorker: 5000,
@@ -105,6 +107,8 @@ func fullConfig() config {
 		ReplayStreamRate: 5,
 		ReplayQuiet:      10 * time.Second,
 		ReplayTimeout:    150 * time.Second,
+
+		Capacity: fullCapacity(),
 	}
 }
 
@@ -123,6 +127,7 @@ func smokeConfig() config {
 	c.Streams, c.StreamsRate = 50, 100
 	c.ReplayClients, c.ReplayBehind, c.ReplayLive = 20, 300, 10
 	c.ReplayQuiet, c.ReplayTimeout = time.Second, 30*time.Second
+	c.Capacity = smokeCapacity()
 	return c
 }
 
@@ -160,13 +165,17 @@ func runBench(ctx context.Context, cfg config, log io.Writer) (machine string, _
 	for _, sc := range cfg.Scenarios {
 		for _, kind := range cfg.Targets {
 			if streamerOnly[sc] && kind != "streamer" {
-				continue // the others keep no history to replay
+				continue // the others keep no history to replay, run no instances behind nginx, have no send-buffer setting
 			}
 			if ctx.Err() != nil {
 				return b.machine, results, fmt.Errorf("run timed out after %v: %w", cfg.Timeout, context.Cause(ctx))
 			}
 			b.logf("== %s on %s (load %.2f)", sc, kind, loadAvg())
 			r, err := b.runScenario(ctx, sc, kind)
+			if errors.Is(err, errSkipped) {
+				b.logf("   %v", err)
+				continue
+			}
 			r.Scenario, r.Target = sc, kind
 			if err != nil {
 				r.Error = err.Error()
@@ -228,13 +237,8 @@ func (b *bench) runScenario(ctx context.Context, sc, kind string) (result, error
 	case "fanout-fast":
 		return b.deliver(ctx, sc, kind, []client.ConnGroup{{Stream: "fast", Count: c.FastConns}}, c.FastRate, oneStream("fast"))
 	case "streams":
-		groups := make([]client.ConnGroup, c.Streams)
-		names := make([]string, c.Streams)
-		for i := range groups {
-			names[i] = fmt.Sprintf("s.%d", i)
-			groups[i] = client.ConnGroup{Stream: names[i], Count: 1}
-		}
-		return b.deliver(ctx, sc, kind, groups, c.StreamsRate, func(i int64) string { return names[i%int64(len(names))] })
+		groups, pick := streamsOf(c.Streams)
+		return b.deliver(ctx, sc, kind, groups, c.StreamsRate, pick)
 	case "replay":
 		return b.replay(ctx, kind)
 	case "idle-burst":
@@ -243,6 +247,10 @@ func (b *bench) runScenario(ctx context.Context, sc, kind string) (result, error
 		return b.slow(ctx, sc)
 	case "fanout-fast-uncapped":
 		return b.deliver(ctx, sc, kind, []client.ConnGroup{{Stream: "fast", Count: c.FastConns}}, c.FastRate, oneStream("fast"))
+	case "capacity":
+		return b.capacity(ctx, kind)
+	case "nginx":
+		return b.nginx(ctx)
 	default:
 		return result{}, fmt.Errorf("unknown scenario %q", sc)
 	}
@@ -423,6 +431,17 @@ func (s *session) openFor(r *result, note string, groups []client.ConnGroup, par
 	return ws, time.Since(start), err
 }
 
+// openSettled opens groups for r (see openFor), records how long that took
+// and waits for the server to settle.
+func (s *session) openSettled(ctx context.Context, r *result, groups []client.ConnGroup) ([]*workerProc, error) {
+	ws, took, err := s.openFor(r, "open errors", groups, s.b.cfg.DialParallel)
+	r.OpenSeconds = took.Seconds()
+	if err != nil {
+		return ws, err
+	}
+	return ws, sleep(ctx, s.b.cfg.Settle)
+}
+
 // open spreads the connections of groups over new workers, opens them all
 // at once and returns those workers with the counts of opened and failed
 // connections.
@@ -523,6 +542,7 @@ func resetAll(ws []*workerProc) error {
 type mark struct {
 	at                  time.Time
 	server, pg, clients float64 // CPU seconds
+	proxy               float64 // CPU seconds of a proxy in front of the server (nginx.go)
 	dbReads             int64
 	dbReadMs            float64
 	stmts               map[string]int64 // calls by statement
@@ -533,7 +553,7 @@ type mark struct {
 func (s *session) mark(ctx context.Context) mark {
 	m := mark{at: time.Now(), load: loadAvg(), machine: machineBusy()}
 	m.self, _ = procCPU(os.Getpid(), false)
-	m.server, _ = procCPU(s.t.pid, false)
+	m.server, m.proxy = s.t.cpu()
 	if s.b.postmaster > 0 {
 		m.pg, _ = clusterCPU(s.b.postmaster)
 	}

@@ -35,8 +35,9 @@ func scenarioEnv(label string) []string {
 }
 
 // streamerOnly are the scenarios only the streamer server runs: the
-// others keep no history to replay, and have no send-buffer setting.
-var streamerOnly = map[string]bool{"replay": true, "slow": true, "slow-uncapped": true, "fanout-fast-uncapped": true}
+// others keep no history to replay, run no instances behind nginx, and
+// have no send-buffer setting.
+var streamerOnly = map[string]bool{"replay": true, "nginx": true, "slow": true, "slow-uncapped": true, "fanout-fast-uncapped": true}
 
 // kernelFigures are the slow scenarios' measurements of the server's TCP
 // sockets (ss -m on its port): bytes queued in the kernel per connection.

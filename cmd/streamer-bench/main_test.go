@@ -37,18 +37,23 @@ func (w testWriter) Write(p []byte) (int, error) {
 func TestSmoke(t *testing.T) {
 	cfg := smokeConfig()
 	cfg.DatabaseURL = pgtest.NewDB(t)
-	cfg.Scenarios = []string{"fanout", "streams", "replay"}
+	cfg.Scenarios = []string{"fanout", "streams", "replay", "capacity"}
 	cfg.Targets = []string{"streamer", "baseline"}
-	cfg.Timeout = time.Minute
+	cfg.Timeout = 2 * time.Minute
 	cfg.ConnsPerWorker = 25
 	cfg.Settle = 100 * time.Millisecond
 	cfg.FanoutConns, cfg.FanoutRate, cfg.Measure = 50, 20, 1500*time.Millisecond
 	cfg.Streams, cfg.StreamsRate = 20, 40
 	cfg.ReplayClients, cfg.ReplayBehind, cfg.ReplayLive, cfg.ReplayQuiet = 10, 200, 5, 500*time.Millisecond
 
+	// The capacity search's verdicts are unit-tested (TestLadder); here
+	// its limit is far, so that every step passes on a busy machine.
+	cfg.Capacity.P99 = 20 * time.Second
+	cfg.Capacity.Streams, cfg.Capacity.Step = 10, 300*time.Millisecond
+
 	machine, results, err := runBench(context.Background(), cfg, testWriter{t})
 	require.NoError(t, err)
-	require.Len(t, results, 5)
+	require.Len(t, results, 7)
 
 	var table strings.Builder
 	printTable(&table, results)
@@ -71,6 +76,18 @@ func TestSmoke(t *testing.T) {
 			assert.Positive(t, r.RSSKiB)
 			if r.Scenario == "fanout" {
 				assert.Equal(t, r.Published*int64(r.Conns), r.Deliveries, "deliveries")
+			}
+			if f := r.Capacity; f != nil {
+				require.Len(t, f.Steps, 3, "three rungs, each passing")
+				for i, st := range f.Steps {
+					assert.True(t, st.Pass, "step %d: %s", i, st.Why)
+					assert.Equal(t, []float64{40, 80, 160}[i], st.Rate)
+					assert.Positive(t, st.Deliveries)
+					assert.NotEmpty(t, st.WindowP99Ms)
+				}
+				assert.Equal(t, 160.0, f.Capacity)
+				assert.False(t, f.Ceiling, "no rate failed")
+				assert.Positive(t, r.CPUPerDeliveryUs, "the figures of the step at the capacity")
 			}
 			if r.Replay != nil {
 				assert.True(t, r.Replay.AllCaughtUp, "replay clients caught up")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -44,13 +43,9 @@ func procStatFields(pid int) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return nil, fmt.Errorf("/proc/%d/stat: no command", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 15 {
-		return nil, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	f, err := statFields(b)
+	if err != nil {
+		return nil, fmt.Errorf("/proc/%d/stat: %w", pid, err)
 	}
 	return f, nil
 }
@@ -104,28 +99,31 @@ func loadAvg() float64 {
 }
 
 // clusterCPU returns the CPU seconds of a PostgreSQL cluster: the
-// postmaster's, including its exited children, plus every live child's.
+// postmaster's, including its exited children, plus every live child's
+// (see clusterTicks).
 func clusterCPU(postmaster int) (float64, error) {
-	total, err := procCPU(postmaster, true)
+	dirs, err := filepath.Glob("/proc/[0-9]*")
 	if err != nil {
 		return 0, err
 	}
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	want := strconv.Itoa(postmaster)
+	procs := make([]procStat, 0, len(dirs))
+	found := false
 	for _, d := range dirs {
-		pid, err := strconv.Atoi(filepath.Base(d))
-		if err != nil || pid == postmaster {
-			continue
+		b, err := os.ReadFile(filepath.Join(d, "stat"))
+		if err != nil {
+			continue // exited meanwhile: its time is in its parent's cutime
 		}
-		f, err := procStatFields(pid)
-		if err != nil || f[1] != want {
-			continue
+		p, err := parseProcStat(b)
+		if err != nil {
+			continue // not a format the kernel writes; not one of the cluster's
 		}
-		if cpu, err := procCPU(pid, false); err == nil {
-			total += cpu
-		}
+		found = found || p.pid == postmaster
+		procs = append(procs, p)
 	}
-	return total, nil
+	if !found {
+		return 0, fmt.Errorf("postmaster %d is gone", postmaster)
+	}
+	return float64(clusterTicks(postmaster, procs)) / clockTick, nil
 }
 
 // parentPID returns a process's parent.

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/streamer-dev/streamer/cmd/streamer-bench/internal/client"
+	"github.com/streamer-dev/streamer/internal/childproc"
 )
 
 // The processes the coordinator starts: the server under test (streamer or
@@ -33,22 +34,19 @@ type child struct {
 	name   string
 	cmd    *exec.Cmd
 	pid    int
-	exited chan struct{} // closed once the process has been waited for
-	err    error         // exit status; read after exited is closed
-	log    string        // file with its stderr, if any
+	exited <-chan struct{} // closed once the process has been waited for
+	proc   *childproc.Process
+	log    string // file with its stderr, if any
 }
 
 func startChild(name string, cmd *exec.Cmd) (*child, error) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	// From a thread of its own: the parent-death signal is tied to the
+	// forking thread, which must not end before the child does.
+	p, err := childproc.Start(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	c := &child{name: name, cmd: cmd, pid: cmd.Process.Pid, exited: make(chan struct{})}
-	go func() {
-		c.err = cmd.Wait()
-		close(c.exited)
-	}()
-	return c, nil
+	return &child{name: name, cmd: cmd, pid: p.Pid, exited: p.Done(), proc: p}, nil
 }
 
 // stop sends SIGTERM and waits up to grace, then kills.
@@ -99,6 +97,9 @@ type target struct {
 	kind      string // "streamer" or "baseline"
 	addr      string // host:port of the SSE endpoint
 	pprofAddr string // when profiling
+	// upstreams, when set, are the servers behind this target, a proxy
+	// (nginx.go): their CPU is the server's, the proxy's its own.
+	upstreams []*target
 }
 
 // freeAddr returns a loopback address with a port nothing listens on.
@@ -168,30 +169,38 @@ func (b *bench) startTarget(ctx context.Context, kind, label string) (*target, e
 		return nil, err
 	}
 	t.log = logPath
+	if err := t.waitReady(ctx, "http://"+addr+ready); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
 
+// waitReady waits up to 30s for url to answer 200; when it does not, or t
+// exits first, t is stopped and the error says why.
+func (t *target) waitReady(ctx context.Context, url string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	client := &http.Client{Timeout: time.Second}
 	defer client.CloseIdleConnections()
 	for {
-		resp, err := client.Get("http://" + addr + ready)
+		resp, err := client.Get(url)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return t, nil
+				return nil
 			}
 		}
 		select {
 		case <-t.exited:
-			return nil, fmt.Errorf("%s exited during start-up (%v):\n%s", t.name, t.err, t.logTail())
+			return fmt.Errorf("%s exited during start-up (%v):\n%s", t.name, t.proc.Err(), t.logTail())
 		case <-ctx.Done():
 			_ = t.stop(5 * time.Second)
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			_ = t.stop(5 * time.Second)
-			return nil, fmt.Errorf("%s not ready after 30s:\n%s", t.name, t.logTail())
+			return fmt.Errorf("%s not ready after 30s:\n%s", t.name, t.logTail())
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/streamer-dev/streamer/cmd/streamer-bench/internal/hist"
 )
 
@@ -88,6 +89,15 @@ type pacer struct {
 	rtt     hist.Histogram // of each publish call: the commit's (or the POST's) round trip
 	errors  int64
 	lastErr error
+
+	// stampDue stamps each event of run with the time the schedule had it
+	// due instead of the time its batch was sent, so that a publisher that
+	// falls behind (a slow COMMIT, a server pushing back) shows in the
+	// latency instead of hiding it (coordinated omission). Events go out
+	// at most a tick after they are due, which the latency then includes.
+	stampDue  bool
+	schedAt   time.Time // the start of the current run
+	schedBase int64     // sent before it
 }
 
 // maxBatch bounds one batch when publishing has fallen behind.
@@ -105,6 +115,8 @@ func (p *pacer) run(ctx context.Context, d time.Duration, stop <-chan struct{}) 
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	base := p.sent
+	p.schedAt, p.schedBase = start, base
+	defer func() { p.schedAt = time.Time{} }()
 	var streams, data []string
 	for {
 		elapsed := time.Since(start)
@@ -154,10 +166,15 @@ func (p *pacer) publishN(ctx context.Context, n, size int64) error {
 func (p *pacer) batch(streams, data []string, n int64) ([]string, []string) {
 	now := strconv.FormatInt(time.Now().UnixNano(), 10)
 	for range n {
+		stamp := now
+		if p.stampDue && !p.schedAt.IsZero() {
+			due := p.schedAt.Add(time.Duration(float64(p.sent-p.schedBase) / p.rate * float64(time.Second)))
+			stamp = strconv.FormatInt(due.UnixNano(), 10)
+		}
 		s := p.pick(p.sent)
 		p.sent++
 		p.counts[s]++
-		d := s + " " + strconv.FormatInt(p.counts[s], 10) + " " + now + " "
+		d := s + " " + strconv.FormatInt(p.counts[s], 10) + " " + stamp + " "
 		if pad := p.payload - len(d); pad > 0 {
 			if len(p.padding) < pad {
 				p.padding = strings.Repeat("x", pad)

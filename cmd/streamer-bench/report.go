@@ -15,8 +15,11 @@ func (r *result) summary() string {
 		s += fmt.Sprintf(", RSS %.1f KiB/conn", r.RSSPerConnKiB)
 	}
 	if r.Deliveries > 0 {
-		s += fmt.Sprintf(", %d deliveries, %.2f us CPU/delivery, p50 %.2f p99 %.2f max %.1f ms, missing %d dup %d",
-			r.Deliveries, r.CPUPerDeliveryUs, r.P50Ms, r.P99Ms, r.MaxMs, r.Missing, r.Duplicates)
+		s += fmt.Sprintf(", %d deliveries, %.2f us CPU/delivery (PostgreSQL %.2f), p50 %.2f p99 %.2f max %.1f ms, missing %d dup %d",
+			r.Deliveries, r.CPUPerDeliveryUs, r.PGCPUPerDeliveryUs, r.P50Ms, r.P99Ms, r.MaxMs, r.Missing, r.Duplicates)
+	}
+	if f := r.Capacity; f != nil {
+		s += fmt.Sprintf(", capacity %.0f events/s (ceiling found: %v)", f.Capacity, f.Ceiling)
 	}
 	if f := r.Replay; f != nil {
 		s += fmt.Sprintf(", caught up %v in %.1fs, max pool conns %d (of %d), live p99 quiet %.2f storm %.2f ms",
@@ -49,8 +52,8 @@ func num(v float64, format string) string {
 // printTable writes the results as a Markdown table, each scenario's
 // streamer row followed by the baseline's and their ratio, then the details.
 func printTable(w io.Writer, results []result) {
-	fmt.Fprintln(w, "| scenario | server | conns held | RSS/conn KiB | CPU/delivery µs | deliveries/s | p50 ms | p99 ms | max ms | missing | dup | other CPU (load) |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| scenario | server | conns held | RSS/conn KiB | CPU/delivery µs | PostgreSQL CPU/delivery µs (ratio: server+PostgreSQL) | deliveries/s | p50 ms | p99 ms | max ms | missing | dup | other CPU (load) |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	byScenario := map[string]map[string]*result{}
 	var order []string
 	for i := range results {
@@ -70,11 +73,11 @@ func printTable(w io.Writer, results []result) {
 			}
 			if r.Error != "" {
 				line, _, _ := strings.Cut(r.Error, "\n") // the table has one line per row
-				fmt.Fprintf(w, "| %s | %s | FAILED: %s |||||||||\n", sc, kind, strings.ReplaceAll(line, "|", "/"))
+				fmt.Fprintf(w, "| %s | %s | FAILED: %s ||||||||||\n", sc, kind, strings.ReplaceAll(line, "|", "/"))
 				continue
 			}
-			fmt.Fprintf(w, "| %s | %s | %d/%d | %s | %s | %s | %s | %s | %s | %d | %d | %.2f (%.1f) |\n",
-				sc, kind, r.Held, r.Conns, num(r.RSSPerConnKiB, "%.1f"), num(r.CPUPerDeliveryUs, "%.2f"),
+			fmt.Fprintf(w, "| %s | %s | %d/%d | %s | %s | %s | %s | %s | %s | %s | %d | %d | %.2f (%.1f) |\n",
+				sc, kind, r.Held, r.Conns, num(r.RSSPerConnKiB, "%.1f"), num(r.CPUPerDeliveryUs, "%.2f"), num(r.dbCPUPerDeliveryUs(), "%.2f"),
 				num(r.DeliveriesPerSec, "%.0f"), num(r.P50Ms, "%.2f"), num(r.P99Ms, "%.2f"), num(r.MaxMs, "%.1f"),
 				r.Missing, r.Duplicates, r.OtherCPU, max(r.LoadStart, r.LoadEnd))
 		}
@@ -82,8 +85,9 @@ func printTable(w io.Writer, results []result) {
 		for _, kind := range []string{"streamer", "floor"} {
 			s := rows[kind]
 			if s != nil && b != nil && s.Error == "" && b.Error == "" {
-				fmt.Fprintf(w, "| %s | **%s/baseline** | | %s | %s | %s | %s | %s | %s | | | |\n", sc, kind,
+				fmt.Fprintf(w, "| %s | **%s/baseline** | | %s | %s | %s | %s | %s | %s | %s | | | |\n", sc, kind,
 					ratio(s.RSSPerConnKiB, b.RSSPerConnKiB), ratio(s.CPUPerDeliveryUs, b.CPUPerDeliveryUs),
+					ratio(s.CPUPerDeliveryUs+s.dbCPUPerDeliveryUs(), b.CPUPerDeliveryUs+b.dbCPUPerDeliveryUs()),
 					ratio(s.DeliveriesPerSec, b.DeliveriesPerSec), ratio(s.P50Ms, b.P50Ms), ratio(s.P99Ms, b.P99Ms), ratio(s.MaxMs, b.MaxMs))
 			}
 		}
@@ -135,4 +139,6 @@ func printTable(w io.Writer, results []result) {
 		}
 		fmt.Fprintln(w)
 	}
+	printCapacity(w, results)
+	printProxyTable(w, results)
 }

@@ -30,6 +30,7 @@ type result struct {
 
 	Window        float64 `json:"window_seconds"`
 	ServerCPU     float64 `json:"server_cpu_seconds"`
+	ProxyCPU      float64 `json:"proxy_cpu_seconds,omitempty"` // a reverse proxy in front (nginx scenario)
 	PGCPU         float64 `json:"pg_cpu_seconds"`
 	ClientCPU     float64 `json:"client_cpu_seconds"`
 	Published     int64   `json:"published"`
@@ -68,10 +69,12 @@ type result struct {
 	// and the tool's own. The machine is shared; this is the noise.
 	OtherCPU float64 `json:"other_cpu_cores"`
 
-	Replay *replayFigures `json:"replay,omitempty"`
-	Kernel *kernelFigures `json:"kernel,omitempty"` // slow, slow-uncapped (kernelmem.go)
-	Burst  *burstFigures  `json:"burst,omitempty"`  // idle-burst (burst.go)
-	Notes  []string       `json:"notes,omitempty"`
+	Replay   *replayFigures   `json:"replay,omitempty"`
+	Capacity *capacityFigures `json:"capacity,omitempty"`
+	Proxy    *proxyFigures    `json:"proxy,omitempty"`  // the nginx scenario (nginx.go)
+	Kernel   *kernelFigures   `json:"kernel,omitempty"` // slow, slow-uncapped (kernelmem.go)
+	Burst    *burstFigures    `json:"burst,omitempty"`  // idle-burst (burst.go)
+	Notes    []string         `json:"notes,omitempty"`
 }
 
 // replayFigures are the replay storm's own measurements.
@@ -116,6 +119,7 @@ func (r *result) fill(m merged) {
 func (r *result) window(a, z mark) {
 	r.Window = z.at.Sub(a.at).Seconds()
 	r.ServerCPU, r.PGCPU, r.ClientCPU = z.server-a.server, z.pg-a.pg, z.clients-a.clients
+	r.ProxyCPU = z.proxy - a.proxy
 	r.DBReads, r.DBReadMs = z.dbReads-a.dbReads, z.dbReadMs-a.dbReadMs
 	for q, n := range z.stmts {
 		if d := n - a.stmts[q]; d > 0 {
@@ -127,7 +131,7 @@ func (r *result) window(a, z mark) {
 	}
 	r.LoadStart, r.LoadEnd = a.load, z.load
 	if r.Window > 0 {
-		ours := r.ServerCPU + r.PGCPU + r.ClientCPU + (z.self - a.self)
+		ours := r.ServerCPU + r.ProxyCPU + r.PGCPU + r.ClientCPU + (z.self - a.self)
 		r.OtherCPU = max((z.machine-a.machine)-ours, 0) / r.Window
 	}
 	if r.Deliveries > 0 {
@@ -190,21 +194,22 @@ func (b *bench) idle(ctx context.Context, kind string) (result, error) {
 // deliver opens groups, publishes at rate for Measure, and checks that every
 // connection got every event of its stream.
 func (b *bench) deliver(ctx context.Context, label, kind string, groups []client.ConnGroup, rate float64, pick func(int64) string) (result, error) {
+	s, err := b.begin(ctx, label, kind)
+	if err != nil {
+		return result{}, err
+	}
+	defer s.end()
+	return b.deliverOn(ctx, s, groups, rate, pick)
+}
+
+// deliverOn is deliver on a session already begun.
+func (b *bench) deliverOn(ctx context.Context, s *session, groups []client.ConnGroup, rate float64, pick func(int64) string) (result, error) {
 	var r result
 	for _, g := range groups {
 		r.Conns += g.Count
 	}
-	s, err := b.begin(ctx, label, kind)
+	ws, err := s.openSettled(ctx, &r, groups)
 	if err != nil {
-		return r, err
-	}
-	defer s.end()
-	ws, took, err := s.openFor(&r, "open errors", groups, b.cfg.DialParallel)
-	r.OpenSeconds = took.Seconds()
-	if err != nil {
-		return r, err
-	}
-	if err := sleep(ctx, b.cfg.Settle); err != nil {
 		return r, err
 	}
 	if err := resetAll(ws); err != nil {

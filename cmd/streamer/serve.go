@@ -268,6 +268,8 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		Auth:       authz,
 		PerAddress: perAddr,
 		Counters:   met,
+		// Observed by the SSE writers, when an event reaches the socket.
+		DeliveryLag: met,
 		Publish: server.PublishConfig{
 			Publisher:      pub,
 			AllowAnonymous: cfg.AnonPublish,

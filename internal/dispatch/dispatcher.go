@@ -24,6 +24,10 @@ type Subscriber interface {
 	// Enqueue queues a frame without waiting; false means the subscriber
 	// could not keep up and has been closed.
 	Enqueue(frame []byte) bool
+	// EnqueueAt is Enqueue for a live event's frame, with the event's
+	// commit time (zero if unknown) for the delivery lag, which the
+	// subscriber observes once the frame is on the socket.
+	EnqueueAt(frame []byte, committed time.Time) bool
 	// EnqueueWait queues a frame, waiting for room (replay backpressure).
 	EnqueueWait(ctx context.Context, frame []byte) error
 	// Close ends the subscriber with a cause. It must not block.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -26,13 +27,15 @@ import (
 // appName marks the dispatcher's connections in pg_stat_activity.
 const appName = "dispatch-test"
 
-// fakeSub is a Subscriber that records its frames.
+// fakeSub is a Subscriber that records its frames, and the commit times
+// given with them.
 type fakeSub struct {
 	frames chan []byte
 	done   chan struct{}
 
-	mu    sync.Mutex
-	cause error
+	mu      sync.Mutex
+	cause   error
+	commits []time.Time // of the frames EnqueueAt accepted
 }
 
 func newFakeSub() *fakeSub {
@@ -54,6 +57,23 @@ func (s *fakeSub) Enqueue(frame []byte) bool {
 		s.Close(sse.ErrSlowConsumer)
 		return false
 	}
+}
+
+func (s *fakeSub) EnqueueAt(frame []byte, committed time.Time) bool {
+	if !s.Enqueue(frame) {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.commits = append(s.commits, committed)
+	return true
+}
+
+// committed returns the commit times EnqueueAt was given so far.
+func (s *fakeSub) committed() []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.commits)
 }
 
 func (s *fakeSub) EnqueueWait(ctx context.Context, frame []byte) error {

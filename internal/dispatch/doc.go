@@ -222,10 +222,12 @@
 // the frames it queues in a plain integer and reports them once per turn
 // of its loop, and a replay worker once per page. "Delivered" means queued
 // on the connection, not yet written to its socket. The delivery lag is
-// observed once per event of a live read that reached at least one
-// connection, from the commit time the database recorded
-// (streamer.commits.committed_at) to the end of the event's fan-out;
-// replayed events are history and are not observed.
+// not observed here: a live event's frame is queued with the commit time
+// the database recorded (streamer.commits.committed_at) through
+// Subscriber.EnqueueAt, and the connection's writer observes the lag once
+// the frame is on the socket (package sse). Events buffered while their
+// subscriber replayed go the same way (their lag includes the replay);
+// replayed events are history and are queued without a commit time.
 //
 // # Lifecycle
 //

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/streamer-dev/streamer/internal/cursor"
+	"github.com/streamer-dev/streamer/internal/metrics"
 	"github.com/streamer-dev/streamer/internal/registry"
 	"github.com/streamer-dev/streamer/internal/sse"
 )
@@ -29,6 +30,11 @@ func (c *countingConn) Enqueue(frame []byte) bool {
 	return c.Conn.Enqueue(frame)
 }
 
+func (c *countingConn) EnqueueAt(frame []byte, committed time.Time) bool {
+	c.queued += int64(len(frame))
+	return c.Conn.EnqueueAt(frame, committed)
+}
+
 // cpuTime is the process's user+system CPU time so far.
 func cpuTime(b *testing.B) time.Duration {
 	var ru syscall.Rusage
@@ -43,7 +49,9 @@ func cpuTime(b *testing.B) time.Duration {
 // and the clients' reads) per delivered event, with no audiences
 // ("anonymous") and with every connection authenticated and every second
 // event restricted to a user and a team that half the connections are in
-// ("authenticated"); docs/benchmarks.md compares the two.
+// ("authenticated"); docs/benchmarks.md compares the two. Events carry a
+// commit time and the Conns report the delivery lag to a Prometheus
+// histogram when they write, as in the server.
 func BenchmarkFanoutAudienceSockets(b *testing.B) {
 	const conns, pageEvents = 200, 50
 	for _, authenticated := range []bool{false, true} {
@@ -59,8 +67,9 @@ func BenchmarkFanoutAudienceSockets(b *testing.B) {
 			require.NoError(b, err)
 			defer ln.Close()
 
+			met := metrics.New(metrics.Sources{})
 			reg := registry.New[Subscriber]()
-			d := New(Config{Registry: reg})
+			d := New(Config{Registry: reg, Metrics: met})
 			d.states = make(map[Subscriber]*subState)
 			d.replaying = make(map[string]map[*subState]struct{})
 			subs := make([]*countingConn, conns)
@@ -77,7 +86,7 @@ func BenchmarkFanoutAudienceSockets(b *testing.B) {
 				require.NoError(b, err)
 				server, err := ln.Accept()
 				require.NoError(b, err)
-				c := sse.NewConn(httptest.NewRecorder(), sse.Options{MaxQueueBytes: 64 << 20})
+				c := sse.NewConn(httptest.NewRecorder(), sse.Options{MaxQueueBytes: 64 << 20, Lag: met})
 				c.Attach(h, server, func(error) {})
 				started++
 				go func() {
@@ -103,17 +112,18 @@ func BenchmarkFanoutAudienceSockets(b *testing.B) {
 			restricted := []string{"user:3", "team:1"}
 			data := fmt.Sprintf(`{"order":%d,"status":"paid","note":"a typical small payload"}`, 42)
 			delivered := 0
+			committed := time.Now()
 			b.ResetTimer()
 			cpu0 := cpuTime(b)
 			for i := range b.N {
-				ev := event{pos: cursor.Position{Seq: int64(i + 1), ID: 1}, stream: "s", data: data}
+				ev := event{pos: cursor.Position{Seq: int64(i + 1), ID: 1}, stream: "s", data: data, committed: committed}
 				if authenticated && i%2 == 0 {
 					ev.audience = restricted
 				}
 				d.fanout(&ev)
 				if i%pageEvents == pageEvents-1 || i == b.N-1 {
 					delivered += d.queued
-					d.queued = 0
+					d.flushDelivered()
 					d.flushSkipped()
 				}
 			}

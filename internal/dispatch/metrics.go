@@ -19,10 +19,6 @@ type Metrics interface {
 	Delivered(n int)
 	// Replayed adds the n of them that a replay worker queued.
 	Replayed(n int)
-	// DeliveryLag observes, once per event of a live read that was queued
-	// on at least one connection, the time from the event's commit
-	// (streamer.commits.committed_at) to the end of its fan-out.
-	DeliveryLag(d time.Duration)
 	// DBRead observes one read: metrics.ReadLive, ReadReplay or ReadHead.
 	DBRead(kind string, d time.Duration)
 	// ReplayStarted counts a Subscribe with a resume position.
@@ -43,7 +39,6 @@ type noMetrics struct{}
 
 func (noMetrics) Delivered(int)                {}
 func (noMetrics) Replayed(int)                 {}
-func (noMetrics) DeliveryLag(time.Duration)    {}
 func (noMetrics) DBRead(string, time.Duration) {}
 func (noMetrics) ReplayStarted()               {}
 func (noMetrics) ReplayPaced(time.Duration)    {}
@@ -58,13 +53,6 @@ func (d *Dispatcher) flushDelivered() {
 	if d.queued > 0 {
 		d.cfg.Metrics.Delivered(d.queued)
 		d.queued = 0
-	}
-}
-
-// observeLag reports ev's commit-to-queued time, once per event.
-func (d *Dispatcher) observeLag(ev *event) {
-	if !ev.committed.IsZero() {
-		d.cfg.Metrics.DeliveryLag(time.Since(ev.committed))
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -20,7 +19,6 @@ import (
 type counts struct {
 	delivered, replayed, replays, cached int
 	slow, deliveredCalls, paced          int
-	lags                                 []time.Duration
 	reads                                map[string]int
 }
 
@@ -41,10 +39,7 @@ func (m *recMetrics) with(f func(c *counts)) {
 func (m *recMetrics) Delivered(n int) {
 	m.with(func(c *counts) { c.delivered += n; c.deliveredCalls++ })
 }
-func (m *recMetrics) Replayed(n int) { m.with(func(c *counts) { c.replayed += n }) }
-func (m *recMetrics) DeliveryLag(d time.Duration) {
-	m.with(func(c *counts) { c.lags = append(c.lags, d) })
-}
+func (m *recMetrics) Replayed(n int)            { m.with(func(c *counts) { c.replayed += n }) }
 func (m *recMetrics) ReplayStarted()            { m.with(func(c *counts) { c.replays++ }) }
 func (m *recMetrics) ReplayPaced(time.Duration) { m.with(func(c *counts) { c.paced++ }) }
 func (m *recMetrics) ReplayPageCached()         { m.with(func(c *counts) { c.cached++ }) }
@@ -63,7 +58,6 @@ func (m *recMetrics) snapshot() counts {
 	var out counts
 	m.with(func(c *counts) {
 		out = *c
-		out.lags = slices.Clone(c.lags)
 		out.reads = maps.Clone(c.reads)
 		if out.reads == nil {
 			out.reads = map[string]int{}
@@ -115,10 +109,13 @@ func TestMetricsLiveDelivery(t *testing.T) {
 
 	got := m.snapshot()
 	require.Equal(t, subs*events, got.delivered, "one per event per subscriber")
-	require.Len(t, got.lags, events, "lag is observed once per event, not per subscriber")
-	for _, lag := range got.lags {
-		require.Positive(t, lag)
-		require.Less(t, lag, time.Hour)
+	for _, s := range live { // for the delivery lag, observed by the writer
+		commits := s.committed()
+		require.Len(t, commits, events, "every live frame carries its commit time")
+		for _, at := range commits {
+			require.Positive(t, time.Since(at))
+			require.Less(t, time.Since(at), time.Hour)
+		}
 	}
 	require.Positive(t, got.reads[metrics.ReadLive])
 	require.Zero(t, got.reads[metrics.ReadReplay])
@@ -129,11 +126,12 @@ func TestMetricsLiveDelivery(t *testing.T) {
 }
 
 // TestMetricsLagFromCommitTime backdates a commit's recorded time by an
-// hour before the dispatcher reads it: the lag observed must include it,
-// which shows it is measured from streamer.commits.committed_at.
+// hour before the dispatcher reads it: the commit time the frame is queued
+// with must be it, which shows the delivery lag (observed by sse when the
+// frame is written) is measured from streamer.commits.committed_at.
 func TestMetricsLagFromCommitTime(t *testing.T) {
 	t.Parallel()
-	d, b, m := setupMetrics(t, nil)
+	d, b, _ := setupMetrics(t, nil)
 	s := subscribe(t, d, b, "s")
 	b.publish(t, "s", "old")
 	_, err := b.pool.Exec(context.Background(),
@@ -141,10 +139,10 @@ func TestMetricsLagFromCommitTime(t *testing.T) {
 	require.NoError(t, err)
 	readCaughtUp(t, d, b)
 	require.Equal(t, "old", s.next(t))
-	got := m.snapshot()
-	require.Len(t, got.lags, 1)
-	require.GreaterOrEqual(t, got.lags[0], time.Hour)
-	require.Less(t, got.lags[0], time.Hour+time.Minute)
+	commits := s.committed()
+	require.Len(t, commits, 1)
+	require.GreaterOrEqual(t, time.Since(commits[0]), time.Hour)
+	require.Less(t, time.Since(commits[0]), time.Hour+time.Minute)
 }
 
 func TestMetricsHeadRead(t *testing.T) {
@@ -155,7 +153,6 @@ func TestMetricsHeadRead(t *testing.T) {
 	require.Equal(t, 1, got.reads[metrics.ReadHead])
 	require.Zero(t, got.reads[metrics.ReadLive])
 	require.Zero(t, got.delivered)
-	require.Empty(t, got.lags)
 }
 
 func TestMetricsReplay(t *testing.T) {
@@ -178,7 +175,7 @@ func TestMetricsReplay(t *testing.T) {
 		require.Equal(t, round, got.replays)
 		require.Equal(t, round*events, got.replayed)
 		require.Equal(t, round*events, got.delivered)
-		require.Empty(t, got.lags, "replayed events are not observed for lag")
+		require.Empty(t, s.committed(), "replayed events carry no commit time: no lag observed")
 		require.Positive(t, got.paced)
 		if round == 1 {
 			firstReads = got.reads[metrics.ReadReplay]
@@ -223,7 +220,7 @@ func TestMetricsSlowConsumer(t *testing.T) {
 	got := m.snapshot()
 	require.Equal(t, 1, got.slow)
 	require.Equal(t, 1, got.delivered, "the one frame that fitted")
-	require.Len(t, got.lags, 1, "only the event queued somewhere")
+	require.Len(t, slow.committed(), 1, "only the event that fitted")
 }
 
 func TestNilMetricsConfig(t *testing.T) {

@@ -240,9 +240,7 @@ func (d *Dispatcher) readLive(ctx context.Context) {
 	}
 	d.liveHorizon(p.horizon)
 	for i := range p.events {
-		if d.fanout(&p.events[i]) {
-			d.observeLag(&p.events[i])
-		}
+		d.fanout(&p.events[i])
 	}
 	d.head = p.next
 	d.flushSkipped() // before the signal: tests see the id-only frames with it
@@ -266,10 +264,8 @@ func (d *Dispatcher) readFailed(ctx context.Context, err error) {
 
 // fanout delivers ev to the live subscribers of its stream that have not
 // scanned past it and may see it, skips it for those that may not, and
-// buffers it for those still replaying. It reports whether ev was queued on
-// a live subscriber.
-func (d *Dispatcher) fanout(ev *event) (queued bool) {
-	before := d.queued
+// buffers it for those still replaying.
+func (d *Dispatcher) fanout(ev *event) {
 	var frame []byte // encoded once, for the first subscriber that sees ev
 	for _, sub := range d.cfg.Registry.Lookup(ev.stream) {
 		st := d.states[sub]
@@ -289,7 +285,6 @@ func (d *Dispatcher) fanout(ev *event) (queued bool) {
 		}
 		rs.buffer = append(rs.buffer, ev)
 	}
-	return d.queued > before
 }
 
 // deliver enqueues ev for the live subscriber st unless st has already
@@ -313,7 +308,7 @@ func (d *Dispatcher) deliver(st *subState, ev *event, frame *[]byte) bool {
 	if *frame == nil {
 		*frame = encode(ev)
 	}
-	if !st.sub.Enqueue(*frame) {
+	if !st.sub.EnqueueAt(*frame, ev.committed) {
 		// The HTTP side logs the close with the client's address.
 		d.cfg.Logger.Debug().Msg("dropping subscriber that cannot keep up")
 		d.dropped(st.sub)

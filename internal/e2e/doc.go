@@ -60,6 +60,13 @@
 //     directory.
 //   - Every server process a test starts is stopped (SIGTERM, then SIGKILL
 //     after a deadline) before its database is dropped.
+//   - Every process a test starts (server, nginx, Prometheus, postmaster)
+//     is started through internal/childproc: it dies with the test binary
+//     and by no thread of it ending.
+//   - A server process that exits without being stopped fails its test as
+//     soon as the harness looks at it (start, /readyz, stop, kill), with the
+//     exit status last and, before it, its log's last lines and every race
+//     report or panic in full (logReport): CI cuts long output in the middle.
 //   - Every PostgreSQL cluster a fault test starts or restarts is shut down
 //     and its directory removed when the test ends; every fault proxy is
 //     closed after the server that used it has stopped.

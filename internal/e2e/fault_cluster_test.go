@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/streamer-dev/streamer/internal/childproc"
 	"github.com/streamer-dev/streamer/internal/pgcluster"
 	"github.com/streamer-dev/streamer/internal/testenv"
 	"github.com/streamer-dev/streamer/migrations"
@@ -34,13 +34,12 @@ type cluster struct {
 	args    []string // postmaster.opts: the binary, then its arguments
 	cred    *syscall.Credential
 	ours    *ownPostmaster // nil while the first postmaster runs or none does
+	// firstDown: the test took pgcluster's postmaster down itself.
+	firstDown bool
 }
 
 // ownPostmaster is a postmaster this test started.
-type ownPostmaster struct {
-	pid    int
-	exited chan struct{}
-}
+type ownPostmaster = childproc.Process
 
 // newCluster starts a throwaway cluster, migrates its "postgres" database
 // and returns it. It needs a local PostgreSQL installation; without one the
@@ -55,15 +54,14 @@ func newCluster(t *testing.T) *cluster {
 	url := pc.ConnString()
 	c := &cluster{t: t, url: url}
 	t.Cleanup(func() {
-		restarted := c.ours != nil
-		if restarted {
+		if c.ours != nil {
 			c.down(syscall.SIGINT, time.Minute)
 		}
 		// Stop reports that the first postmaster exited early, which is
 		// what this test did to it; it still removes the directory.
 		stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if err := pc.Stop(stopCtx); err != nil && !(restarted && strings.Contains(err.Error(), "exited before")) {
+		if err := pc.Stop(stopCtx); err != nil && !(c.firstDown && strings.Contains(err.Error(), "exited before")) {
 			t.Errorf("stopping the cluster: %v", err)
 		}
 	})
@@ -132,9 +130,10 @@ func (c *cluster) down(sig syscall.Signal, timeout time.Duration) {
 	c.t.Helper()
 	pid := c.pid() // read first: a clean shutdown removes the file
 	require.NoError(c.t, syscall.Kill(pid, sig))
+	c.firstDown = true
 	if c.ours != nil {
 		select {
-		case <-c.ours.exited:
+		case <-c.ours.Done():
 			c.ours = nil
 			return
 		case <-time.After(timeout):
@@ -169,9 +168,8 @@ func (c *cluster) start() {
 	}
 }
 
-// startOnce runs the postmaster from a goroutine locked to its OS thread,
-// which lives until the postmaster exits: the parent-death signal is tied
-// to the thread that forked (see internal/pgtest).
+// startOnce runs the postmaster with a parent-death signal, from a thread
+// that lives as long as it (see internal/childproc).
 func (c *cluster) startOnce() (*ownPostmaster, error) {
 	logFile, err := os.OpenFile(filepath.Join(filepath.Dir(c.dataDir), "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -180,24 +178,8 @@ func (c *cluster) startOnce() (*ownPostmaster, error) {
 	defer logFile.Close()
 	cmd := exec.Command(c.args[0], c.args[1:]...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	p := &ownPostmaster{exited: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		defer close(p.exited)
-		runtime.LockOSThread() // never unlocked: the thread ends with the postmaster
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = cmd.Wait()
-	}()
-	if err := <-started; err != nil {
-		return nil, err
-	}
-	p.pid = cmd.Process.Pid
-	return p, nil
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Setpgid: true}
+	return childproc.Start(cmd)
 }
 
 // waitReady reports whether p accepts connections before it exits.
@@ -212,7 +194,7 @@ func (c *cluster) waitReady(p *ownPostmaster) bool {
 			return true
 		}
 		select {
-		case <-p.exited:
+		case <-p.Done():
 			return false
 		case <-time.After(50 * time.Millisecond):
 		}

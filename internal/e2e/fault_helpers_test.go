@@ -85,19 +85,22 @@ func byApp(p *faultproxy.Proxy, app string) []*faultproxy.Conn {
 func (d *deployment) kill() {
 	t := d.t
 	t.Helper()
+	require.NotNil(t, d.proc, "server not running")
+	d.requireRunning()
 	p := d.proc
-	require.NotNil(t, p, "server not running")
 	d.proc = nil
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
-	<-p.done
+	require.NoError(t, syscall.Kill(p.Pid, syscall.SIGKILL))
+	<-p.Done()
 }
 
-// readyz returns /readyz's status, or 0 when the request fails.
+// readyz returns /readyz's status, or 0 when the request fails. A server
+// process that has exited on its own fails the test at once, saying how.
 func (d *deployment) readyz() int {
 	client := &http.Client{Timeout: 3 * time.Second}
 	defer client.CloseIdleConnections()
 	resp, err := client.Get(d.url + "/readyz")
 	if err != nil {
+		d.requireRunning()
 		return 0
 	}
 	resp.Body.Close()

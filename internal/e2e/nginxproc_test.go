@@ -22,6 +22,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/streamer-dev/streamer/internal/childproc"
 	"github.com/streamer-dev/streamer/internal/testenv"
 )
 
@@ -140,19 +141,17 @@ http {
 	logs := &logBuffer{}
 	cmd := exec.Command(nginx, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", mainFile)
 	cmd.Stdout, cmd.Stderr = logs, logs
-	setParentDeathSignal(cmd)
-	require.NoError(t, cmd.Start())
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	proc, err := childproc.Start(cmd)
+	require.NoError(t, err)
 	p := &nginxProxy{url: "http://" + addr, tlsURL: "https://" + tlsAddr, certPool: pool, dir: dir}
 	t.Cleanup(func() {
 		// Fast shutdown: a graceful one would wait for the open streams.
-		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = syscall.Kill(proc.Pid, syscall.SIGTERM)
 		select {
-		case <-done:
+		case <-proc.Done():
 		case <-time.After(stopTimeout):
-			_ = cmd.Process.Kill()
-			<-done
+			_ = syscall.Kill(proc.Pid, syscall.SIGKILL)
+			<-proc.Done()
 			t.Errorf("nginx did not stop within %v of SIGTERM", stopTimeout)
 		}
 		if t.Failed() {
@@ -176,9 +175,9 @@ http {
 				}
 			}
 			select {
-			case err := <-done:
+			case <-proc.Done():
 				errLog, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-				t.Fatalf("nginx exited before it was ready: %v\n%s\n%s", err, logs.String(), errLog)
+				t.Fatalf("nginx exited before it was ready: %v\n%s\n%s", proc.Err(), logs.String(), errLog)
 			case <-time.After(20 * time.Millisecond):
 			}
 			if time.Now().After(deadline) {

@@ -11,10 +11,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/streamer-dev/streamer/internal/childproc"
 )
 
 // prometheusPath returns the Prometheus server to scrape with:
@@ -59,7 +62,10 @@ func TestDashboardOnPrometheus(t *testing.T) {
 		want := float64((r + 1) * perRound * conns)
 		require.Eventually(t, func() bool {
 			v, ok := prom.scalar(t, "sum(streamer_events_delivered_total)")
-			return ok && v == want
+			// The lag is observed once the frames are written, just after
+			// they were counted as delivered (queued).
+			w, wok := prom.scalar(t, "sum(streamer_delivery_lag_seconds_count)")
+			return ok && v == want && wok && w == want
 		}, longWait, 100*time.Millisecond, "Prometheus never scraped %v deliveries", want)
 	}
 
@@ -94,7 +100,7 @@ func TestDashboardOnPrometheus(t *testing.T) {
 		{`sum(streamer_subscribers_live)`, func(v float64) bool { return v == conns }},
 		{`min(streamer_listener_connected)`, func(v float64) bool { return v == 1 }},
 		{`sum(streamer_publish_events_total)`, func(v float64) bool { return v == rounds*perRound }},
-		{`sum(streamer_delivery_lag_seconds_count)`, func(v float64) bool { return v == rounds*perRound }},
+		{`sum(streamer_delivery_lag_seconds_count)`, func(v float64) bool { return v == conns*rounds*perRound }},
 		{`sum(rate(streamer_events_delivered_total[30s]))`, func(v float64) bool { return v > 0 }},
 		{`histogram_quantile(0.99, sum by (le) (rate(streamer_delivery_lag_seconds_bucket[30s])))`,
 			func(v float64) bool { return v > 0 && v < 10 }},
@@ -130,16 +136,11 @@ scrape_configs:
 		"--web.listen-address="+addr,
 		"--log.level=warn")
 	cmd.Stdout, cmd.Stderr = logs, logs
-	setParentDeathSignal(cmd)
-	require.NoError(t, cmd.Start())
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
+	proc, err := childproc.Start(cmd)
+	require.NoError(t, err)
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
+		_ = syscall.Kill(proc.Pid, syscall.SIGKILL)
+		<-proc.Done()
 		if t.Failed() {
 			t.Logf("prometheus log:\n%s", logs.String())
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/streamer-dev/streamer/internal/childproc"
 	"github.com/streamer-dev/streamer/internal/pgtest"
 )
 
@@ -103,16 +104,15 @@ type deployment struct {
 	pool  *pgxpool.Pool // for publishing with SQL
 	env   []string
 	logs  *logBuffer
+	// logShown: a failure message already holds the log's tail.
+	logShown bool
 
 	proc *process // nil while stopped
 }
 
-// process is one run of the server binary.
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
-	err  error         // the exit status, once done
-}
+// process is one run of the server binary, started by childproc: its
+// parent-death signal fires when the test binary dies, and only then.
+type process = childproc.Process
 
 // deployOption changes the server's environment.
 type deployOption func(env map[string]string)
@@ -161,10 +161,11 @@ func deployOnDB(t *testing.T, bin, dbURL string, pool *pgxpool.Pool, opts ...dep
 	}
 	t.Cleanup(func() {
 		// The log first: stop may fail the test (a server that already
-		// exited), and then it would never be shown.
+		// exited), and then it would never be shown. Its tail only, and
+		// last: CI reports cut long output in the middle.
 		defer func() {
-			if t.Failed() {
-				t.Logf("server %s log:\n%s", d.addr, d.logs.String())
+			if t.Failed() && !d.logShown {
+				t.Logf("server %s log, %s", d.addr, d.logTail())
 			}
 		}()
 		if d.proc != nil {
@@ -184,13 +185,8 @@ func (d *deployment) start() {
 	cmd.Env = d.env
 	cmd.Stdout = d.logs
 	cmd.Stderr = d.logs
-	setParentDeathSignal(cmd)
-	require.NoError(t, cmd.Start())
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
+	p, err := childproc.Start(cmd)
+	require.NoError(t, err)
 	d.proc = p
 
 	client := &http.Client{Timeout: time.Second}
@@ -205,12 +201,13 @@ func (d *deployment) start() {
 			}
 		}
 		select {
-		case <-p.done:
-			t.Fatalf("server exited before it was ready: %v\n%s", p.err, d.logs.String())
+		case <-p.Done():
+			d.proc = nil
+			t.Fatalf("server exited before it was ready: %s", d.exitReport(p))
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("server not ready after %v (last error %v)\n%s", readyTimeout, err, d.logs.String())
+			t.Fatalf("server not ready after %v (last error %v); log, %s", readyTimeout, err, d.logTail())
 		}
 	}
 }
@@ -219,18 +216,51 @@ func (d *deployment) start() {
 func (d *deployment) stop() {
 	t := d.t
 	t.Helper()
+	require.NotNil(t, d.proc, "server not running")
+	d.requireRunning()
 	p := d.proc
-	require.NotNil(t, p, "server not running")
 	d.proc = nil
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	_ = syscall.Kill(p.Pid, syscall.SIGTERM) // if it has just exited, its exit status says how
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-time.After(stopTimeout):
-		_ = p.cmd.Process.Kill()
-		<-p.done
+		_ = syscall.Kill(p.Pid, syscall.SIGKILL)
+		<-p.Done()
 		t.Fatalf("server did not stop within %v of SIGTERM", stopTimeout)
 	}
-	require.NoError(t, p.err, "server exit status")
+	if p.Err() != nil {
+		t.Fatalf("server stopped with an error: %s", d.exitReport(p))
+	}
+}
+
+// requireRunning fails the test at once when the server process has exited
+// although nobody stopped it, saying how. It does nothing while no server
+// runs.
+func (d *deployment) requireRunning() {
+	d.t.Helper()
+	p := d.proc
+	if p == nil {
+		return
+	}
+	select {
+	case <-p.Done():
+		d.proc = nil // nothing left to stop
+		d.t.Fatalf("server exited unexpectedly: %s", d.exitReport(p))
+	default:
+	}
+}
+
+// exitReport describes how the exited server p ended: its log's tail and
+// every race report and panic in full, then the exit status, last.
+func (d *deployment) exitReport(p *process) string {
+	return fmt.Sprintf("log, %s\nserver %s (pid %d) exited: %v", d.logTail(), d.addr, p.Pid, p.Err())
+}
+
+// logTail returns logReport of the server's log so far, for a failure
+// message, and notes that it was shown.
+func (d *deployment) logTail() string {
+	d.logShown = true
+	return logReport(d.logs.String(), logTailLines)
 }
 
 // publish inserts one event with SQL in its own transaction and returns its

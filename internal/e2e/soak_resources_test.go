@@ -113,8 +113,8 @@ func waitBaseline(t *testing.T, d *deployment, pid int, base serverSample) serve
 			t.Fatalf("soak: %v after the clients left, the server is still out of its margins: %v\nstart: %s\nend:   %s", soakSettle, off, base, end)
 		}
 		select {
-		case <-d.proc.done:
-			t.Fatalf("server exited: %v", d.proc.err)
+		case <-d.proc.Done():
+			t.Fatalf("server exited: %v", d.proc.Err())
 		case <-time.After(time.Second):
 		}
 	}

@@ -243,7 +243,7 @@ func TestSoak(t *testing.T) {
 	cfg := soakFromEnv(t)
 	bin := buildServer(t, t.TempDir())
 	d := deploy(t, bin, withEnv("STREAMER_LOG_LEVEL", "warn"), withEnv("STREAMER_HEARTBEAT", "5s"))
-	pid := d.proc.cmd.Process.Pid
+	pid := d.proc.Pid
 
 	base := sampleServer(t, d, pid)
 	t.Logf("soak: %d clients on %d streams for %v; server at start: %s", cfg.clients, cfg.streams, cfg.duration, base)
@@ -270,8 +270,8 @@ func TestSoak(t *testing.T) {
 			peak = peak.max(sampleServer(t, d, pid))
 		case <-churn.C:
 			running = false
-		case <-d.proc.done:
-			t.Fatalf("server exited during the soak: %v", d.proc.err)
+		case <-d.proc.Done():
+			t.Fatalf("server exited during the soak: %v", d.proc.Err())
 		}
 	}
 	tick.Stop()

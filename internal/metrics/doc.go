@@ -13,20 +13,23 @@
 // The delivery path pays no lock and no allocation per delivery: the
 // dispatcher counts the frames it queues in a plain integer of its own
 // goroutine and adds them here once per read (and once per replay page),
-// and observes the delivery lag once per event per live read, not once
-// per connection. Counter adds and histogram observations are atomic
-// operations (client_golang's lock-free hot/cold counts).
+// and the SSE writers observe the delivery lag after each write batch.
+// Counter adds and histogram observations are atomic operations
+// (client_golang's lock-free hot/cold counts).
 //
 // # Delivery lag
 //
 // streamer_delivery_lag_seconds runs from the event's commit time as the
 // database recorded it (streamer.commits.committed_at, clock_timestamp()
 // in the deferred trigger that numbers the transaction at COMMIT) to the
-// moment the dispatcher has queued its frame on every live connection of
-// its stream. It does not include the time in the connection's write
-// queue: sse.Conn's queue holds bytes alone, so the socket write does not
-// know an event's commit time. A clock difference between the database
-// host and this one adds to (or is clamped out of) the value.
+// end of the write that put its frame on a subscriber's socket. The
+// dispatcher queues a live event's frame with its commit time
+// (sse.Conn.EnqueueAt), and the connection's writer observes it once the
+// batch holding it is written (see package sse): once per live event per
+// connection, including the time the frame waited in the connection's
+// queue. Replayed events, and frames dropped by a close or a failed write,
+// are not observed. A clock difference between the database host and this
+// one adds to (or is clamped out of) the value.
 //
 // # Series reported later
 //

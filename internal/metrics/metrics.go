@@ -105,7 +105,7 @@ func New(src Sources) *Metrics {
 	m.replayedEvents = counter("streamer_replay_events_total",
 		"Of streamer_events_delivered_total, the events handed to connections by replay workers (resumes behind the live head).")
 	m.lag = histogram("streamer_delivery_lag_seconds",
-		"Seconds from an event's commit (streamer.commits.committed_at, the database clock) to its frame being queued on every live connection of its stream (this process's clock); observed once per event per live read, not per connection. Replayed events are not observed.",
+		"Seconds from an event's commit (streamer.commits.committed_at, the database clock) to the end of the write that put its frame on a subscriber's socket (this process's clock); observed once per live event per connection it was written to. Replayed events, and frames dropped by a close or a failed write, are not observed.",
 		lagBuckets)
 	m.replays = counter("streamer_replays_total",
 		"Subscriptions that resumed from a position and so began with a replay.")
@@ -211,8 +211,9 @@ func (m *Metrics) Replayed(n int) {
 	}
 }
 
-// DeliveryLag observes one event's time from commit to delivery; negative
-// durations (clock skew) count as zero.
+// DeliveryLag observes one event's time from commit to the socket write
+// that delivered it to one connection; negative durations (clock skew)
+// count as zero. Called by the SSE writers (sse.Options.Lag).
 func (m *Metrics) DeliveryLag(d time.Duration) {
 	if m != nil {
 		m.lag.Observe(max(d, 0).Seconds())

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/streamer-dev/streamer/internal/childproc"
 )
 
 const (
@@ -48,11 +50,9 @@ var ServerArgs = []string{
 // Cluster is a running throwaway PostgreSQL cluster, a child process of
 // this one.
 type Cluster struct {
-	name    string
-	dir     string // holds data/, run/ (the socket), postgres.log and owner.pid
-	proc    *os.Process
-	exited  chan struct{} // closed once postgres has exited
-	waitErr error         // postgres's exit status; read after exited is closed
+	name string
+	dir  string // holds data/, run/ (the socket), postgres.log and owner.pid
+	proc *childproc.Process
 
 	stopOnce sync.Once
 	stopErr  error
@@ -129,9 +129,10 @@ func (c *Cluster) initdb(ctx context.Context, binDir string, cred *syscall.Crede
 	return nil
 }
 
-// start starts postgres from a goroutine that stays locked to its OS thread
-// until postgres exits: the parent-death signal is tied to the thread that
-// forked, so postgres is killed if this process dies, and not before.
+// start starts postgres with a parent-death signal from an OS thread that
+// lives as long as postgres (internal/childproc): postgres is killed if this
+// process dies, and not before; and its exit ends no thread, which would
+// kill any other child forked from that thread.
 func (c *Cluster) start(binDir string, cred *syscall.Credential) error {
 	if err := os.Mkdir(c.socketDir(), 0o700); err != nil {
 		return err
@@ -153,27 +154,14 @@ func (c *Cluster) start(binDir string, cred *syscall.Credential) error {
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Credential: cred,
-		Pdeathsig:  syscall.SIGKILL,
-		Setpgid:    true, // out of the terminal's way: a ^C ends this process, and Pdeathsig postgres
+		Setpgid:    true, // out of the terminal's way: a ^C ends this process, and the parent-death signal postgres
 	}
 
-	c.exited = make(chan struct{})
-	started := make(chan error, 1)
-	go func() {
-		defer close(c.exited)
-		// Never unlocked: the thread exits with this goroutine, after postgres.
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		c.waitErr = cmd.Wait()
-	}()
-	if err := <-started; err != nil {
+	proc, err := childproc.Start(cmd)
+	if err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
-	c.proc = cmd.Process
+	c.proc = proc
 	return nil
 }
 
@@ -190,8 +178,8 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 			return conn.Close(ctx)
 		}
 		select {
-		case <-c.exited:
-			return fmt.Errorf("postgres exited during start-up (%v); log:\n%s", c.waitErr, c.logTail())
+		case <-c.proc.Done():
+			return fmt.Errorf("postgres exited during start-up (%v); log:\n%s", c.proc.Err(), c.logTail())
 		case <-ctx.Done():
 			return fmt.Errorf("postgres not ready after %v: %w; log:\n%s", readyTimeout, err, c.logTail())
 		case <-time.After(10 * time.Millisecond):
@@ -211,15 +199,15 @@ func (c *Cluster) Stop(ctx context.Context) error {
 func (c *Cluster) stop(ctx context.Context) error {
 	var err error
 	select {
-	case <-c.exited:
-		err = fmt.Errorf("postgres exited before it was stopped (%v); log:\n%s", c.waitErr, c.logTail())
+	case <-c.proc.Done():
+		err = fmt.Errorf("postgres exited before it was stopped (%v); log:\n%s", c.proc.Err(), c.logTail())
 	default:
-		_ = c.proc.Signal(os.Interrupt)
+		_ = syscall.Kill(c.proc.Pid, syscall.SIGINT)
 		select {
-		case <-c.exited:
+		case <-c.proc.Done():
 		case <-ctx.Done():
-			_ = c.proc.Kill()
-			<-c.exited
+			_ = syscall.Kill(c.proc.Pid, syscall.SIGKILL)
+			<-c.proc.Done()
 			err = errors.New("postgres did not shut down in time and was killed")
 		}
 	}

@@ -6,8 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -71,8 +73,8 @@ func TestStart(t *testing.T) {
 func TestStopReportsAnEarlyExit(t *testing.T) {
 	t.Parallel()
 	c := start(t)
-	require.NoError(t, c.proc.Kill())
-	<-c.exited
+	require.NoError(t, syscall.Kill(c.proc.Pid, syscall.SIGKILL))
+	<-c.proc.Done()
 
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
@@ -126,4 +128,39 @@ func TestOthersCanTraverse(t *testing.T) {
 	require.False(t, othersCanTraverse(dir))
 	require.NoError(t, os.Chmod(dir, 0o701))
 	require.Equal(t, othersCanTraverse(filepath.Dir(dir)), othersCanTraverse(dir))
+}
+
+// threads returns this process's OS thread ids.
+func threads(t *testing.T) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/task")
+	require.NoError(t, err)
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// Postgres exiting ends no OS thread of this process: a thread that ends
+// SIGKILLs every child forked from it with a parent-death signal, such as
+// a server the caller started before (the e2e fault tests' servers died
+// that way when the postmaster was taken down).
+func TestStopEndsNoThread(t *testing.T) { // not parallel: another test's threads are not this one's
+	c := start(t)
+	before := threads(t)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	require.NoError(t, c.Stop(ctx))
+	// A locked goroutine's thread ends microseconds after it returns.
+	require.Never(t, func() bool {
+		after := threads(t)
+		for _, tid := range before {
+			if !slices.Contains(after, tid) {
+				t.Logf("thread %s ended", tid)
+				return true
+			}
+		}
+		return false
+	}, time.Second, time.Millisecond, "a thread ended with postgres")
 }

@@ -17,8 +17,10 @@
 // # Invariants
 //
 //   - A cluster dies with the process that started it, even one killed by
-//     SIGKILL: postgres is started with a parent-death signal from an OS
-//     thread that lives until postgres has exited.
+//     SIGKILL, and with nothing else: postgres is started by
+//     internal/childproc, with a parent-death signal from an OS thread that
+//     lives until postgres has exited and is then handed back to the
+//     runtime, never ended (which would kill other children forked from it).
 //   - [Cluster.Stop] shuts postgres down and removes the cluster's directory;
 //     it is safe to call more than once and returns the first call's result.
 //     A process that died without calling it leaves the directory behind,

@@ -181,6 +181,9 @@ func (s *liveSubscriber) stamp(kind byte) string {
 	return head + payload100[len(head):]
 }
 
+// EnqueueAt measures like Enqueue: the stamp, not the commit time.
+func (s *liveSubscriber) EnqueueAt(frame []byte, _ time.Time) bool { return s.Enqueue(frame) }
+
 func (s *liveSubscriber) Enqueue(frame []byte) bool {
 	now := time.Since(s.epoch)
 	s.mu.Lock()

@@ -82,6 +82,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		MaxQueueBytes: s.cfg.MaxQueueBytes,
 		WriteTimeout:  s.cfg.WriteTimeout,
 		Heartbeat:     s.cfg.Heartbeat,
+		Lag:           s.cfg.DeliveryLag,
 	})
 	conn.Enqueue(s.preamble) // written first: nothing else is queued yet
 

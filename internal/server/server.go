@@ -114,6 +114,10 @@ type Config struct {
 	PerAddress AddrLimiter
 	// Counters, when set, counts refusals (401/403, connection limits).
 	Counters Counters
+	// DeliveryLag, when set, observes each live event's time from commit
+	// to the write that put it on a subscriber's socket (sse.Options.Lag),
+	// once per event per connection.
+	DeliveryLag sse.LagObserver
 
 	// Limits on hostile or broken clients. Zero means the default.
 

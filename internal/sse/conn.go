@@ -26,6 +26,18 @@ type Options struct {
 	// Heartbeat is how long the connection may go without a write before
 	// Run writes ": ping\n". Zero or negative disables heartbeats.
 	Heartbeat time.Duration
+	// Lag, when set, observes the delivery lag of every frame queued with
+	// [Conn.EnqueueAt]: from its commit time to the end of the write that
+	// put it on the socket. It is called by the writer (Run's goroutine or
+	// a hub worker) once per such frame after its batch was written in
+	// full, never for a batch whose write failed or was dropped, and must
+	// be safe for concurrent use and not block.
+	Lag LagObserver
+}
+
+// LagObserver receives delivery lags; *metrics.Metrics implements it.
+type LagObserver interface {
+	DeliveryLag(d time.Duration)
 }
 
 var (
@@ -91,6 +103,22 @@ func NewConn(w http.ResponseWriter, opts Options) *Conn {
 // can exceed the default bound). Enqueue returns false once the Conn is
 // closed or CloseAfter was called. Empty frames are accepted and ignored.
 func (c *Conn) Enqueue(frame []byte) bool {
+	return c.enqueue(frame, 0)
+}
+
+// EnqueueAt is Enqueue for a live event's frame that was committed at
+// committed (the database's commit time): once the frame is written to
+// the socket, the time since committed is reported to Options.Lag. A zero
+// committed is Enqueue.
+func (c *Conn) EnqueueAt(frame []byte, committed time.Time) bool {
+	var at int64
+	if !committed.IsZero() {
+		at = committed.UnixNano()
+	}
+	return c.enqueue(frame, at)
+}
+
+func (c *Conn) enqueue(frame []byte, committed int64) bool {
 	c.mu.Lock()
 	if c.err != nil || c.draining {
 		c.mu.Unlock()
@@ -103,7 +131,7 @@ func (c *Conn) Enqueue(frame []byte) bool {
 		return false
 	}
 	var push *hubConn // a detached Conn to put on its hub's ready list
-	wake := c.pushLocked(frame)
+	wake := c.pushLocked(frame, committed)
 	if hc := c.hc.Load(); wake && hc != nil {
 		// Claimed for the hub under this lock rather than by signal, which
 		// would take it again; if a worker holds it, it will see the frame.
@@ -147,7 +175,7 @@ func (c *Conn) EnqueueWait(ctx context.Context, frame []byte) error {
 			return err
 		}
 		if c.fitsLocked(len(frame)) {
-			wake := c.pushLocked(frame)
+			wake := c.pushLocked(frame, 0)
 			c.mu.Unlock()
 			if wake {
 				c.signal()

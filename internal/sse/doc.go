@@ -36,6 +36,21 @@
 // context closes it with that cause. [Conn.Done] and [Conn.Err] report the
 // end to everyone else.
 //
+// # Delivery lag
+//
+// A live event's frame is queued with [Conn.EnqueueAt] and its commit time
+// (the database's clock). The queue keeps those commit times beside the
+// frames, as unix nanoseconds in a slice reused like the frame slice, and
+// the writer takes them with the batch. Once the whole batch is written,
+// the writer reports, for each of them, the time since the commit to
+// [Options.Lag]: one clock read per batch, one observation per event per
+// connection, no allocation and no lock beyond the queue's own. So the lag
+// includes the time a frame waited in the queue and in a stalled write. A
+// batch that fails, times out, or is dropped by a close (slow consumer,
+// Close) is not observed: its frames never reached the client. Frames
+// queued with Enqueue, EnqueueWait (replay), heartbeats and CloseAfter's
+// final frame carry no commit time and are never observed.
+//
 // A [Hub] follows the lifecycle contract of package startstop: Start runs
 // its workers and sweeper, Stop ends them and closes every Conn still
 // attached.
@@ -56,6 +71,9 @@
 //     for a single frame accepted into an empty queue and the final frame
 //     of CloseAfter.
 //   - Frames are written in the order they were accepted.
+//   - Options.Lag is called only by a Conn's writer, after a write that
+//     put every frame of its batch on the connection, once for each frame
+//     of the batch that was queued with a commit time; never from Enqueue.
 //   - A Conn is closed at most once: the first cause wins, Done is closed
 //     exactly when Err becomes non-nil, and Err never changes afterwards.
 //   - A Conn owns no goroutine: its only goroutine is the caller of Run, or

@@ -33,6 +33,7 @@ type hubConn struct {
 	out      []byte   // worker: unwritten bytes of the current batch (nil: none)
 	scratch  *[]byte  // worker: the pooled buffer out points into, if any
 	batch    [][]byte // worker: the current batch's frame slice, for reuse
+	commits  []int64  // worker: the current batch's commit times, observed once written
 	deadline bool     // worker: a write deadline is set on nc
 	last     bool     // worker: the current batch ends the Conn
 	stalled  int64    // worker: unix nanos when the current batch stopped moving; 0: moving
@@ -146,7 +147,7 @@ func (hc *hubConn) serve() {
 		return
 	}
 	if hc.out == nil {
-		batch, last, open := c.take()
+		batch, commits, last, open := c.take()
 		if !open {
 			hc.finish()
 			return
@@ -155,7 +156,7 @@ func (hc *hubConn) serve() {
 			hc.unschedule()
 			return
 		}
-		hc.batch, hc.last = batch, last
+		hc.batch, hc.commits, hc.last = batch, commits, last
 		if len(batch) == 1 {
 			hc.out = batch[0]
 		} else {
@@ -234,13 +235,14 @@ func (hc *hubConn) written(now time.Time) {
 		_ = hc.nc.SetWriteDeadline(time.Time{})
 		hc.deadline = false
 	}
-	batch := hc.batch
-	hc.out, hc.batch, hc.stalled = nil, nil, 0
+	batch, commits := hc.batch, hc.commits
+	hc.out, hc.batch, hc.commits, hc.stalled = nil, nil, nil, 0
 	hc.lastSent.Store(now.UnixNano())
 
 	c := hc.c
+	observeLag(c.opts.Lag, commits)
 	c.mu.Lock()
-	c.releaseLocked(batch)
+	c.releaseLocked(batch, commits)
 	if hc.last {
 		c.mu.Unlock()
 		c.Close(ErrClosed)
@@ -296,7 +298,7 @@ func (hc *hubConn) finish() {
 		putScratch(hc.scratch)
 		hc.scratch = nil
 	}
-	hc.out, hc.batch = nil, nil
+	hc.out, hc.batch, hc.commits = nil, nil, nil
 	h := hc.h
 	h.mu.Lock()
 	delete(h.conns, hc)

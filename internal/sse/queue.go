@@ -1,6 +1,9 @@
 package sse
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // frameQueue is the bounded outbound queue of one connection: the frames
 // accepted and not yet written, the bound on their bytes, the graceful end
@@ -17,6 +20,8 @@ type frameQueue struct {
 	maxBytes int           // Options.MaxQueueBytes
 	frames   [][]byte      // accepted frames not yet taken; read-only
 	spare    [][]byte      // the last batch slice, emptied, for reuse
+	commits  []int64       // commit times (unix nanos) of the event frames in frames
+	spareC   []int64       // the last batch's commits slice, emptied, for reuse
 	queued   int           // bytes in frames
 	inflight int           // bytes of the batch being written
 	room     chan struct{} // closed when room is made; nil when nobody waits
@@ -38,10 +43,15 @@ func (q *frameQueue) fitsLocked(n int) bool {
 
 // pushLocked queues frame and reports whether the writer needs a wake-up:
 // only the first frame after the writer took the queue does, since the
-// writer takes the whole queue when it wakes.
-func (q *frameQueue) pushLocked(frame []byte) (first bool) {
+// writer takes the whole queue when it wakes. committed is the frame's
+// event's commit time in unix nanoseconds, or 0 for a frame that is not a
+// live event (no delivery lag is observed for it).
+func (q *frameQueue) pushLocked(frame []byte, committed int64) (first bool) {
 	if len(frame) == 0 {
 		return false
+	}
+	if committed != 0 {
+		q.commits = append(q.commits, committed)
 	}
 	q.frames = append(q.frames, frame)
 	q.queued += len(frame)
@@ -60,7 +70,8 @@ func (q *frameQueue) closeLocked(cause error) {
 	q.err = cause
 	clear(q.frames) // drop the references to shared frames
 	q.frames, q.spare, q.final, q.queued = nil, nil, nil, 0
-	close(q.done) // wakes the writer and every EnqueueWait
+	q.commits, q.spareC = nil, nil // never observed: they were not written
+	close(q.done)                  // wakes the writer and every EnqueueWait
 }
 
 func (q *frameQueue) wakeWaitersLocked() {
@@ -73,14 +84,17 @@ func (q *frameQueue) wakeWaitersLocked() {
 // take moves the whole queue into a batch for writing; its bytes stay
 // counted (as inflight) until release. After CloseAfter the final frame is
 // appended and last is true. open is false once the queue is closed.
-func (q *frameQueue) take() (batch [][]byte, last, open bool) {
+// commits are the commit times of the batch's event frames (see
+// pushLocked), for the writer to observe once the batch is written.
+func (q *frameQueue) take() (batch [][]byte, commits []int64, last, open bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.err != nil {
-		return nil, false, false
+		return nil, nil, false, false
 	}
-	batch = q.frames
+	batch, commits = q.frames, q.commits
 	q.frames, q.spare = q.spare, nil
+	q.commits, q.spareC = q.spareC, nil
 	q.inflight, q.queued = q.queued, 0
 	if q.draining {
 		if len(q.final) > 0 {
@@ -88,17 +102,33 @@ func (q *frameQueue) take() (batch [][]byte, last, open bool) {
 		}
 		q.final, last = nil, true
 	}
-	return batch, last, true
+	return batch, commits, last, true
 }
 
 // releaseLocked forgets a written batch: it drops the frame references,
-// frees the batch's bytes from the bound, keeps the slice for reuse and
+// frees the batch's bytes from the bound, keeps the slices for reuse and
 // wakes EnqueueWait waiters.
-func (q *frameQueue) releaseLocked(batch [][]byte) {
+func (q *frameQueue) releaseLocked(batch [][]byte, commits []int64) {
 	clear(batch)
 	q.inflight = 0
 	if q.err == nil && cap(batch) <= maxSpareFrames {
 		q.spare = batch[:0]
 	}
+	if q.err == nil && cap(commits) <= maxSpareFrames {
+		q.spareC = commits[:0]
+	}
 	q.wakeWaitersLocked()
+}
+
+// observeLag reports the delivery lag of each event frame of a batch that
+// was just written in full: from its commit time to now. One clock read
+// per batch, no allocation; nothing when no observer is configured.
+func observeLag(lag LagObserver, commits []int64) {
+	if lag == nil || len(commits) == 0 {
+		return
+	}
+	now := time.Now().UnixNano()
+	for _, at := range commits {
+		lag.DeliveryLag(time.Duration(now - at))
+	}
 }

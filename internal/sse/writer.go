@@ -79,7 +79,7 @@ func (c *Conn) Run(ctx context.Context) error {
 			heartbeat = true
 		}
 
-		batch, last, open := c.take()
+		batch, commits, last, open := c.take()
 		if !open {
 			return c.Err()
 		}
@@ -90,8 +90,11 @@ func (c *Conn) Run(ctx context.Context) error {
 			batch = append(batch, ping)
 		}
 		err := hw.write(batch, c.opts.WriteTimeout)
+		if err == nil {
+			observeLag(c.opts.Lag, commits)
+		}
 		c.mu.Lock()
-		c.releaseLocked(batch)
+		c.releaseLocked(batch, commits)
 		c.mu.Unlock()
 		if err != nil {
 			c.Close(err)

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/streamer-dev/streamer/internal/pgtest"
+	"github.com/streamer-dev/streamer/internal/testenv"
+)
+
+// TestSmokeNginx runs the nginx scenario with tiny numbers: the direct leg
+// on one instance, then two instances behind a real nginx running
+// docs/nginx.conf. Both legs deliver every event exactly once, nginx
+// spreads the connections over both instances, and the table sets the
+// legs side by side.
+func TestSmokeNginx(t *testing.T) {
+	if _, err := nginxPath(); err != nil {
+		testenv.Unavailable(t, "no nginx (make deps, or set STREAMER_NGINX): %v", err)
+	}
+	cfg := smokeConfig()
+	cfg.DatabaseURL = pgtest.NewDB(t)
+	cfg.Scenarios = []string{"nginx"}
+	cfg.Targets = []string{"streamer", "baseline"} // nginx runs on streamer only
+	cfg.Timeout = time.Minute
+	cfg.ConnsPerWorker = 25
+	cfg.Settle = 100 * time.Millisecond
+	cfg.FastConns, cfg.FastRate, cfg.Measure = 40, 20, 1500*time.Millisecond
+
+	machine, results, err := runBench(context.Background(), cfg, testWriter{t})
+	require.NoError(t, err)
+	require.Len(t, results, 1)
+	var table strings.Builder
+	printTable(&table, results)
+	t.Log("\n" + machine + "\n" + table.String())
+
+	r := results[0]
+	require.Empty(t, r.Error)
+	require.NotNil(t, r.Proxy)
+	for name, leg := range map[string]*result{"via nginx": &r, "direct": &r.Proxy.Direct} {
+		assert.True(t, leg.ok(), "%s: every connection got every event: %+v", name, leg)
+		assert.Equal(t, leg.Published*int64(leg.Conns), leg.Deliveries, "%s: deliveries", name)
+		assert.Positive(t, leg.P99Ms, name)
+	}
+	require.Equal(t, 2, r.Proxy.Instances)
+	require.Len(t, r.Proxy.InstanceConns, 2)
+	assert.Equal(t, r.Conns, r.Proxy.InstanceConns[0]+r.Proxy.InstanceConns[1], "every connection on an instance")
+	for i, n := range r.Proxy.InstanceConns {
+		assert.Positive(t, n, "nginx sent no connection to instance %d", i+1)
+	}
+	assert.Contains(t, table.String(), "| via nginx | 2 (conns ")
+	assert.Contains(t, table.String(), "| **via nginx / direct** |")
+}
