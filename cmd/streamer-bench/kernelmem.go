@@ -59,8 +59,8 @@ type kernelFigures struct {
 // Sizes of the slow scenarios.
 const (
 	slowEventBytes = 2048
-	slowQueueBytes = 2 << 20 // STREAMER_QUEUE_BYTES: cut after this much is queued
-	slowClientRcv  = 16 << 10  // the clients' SO_RCVBUF: a small window, as a phone's
+	slowQueueBytes = 2 << 20  // STREAMER_QUEUE_BYTES: cut after this much is queued
+	slowClientRcv  = 16 << 10 // the clients' SO_RCVBUF: a small window, as a phone's
 )
 
 // slow opens SlowConns connections that never read, publishes until each
