@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/streamer-dev/streamer/cmd/streamer-bench/internal/client"
@@ -18,6 +19,9 @@ type burstFigures struct {
 	PerConn5sKiB  float64 `json:"rss_per_conn_5s_kib"`
 	PeakKiB       int64   `json:"rss_peak_kib"`
 	PerConnEndKiB float64 `json:"rss_per_conn_end_kib"` // at the end of IdleHold
+	// Kernel memory queued on the server's sockets (ss -m, r + w) 5 s
+	// after, per connection: idle sockets hold no buffers.
+	KernelPerConnKiB float64 `json:"kernel_per_conn_kib"`
 }
 
 // burstMeasureAfter is when idle-burst measures RSS after the burst (issue
@@ -49,6 +53,10 @@ func (b *bench) idleBurst(ctx context.Context, kind string) (result, error) {
 	if err != nil {
 		return r, err
 	}
+	_, port, _ := net.SplitHostPort(s.t.addr)
+	if k, err := portSockets(ctx, port); err == nil && k.n > 0 {
+		f.KernelPerConnKiB = float64(k.queued) / 1024 / float64(k.n)
+	}
 	if err := sleep(ctx, max(b.cfg.IdleHold-burstMeasureAfter, 0)); err != nil {
 		return r, err
 	}
@@ -69,7 +77,7 @@ func (b *bench) idleBurst(ctx context.Context, kind string) (result, error) {
 	if r.Held > 0 {
 		f.PerConnEndKiB = float64(end.RSS-s.base.RSS) / float64(r.Held)
 	}
-	r.Notes = append(r.Notes, fmt.Sprintf("burst: %d connections opened at once in %.1fs; RSS %.1f KiB/conn %v after (peak %d KiB), %.1f KiB/conn after %v",
-		r.Held, r.OpenSeconds, f.PerConn5sKiB, burstMeasureAfter, f.PeakKiB, f.PerConnEndKiB, b.cfg.IdleHold))
+	r.Notes = append(r.Notes, fmt.Sprintf("burst: %d connections opened at once in %.1fs; RSS %.1f KiB/conn %v after (peak %d KiB; kernel buffers %.2f KiB/conn), %.1f KiB/conn after %v",
+		r.Held, r.OpenSeconds, f.PerConn5sKiB, burstMeasureAfter, f.PeakKiB, f.KernelPerConnKiB, f.PerConnEndKiB, b.cfg.IdleHold))
 	return r, nil
 }
