@@ -39,7 +39,7 @@ func soakFromEnv(t *testing.T) soakConfig {
 	}
 	d, err := time.ParseDuration(raw)
 	require.NoError(t, err, "STREAMER_SOAK_DURATION")
-	c := soakConfig{duration: d, clients: 2000, streams: 16, events: 40, maxLife: 8 * time.Second, stall: 3 * time.Second, away: time.Second}
+	c := soakConfig{duration: d, clients: 2000, streams: 16, events: 100, maxLife: 8 * time.Second, stall: 3 * time.Second, away: time.Second}
 	if raw := os.Getenv("STREAMER_SOAK_CLIENTS"); raw != "" {
 		c.clients, err = strconv.Atoi(raw)
 		require.NoError(t, err, "STREAMER_SOAK_CLIENTS")
@@ -256,7 +256,7 @@ func TestSoak(t *testing.T) {
 	base := sampleServer(t, d, pid)
 	t.Logf("soak: %d clients on %d streams for %v; server at start: %s", cfg.clients, cfg.streams, cfg.duration, base)
 
-	l := startLoad(t, d, loadConfig{streams: cfg.streams, publishers: 2, interval: 20 * time.Millisecond, rollback: 0.1})
+	l := startLoad(t, d, loadConfig{streams: cfg.streams, publishers: 2, interval: 50 * time.Millisecond, rollback: 0.1})
 	s := &soak{cfg: cfg, addr: d.addr, start: l.start, calm: make(chan struct{}), wantN: make([]atomic.Int64, cfg.clients)}
 	for i := range cfg.clients {
 		s.clients = append(s.clients, &soakClient{stream: l.streams[i%len(l.streams)], last: l.start})
