@@ -54,7 +54,7 @@ bench: deps ## Run every benchmark once, so none rots (use -benchtime for number
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
 .PHONY: bench-load
-bench-load: deps ## Load-test streamer against a plain net/http SSE server: every scenario, the capacity search, nginx in front of two instances (~12 min; docs/benchmarks.md)
+bench-load: deps ## Load-test streamer against a plain net/http SSE server: every scenario, the capacity search, nginx in front of two instances (~14 min; docs/benchmarks.md)
 	@mkdir -p bin
 	$(GO) run ./cmd/streamer-bench -out bin/bench-load.json
 
@@ -69,6 +69,11 @@ clean: ## Remove build output (bin/); the dev database stays
 .PHONY: clean-data
 clean-data: ## Stop the dev database and delete it
 	@$(DEVDB) clean
+
+.PHONY: soak
+soak: deps ## Churn soak: 2,000 clients connect, read, leave (FIN, RST, stalled) and resume for SOAK_DURATION (10m); see docs/reliability.md
+	STREAMER_SOAK_DURATION=$(or $(SOAK_DURATION),10m) STREAMER_SOAK_CLIENTS=$(or $(SOAK_CLIENTS),2000) \
+		$(GO) test -count=1 -timeout $(or $(SOAK_TIMEOUT),3h) -v -run '^TestSoak$$' ./internal/e2e/
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for 15s (FUZZTIME=60s, or 10000x: a count, immune to go1.26's deadline flake); seeds also run in make test

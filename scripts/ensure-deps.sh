@@ -41,7 +41,14 @@ need_nginx() {
 	[[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 }
 
+# ss (iproute2): the churn soak and the load tool's slow scenarios measure
+# the server's sockets and their kernel memory with ss -m.
+need_ss() {
+	command -v ss >/dev/null 2>&1 || missing+=(iproute2)
+}
+
 need_make
+need_ss
 need_postgres
 need_chromium
 need_nginx

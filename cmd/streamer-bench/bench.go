@@ -45,8 +45,10 @@ type config struct {
 	Drain          time.Duration // wait for the last events after publishing stops
 	Measure        time.Duration // publishing window of the delivery scenarios
 
-	IdleConns int
-	IdleHold  time.Duration
+	IdleConns  int
+	IdleHold   time.Duration
+	BurstConns int // idle-burst: connections opened at once
+	SlowConns  int // slow, slow-uncapped: clients that stop reading
 
 	FanoutConns int
 	FanoutRate  float64
@@ -69,12 +71,12 @@ type config struct {
 }
 
 // fullConfig is the issue's scenarios at full size; `make bench-load` runs it
-// in about 10 minutes.
+// in about 13 minutes.
 func fullConfig() config {
 	return config{
-		Scenarios:      []string{"idle", "fanout", "fanout-fast", "streams", "replay", "capacity", "nginx"},
+		Scenarios:      []string{"idle", "idle-burst", "fanout", "fanout-fast", "fanout-fast-uncapped", "streams", "replay", "slow", "slow-uncapped", "capacity", "nginx"},
 		Targets:        []string{"streamer", "baseline"},
-		Timeout:        14 * time.Minute,
+		Timeout:        17 * time.Minute,
 		MaxConnections: 19000,
 		DBMaxConns:     10,
 		ConnsPerWorker: 5000,
@@ -85,8 +87,10 @@ func fullConfig() config {
 		Drain:          10 * time.Second,
 		Measure:        20 * time.Second,
 
-		IdleConns: 15000,
-		IdleHold:  30 * time.Second,
+		IdleConns:  15000,
+		IdleHold:   30 * time.Second,
+		BurstConns: 10000,
+		SlowConns:  1000,
 
 		FanoutConns: 10000,
 		FanoutRate:  2,
@@ -118,6 +122,7 @@ func smokeConfig() config {
 	c.Drain = 5 * time.Second
 	c.Measure = 2 * time.Second
 	c.IdleConns, c.IdleHold = 50, time.Second
+	c.BurstConns, c.SlowConns = 50, 20
 	c.FanoutConns, c.FanoutRate = 50, 20
 	c.FastConns, c.FastRate = 20, 100
 	c.Streams, c.StreamsRate = 50, 100
@@ -160,8 +165,8 @@ func runBench(ctx context.Context, cfg config, log io.Writer) (machine string, _
 	var results []result
 	for _, sc := range cfg.Scenarios {
 		for _, kind := range cfg.Targets {
-			if (sc == "replay" || sc == "nginx") && kind != "streamer" {
-				continue // the others keep no history to replay, run no instances behind nginx
+			if streamerOnly[sc] && kind != "streamer" {
+				continue // the others keep no history to replay, run no instances behind nginx, have no send-buffer setting
 			}
 			if ctx.Err() != nil {
 				return b.machine, results, fmt.Errorf("run timed out after %v: %w", cfg.Timeout, context.Cause(ctx))
@@ -237,6 +242,12 @@ func (b *bench) runScenario(ctx context.Context, sc, kind string) (result, error
 		return b.deliver(ctx, sc, kind, groups, c.StreamsRate, pick)
 	case "replay":
 		return b.replay(ctx, kind)
+	case "idle-burst":
+		return b.idleBurst(ctx, kind)
+	case "slow", "slow-uncapped":
+		return b.slow(ctx, sc)
+	case "fanout-fast-uncapped":
+		return b.deliver(ctx, sc, kind, []client.ConnGroup{{Stream: "fast", Count: c.FastConns}}, c.FastRate, oneStream("fast"))
 	case "capacity":
 		return b.capacity(ctx, kind)
 	case "nginx":

@@ -77,7 +77,7 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	}
 	fs.Bool("smoke", false, "tiny numbers: every scenario in a few seconds (the defaults shown are the full run's)")
 	c := &config{}
-	scenarios := fs.String("scenarios", strings.Join(full.Scenarios, ","), "scenarios to run: idle, fanout, fanout-fast, streams, replay, capacity, nginx (fanout-fast on two instances behind nginx, beside one direct)")
+	scenarios := fs.String("scenarios", strings.Join(full.Scenarios, ","), "scenarios to run: idle, idle-burst, fanout, fanout-fast, fanout-fast-uncapped, streams, replay, slow, slow-uncapped, capacity, nginx (fanout-fast on two instances behind nginx, beside one direct)")
 	targets := fs.String("targets", strings.Join(full.Targets, ","), "servers to measure: streamer, baseline, floor (a reference: one write(2) per delivery and nothing else)")
 	fs.StringVar(&c.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"), "PostgreSQL to use (env DATABASE_URL); empty: start a throwaway local cluster")
 	fs.StringVar(&c.ServerBin, "server-bin", "", "streamer binary to run; empty: go build ./cmd/streamer")
@@ -96,6 +96,8 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&c.Measure, "measure", full.Measure, "publishing window of fanout, fanout-fast and streams")
 	fs.IntVar(&c.IdleConns, "idle-conns", full.IdleConns, "idle: connections")
 	fs.DurationVar(&c.IdleHold, "idle-hold", full.IdleHold, "idle: how long they are held")
+	fs.IntVar(&c.BurstConns, "burst-conns", full.BurstConns, "idle-burst: connections opened at once (each worker dials all of its own in parallel)")
+	fs.IntVar(&c.SlowConns, "slow-conns", full.SlowConns, "slow, slow-uncapped: clients that stop reading")
 	fs.IntVar(&c.FanoutConns, "fanout-conns", full.FanoutConns, "fanout: subscribers of one stream")
 	fs.Float64Var(&c.FanoutRate, "fanout-rate", full.FanoutRate, "fanout: events/s")
 	fs.IntVar(&c.FastConns, "fast-conns", full.FastConns, "fanout-fast: subscribers of one stream")

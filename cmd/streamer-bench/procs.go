@@ -143,6 +143,7 @@ func (b *bench) startTarget(ctx context.Context, kind, label string) (*target, e
 			fmt.Sprintf("STREAMER_DB_MAX_CONNS=%d", b.cfg.DBMaxConns),
 			"STREAMER_LOG_LEVEL=info",
 		)
+		cmd.Env = append(cmd.Env, scenarioEnv(label)...)
 		if t.pprofAddr != "" {
 			cmd.Env = append(cmd.Env, pprofEnv+"="+t.pprofAddr)
 		}

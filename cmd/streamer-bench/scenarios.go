@@ -71,7 +71,9 @@ type result struct {
 
 	Replay   *replayFigures   `json:"replay,omitempty"`
 	Capacity *capacityFigures `json:"capacity,omitempty"`
-	Proxy    *proxyFigures    `json:"proxy,omitempty"` // the nginx scenario (nginx.go)
+	Proxy    *proxyFigures    `json:"proxy,omitempty"`  // the nginx scenario (nginx.go)
+	Kernel   *kernelFigures   `json:"kernel,omitempty"` // slow, slow-uncapped (kernelmem.go)
+	Burst    *burstFigures    `json:"burst,omitempty"`  // idle-burst (burst.go)
 	Notes    []string         `json:"notes,omitempty"`
 }
 

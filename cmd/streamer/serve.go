@@ -51,6 +51,7 @@ type serveConfig struct {
 	ReplayRate      int
 	Retention       time.Duration
 	Ordering        string
+	SendBuffer      int // SO_SNDBUF of accepted sockets (sendbuffer.go)
 
 	// POST /publish and its batcher (internal/batch).
 	PublishBatchEvents int
@@ -97,6 +98,7 @@ func (c *serveConfig) bind(out io.Writer) *settings {
 	s.Int(&c.PublishConcurrent, option{"publish-max-concurrent", "STREAMER_PUBLISH_MAX_CONCURRENT", "64", "POST /publish requests handled at once; beyond it 503 with Retry-After, before the body is read"})
 	s.Duration(&c.Retention, option{"retention", "STREAMER_RETENTION", "168h", "events committed longer ago are pruned in the background (one server at a time); 0 keeps everything"})
 	s.String(&c.Ordering, optOrdering)
+	s.Int(&c.SendBuffer, optSendBuffer)
 	c.Auth.bind(s)
 	return s
 }
@@ -151,6 +153,9 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 	}
 	resolver, perAddr, err := cfg.Auth.clientAddr()
 	if err != nil {
+		return err
+	}
+	if err := checkSendBuffer(cfg.SendBuffer, log); err != nil {
 		return err
 	}
 	if !authz.Enabled() {
@@ -261,6 +266,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		MaxConnections: cfg.MaxConnections,
 		MaxStreams:     cfg.MaxStreams,
 		MaxQueueBytes:  cfg.QueueBytes,
+		SendBuffer:     cfg.SendBuffer,
 		WriteTimeout:   cfg.WriteTimeout,
 		// Stop drains within it; runServices calls Shutdown with the same.
 		ShutdownTimeout: cfg.ShutdownTimeout,

@@ -24,6 +24,15 @@
 // streams, and every stream with NoHijack, are written by their handler
 // goroutine (sse.Conn.Run).
 //
+// Config.SendBuffer, when set, is the SO_SNDBUF of every accepted socket
+// (a listener wrapper, sendbuffer.go): the kernel memory a client that
+// stops reading can pin is then bounded instead of autotuned to MiBs.
+//
+// After a reconnect storm (Config.BurstConnections streams taken over,
+// then arrivals slowing down) the server runs one garbage collection
+// (burstgc.go): each hijack leaves net/http's per-connection set-up as
+// garbage, which an idle server would otherwise keep in RSS for minutes.
+//
 // Hostile clients are bounded by the http.Server's ReadHeaderTimeout,
 // MaxHeaderBytes and IdleTimeout, by MaxQueryBytes on /events, and on
 // POST /publish by a body size limit, a read deadline on the body and a
@@ -59,6 +68,10 @@
 //   - The drain never waits past its deadline for streams: after it the
 //     hub is stopped (a connection hijacked later is refused and closed at
 //     once) and net/http's connections are closed.
+//   - The collector of bursts is one goroutine per run, ended and waited
+//     for by the drain before anything else stops.
+//   - With SendBuffer set, every accepted connection has its SO_SNDBUF set
+//     before net/http reads from it.
 //   - A connection whose request headers are not complete within
 //     ReadHeaderTimeout is closed; trickling bytes does not extend it.
 //   - A request refused by authorization (any stream of it) never reaches

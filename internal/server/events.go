@@ -144,7 +144,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			conn.Close(err)
 			closed(err)
 			log.Warn().Err(err).Msg("taking the connection over failed")
+			return
 		}
+		s.hijacks.Add(1)
 		return
 	}
 

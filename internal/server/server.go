@@ -134,6 +134,18 @@ type Config struct {
 	// MaxQueryBytes bounds the query string of GET /events; beyond it 414.
 	// Default 16 KiB.
 	MaxQueryBytes int
+	// SendBuffer, when positive, is the SO_SNDBUF of every accepted
+	// connection (sendbuffer.go): it bounds the kernel memory a client
+	// that stops reading can hold. Zero leaves the kernel's autotuning.
+	SendBuffer int
+
+	// After a burst of connections (burstgc.go): once BurstConnections
+	// streams were taken over since the last time and arrivals slowed to
+	// under a tenth of that per BurstTick, BurstCollect runs. Defaults
+	// 1000 (negative: never), 1s and runtime.GC; tests count the calls.
+	BurstConnections int
+	BurstTick        time.Duration
+	BurstCollect     func()
 }
 
 // Defaults of the limits in Config.
@@ -155,6 +167,7 @@ func (c *Config) setDefaults() {
 	defaults.Positive(&c.IdleTimeout, DefaultIdleTimeout)
 	defaults.Positive(&c.MaxQueryBytes, DefaultMaxQueryBytes)
 	c.Publish.setDefaults()
+	c.setBurstDefaults()
 	if c.PerAddress == nil {
 		c.PerAddress = noLimit{}
 	}
@@ -184,9 +197,10 @@ type Server struct {
 	reauth   []byte // streamer.reauth frame
 	auth     Authorizer
 
-	open     streams     // SSE connections being served
-	hub      *sse.Hub    // writes the streams of hijacked connections
-	draining atomic.Bool // not ready: draining, stopped, or Serve failed
+	open     streams      // SSE connections being served
+	hijacks  atomic.Int64 // streams taken over from net/http, ever (burstgc.go)
+	hub      *sse.Hub     // writes the streams of hijacked connections
+	draining atomic.Bool  // not ready: draining, stopped, or Serve failed
 	// publishSlots holds one token per POST /publish being handled.
 	publishSlots chan struct{}
 	cur          atomic.Pointer[run]
@@ -202,6 +216,7 @@ type run struct {
 	http     *http.Server
 	drainCtx context.Context    // done once the run drains
 	drain    context.CancelFunc // ends every stream with a streamer.shutdown event
+	gcDone   chan struct{}      // closed when collectAfterBursts returned
 
 	shutdownCtx context.Context // under Server.mu: the deadline Shutdown gave, if any
 	drainErr    error           // written before the run's stopped(); read after Stop
@@ -283,6 +298,9 @@ func (s *Server) Start(ctx context.Context) error {
 		stopped()
 		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
 	}
+	if s.cfg.SendBuffer > 0 {
+		ln = sendBufferListener{Listener: ln, bytes: s.cfg.SendBuffer, log: s.cfg.Logger}
+	}
 	// The hub outlives Start's context: the drain stops it, after the
 	// streams said goodbye.
 	if err := s.hub.Start(context.WithoutCancel(ctx)); err != nil {
@@ -292,6 +310,8 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	r := &run{ln: ln, http: s.newHTTPServer()}
 	r.drainCtx, r.drain = context.WithCancel(context.Background())
+	r.gcDone = make(chan struct{})
+	go s.collectAfterBursts(r.drainCtx, r.gcDone) // waited for by the drain
 	s.mu.Lock()
 	s.addr, s.err = ln.Addr().String(), nil
 	s.mu.Unlock()
@@ -345,6 +365,7 @@ func (s *Server) run(ctx context.Context, r *run, served chan error) {
 func (s *Server) drain(ctx context.Context, r *run, served chan error) error {
 	s.draining.Store(true)
 	r.drain()
+	<-r.gcDone
 	var errs []error
 	if err := r.http.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err), r.http.Close())

@@ -84,6 +84,9 @@
 //     the hub, or (when the hub is not running) on the goroutine calling
 //     Attach, before Attach returns. Never on a goroutine that merely
 //     called Close or Enqueue (which may be the dispatcher).
+//   - An attached Conn closed as a slow consumer has its network
+//     connection aborted (SO_LINGER 0: RST, abort.go), so no orphaned
+//     socket keeps its send buffer; every other end is an orderly close.
 //   - A Hub runs its workers and sweeper only between Start and Stop; a
 //     Conn attached while it is not running is closed with ErrHubStopped
 //     at once, and Stop returns only after every attached Conn finished.

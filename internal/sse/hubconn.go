@@ -306,5 +306,6 @@ func (hc *hubConn) finish() {
 	if onClose != nil {
 		onClose(err)
 	}
+	abortIfSlow(hc.nc, err)
 	_ = hc.nc.Close()
 }

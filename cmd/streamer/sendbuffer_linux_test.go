@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/streamer-dev/streamer/internal/auth"
+	"github.com/streamer-dev/streamer/internal/pgtest"
+)
+
+// TestSendBufferRefused: a send buffer that is not a number, negative, or
+// below the minimum is refused before anything connects, naming the
+// variable.
+func TestSendBufferRefused(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://127.0.0.1:1/none")
+	for _, v := range []string{"abc", "-1", "100", "4095"} {
+		t.Setenv("STREAMER_SOCKET_SEND_BUFFER", v)
+		err := serveCommand(context.Background(), nil, io.Discard, io.Discard)
+		require.ErrorContains(t, err, "STREAMER_SOCKET_SEND_BUFFER", "value %q", v)
+	}
+	err := serveCommand(context.Background(), []string{"--socket-send-buffer", "10"}, io.Discard, io.Discard)
+	require.ErrorContains(t, err, "STREAMER_SOCKET_SEND_BUFFER=10")
+
+	require.NoError(t, os.Unsetenv("STREAMER_SOCKET_SEND_BUFFER")) // t.Setenv restores it
+	var cfg serveConfig
+	require.NoError(t, cfg.bind(&bytes.Buffer{}).parse(nil, ""))
+	require.Equal(t, 32768, cfg.SendBuffer, "the documented default")
+}
+
+// TestSendBufferApplied: serve sets SO_SNDBUF of the sockets it accepts to
+// STREAMER_SOCKET_SEND_BUFFER (the kernel reports twice the value set).
+func TestSendBufferApplied(t *testing.T) {
+	t.Parallel()
+	accepted := make(chan net.Conn, 16)
+	listening := make(chan string, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg := serveConfig{
+		DatabaseURL: pgtest.NewDB(t), Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second,
+		SendBuffer: 8192,
+		Auth:       authFlags{AuthCookie: auth.DefaultCookie},
+		listen: func(ctx context.Context, network, addr string) (net.Listener, error) {
+			var lc net.ListenConfig
+			ln, err := lc.Listen(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			listening <- ln.Addr().String()
+			return recordingListener{Listener: ln, accepted: accepted}, nil
+		},
+	}
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-done)
+	}()
+	var addr string
+	select {
+	case addr = <-listening:
+	case err := <-done:
+		t.Fatalf("serve ended before listening: %v", err)
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get("http://" + addr + "/healthz")
+	require.NoError(t, err)
+	resp.Body.Close()
+
+	raw, err := (<-accepted).(*net.TCPConn).SyscallConn()
+	require.NoError(t, err)
+	var n int
+	var serr error
+	require.NoError(t, raw.Control(func(fd uintptr) { n, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF) }))
+	require.NoError(t, serr)
+	require.Equal(t, 2*8192, n)
+}
+
+// recordingListener hands every accepted connection to the test too.
+type recordingListener struct {
+	net.Listener
+	accepted chan net.Conn
+}
+
+func (l recordingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.accepted <- c
+	}
+	return c, err
+}
