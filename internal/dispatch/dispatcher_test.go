@@ -27,19 +27,21 @@ import (
 // appName marks the dispatcher's connections in pg_stat_activity.
 const appName = "dispatch-test"
 
-// fakeSub is a Subscriber that records its frames, and the commit times
-// given with them.
+// fakeSub is a Subscriber that records its frames, the commit times given
+// with them, and how many frames each Release released.
 type fakeSub struct {
-	frames chan []byte
-	done   chan struct{}
+	frames   chan []byte
+	done     chan struct{}
+	releases chan int // the frames EnqueueHeld accepted since the previous Release
 
 	mu      sync.Mutex
 	cause   error
-	commits []time.Time // of the frames EnqueueAt accepted
+	commits []time.Time // of the frames EnqueueHeld accepted
+	held    int         // frames EnqueueHeld accepted since the last Release
 }
 
 func newFakeSub() *fakeSub {
-	return &fakeSub{frames: make(chan []byte, 1<<12), done: make(chan struct{})}
+	return &fakeSub{frames: make(chan []byte, 1<<12), done: make(chan struct{}), releases: make(chan int, 1<<12)}
 }
 
 var _ Subscriber = (*fakeSub)(nil)
@@ -59,17 +61,25 @@ func (s *fakeSub) Enqueue(frame []byte) bool {
 	}
 }
 
-func (s *fakeSub) EnqueueAt(frame []byte, committed time.Time) bool {
+func (s *fakeSub) EnqueueHeld(frame []byte, committed time.Time) bool {
 	if !s.Enqueue(frame) {
 		return false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.commits = append(s.commits, committed)
+	s.held++
 	return true
 }
 
-// committed returns the commit times EnqueueAt was given so far.
+func (s *fakeSub) Release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.releases <- s.held // never full in a test: it holds more than the frames
+	s.held = 0
+}
+
+// committed returns the commit times EnqueueHeld was given so far.
 func (s *fakeSub) committed() []time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
