@@ -30,18 +30,18 @@ const appName = "dispatch-test"
 // fakeSub is a Subscriber that records its frames, the commit times given
 // with them, and how many frames each Release released.
 type fakeSub struct {
-	frames   chan []byte
-	done     chan struct{}
-	releases chan int // the frames EnqueueHeld accepted since the previous Release
+	frames chan []byte
+	done   chan struct{}
 
-	mu      sync.Mutex
-	cause   error
-	commits []time.Time // of the frames EnqueueHeld accepted
-	held    int         // frames EnqueueHeld accepted since the last Release
+	mu       sync.Mutex
+	cause    error
+	commits  []time.Time // of the frames EnqueueHeld accepted
+	held     int         // frames EnqueueHeld accepted since the last Release
+	releases []int       // per Release, the frames EnqueueHeld accepted since the previous one
 }
 
 func newFakeSub() *fakeSub {
-	return &fakeSub{frames: make(chan []byte, 1<<12), done: make(chan struct{}), releases: make(chan int, 1<<12)}
+	return &fakeSub{frames: make(chan []byte, 1<<12), done: make(chan struct{})}
 }
 
 var _ Subscriber = (*fakeSub)(nil)
@@ -75,8 +75,16 @@ func (s *fakeSub) EnqueueHeld(frame []byte, committed time.Time) bool {
 func (s *fakeSub) Release() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.releases <- s.held // never full in a test: it holds more than the frames
+	s.releases = append(s.releases, s.held)
 	s.held = 0
+}
+
+// released returns, per Release so far, the frames EnqueueHeld accepted
+// since the previous one.
+func (s *fakeSub) released() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.releases)
 }
 
 // committed returns the commit times EnqueueHeld was given so far.
