@@ -3,6 +3,7 @@ package sse
 import (
 	"context"
 	"io"
+	"net"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -71,12 +72,7 @@ func TestHeldHub(t *testing.T) {
 	t.Cleanup(h.Stop)
 	held, heldClient, _ := attachTo(t, h, Options{})
 	other, otherClient, _ := attachTo(t, h, Options{})
-	// Once this has arrived, the worker has taken what Attach scheduled:
-	// nothing but Release or a frame queued with Enqueue makes it take
-	// held's queue again.
-	warm := event("", "warm-up")
-	require.True(t, held.Enqueue(warm))
-	readN(t, heldClient, len(warm))
+	warmUp(t, held, heldClient)
 
 	var want strings.Builder
 	for i := range 10 {
@@ -98,6 +94,7 @@ func TestHeldHub(t *testing.T) {
 func TestHeldHubBound(t *testing.T) {
 	t.Parallel()
 	c, client, _ := attached(t, Options{MaxQueueBytes: 8 << 10}) // holds up to 4 KiB
+	warmUp(t, c, client)
 	frame := event("", strings.Repeat("x", 5<<10))
 	require.True(t, c.EnqueueHeld(frame, time.Time{}))
 	require.Equal(t, string(frame), readN(t, client, len(frame)))
@@ -123,11 +120,18 @@ func TestHeldIdle(t *testing.T) {
 	require.False(t, idle(), "released frames left unwritten")
 }
 
+// warmUp writes a frame through c and reads it: from then on the hub has
+// taken what Attach scheduled, and nothing but Release, the hold bound or
+// a frame queued with Enqueue makes a worker take c's queue again.
+func warmUp(t *testing.T, c *Conn, client net.Conn) {
+	t.Helper()
+	warm := event("", "warm-up")
+	require.True(t, c.Enqueue(warm))
+	readN(t, client, len(warm))
+}
+
 // readN reads exactly n bytes from r, failing after waitLimit.
-func readN(t *testing.T, r interface {
-	io.Reader
-	SetReadDeadline(time.Time) error
-}, n int) string {
+func readN(t *testing.T, r net.Conn, n int) string {
 	t.Helper()
 	require.NoError(t, r.SetReadDeadline(time.Now().Add(waitLimit)))
 	buf := make([]byte, n)
