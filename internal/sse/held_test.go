@@ -21,13 +21,7 @@ func TestHeldRun(t *testing.T) {
 
 	t.Run("Release wakes the writer, EnqueueHeld does not", func(t *testing.T) {
 		t.Parallel()
-		w := &gatedWriter{entered: make(chan struct{}, 4), release: make(chan struct{})}
-		c := NewConn(w, Options{})
-		ran := make(chan error, 1)
-		go func() { ran <- c.Run(context.Background()) }()
-
-		require.True(t, c.Enqueue([]byte("A")))
-		recv(t, w.entered) // Run is inside Write("A")
+		c, w, ran := runGated(t, Options{}) // Run is inside Write("A")
 		require.True(t, c.EnqueueHeld([]byte("B"), time.Now()))
 		require.True(t, c.EnqueueHeld([]byte("C"), time.Now()))
 		require.Empty(t, c.wake, "EnqueueHeld woke the writer")
@@ -43,13 +37,7 @@ func TestHeldRun(t *testing.T) {
 
 	t.Run("a held queue at the hold bound wakes the writer", func(t *testing.T) {
 		t.Parallel()
-		w := &gatedWriter{entered: make(chan struct{}, 4), release: make(chan struct{})}
-		c := NewConn(w, Options{MaxQueueBytes: 8 << 10}) // holds up to 4 KiB
-		ran := make(chan error, 1)
-		go func() { ran <- c.Run(context.Background()) }()
-
-		require.True(t, c.Enqueue([]byte("A")))
-		recv(t, w.entered)
+		c, w, ran := runGated(t, Options{MaxQueueBytes: 8 << 10}) // holds up to 4 KiB
 		frame := []byte(strings.Repeat("x", 3<<10))
 		require.True(t, c.EnqueueHeld(frame, time.Time{}))
 		require.Empty(t, c.wake, "3 KiB held woke the writer")
