@@ -123,9 +123,9 @@ func (c *Conn) EnqueueAt(frame []byte, committed time.Time) bool {
 // writer writes held frames only when it writes for another reason (a
 // frame queued with Enqueue into an empty queue, a heartbeat, CloseAfter),
 // or once they reach 64 KiB or half of MaxQueueBytes, whichever is less:
-// holding never makes a Conn a slow consumer by itself, and a burst larger
-// than that gains nothing from one write. The slow-consumer bound applies
-// to held frames as to any.
+// a held queue wakes its writer with at least half the slow-consumer bound
+// still free, and a burst larger than that gains nothing from one write.
+// The slow-consumer bound applies to held frames as to any.
 func (c *Conn) EnqueueHeld(frame []byte, committed time.Time) bool {
 	return c.enqueue(frame, unixNanos(committed), true)
 }

@@ -35,8 +35,8 @@ type frameQueue struct {
 
 // Held frames (EnqueueHeld) wake the writer anyway once this many bytes
 // are queued, or half of MaxQueueBytes if that is less: a write of 64 KiB
-// costs about as much per byte as a larger one, and a held queue never
-// reaches the slow-consumer bound on its own.
+// costs about as much per byte as a larger one, and a held queue wakes
+// its writer with half the slow-consumer bound still free.
 const maxHoldBytes = 64 << 10
 
 // Frames of a batch are referenced from a [][]byte that the writer reuses;
