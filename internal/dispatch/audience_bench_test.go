@@ -55,7 +55,7 @@ func BenchmarkFanoutAudience(b *testing.B) {
 						d.flushSkipped()
 						lastIDs = time.Now()
 					}
-					d.flushDelivered()
+					d.endTurn()
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(max(delivered, 1)), "ns/delivery")

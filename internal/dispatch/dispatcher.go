@@ -24,10 +24,14 @@ type Subscriber interface {
 	// Enqueue queues a frame without waiting; false means the subscriber
 	// could not keep up and has been closed.
 	Enqueue(frame []byte) bool
-	// EnqueueAt is Enqueue for a live event's frame, with the event's
+	// EnqueueHeld is Enqueue for a live event's frame, with the event's
 	// commit time (zero if unknown) for the delivery lag, which the
-	// subscriber observes once the frame is on the socket.
-	EnqueueAt(frame []byte, committed time.Time) bool
+	// subscriber observes once the frame is on the socket. The subscriber
+	// may hold the frame until Release rather than start a write for it.
+	EnqueueHeld(frame []byte, committed time.Time) bool
+	// Release ends a loop turn's EnqueueHeld calls: what they queued is
+	// written now. It must not block.
+	Release()
 	// EnqueueWait queues a frame, waiting for room (replay backpressure).
 	EnqueueWait(ctx context.Context, frame []byte) error
 	// Close ends the subscriber with a cause. It must not block.
@@ -160,6 +164,11 @@ type Dispatcher struct {
 	pending     []replayJob
 	retry       *time.Timer
 	queued      int // event frames queued since the last flushDelivered
+	// held lists, once each, the subscribers given frames with
+	// EnqueueHeld since the last releaseHeld (subState.held set), which
+	// began at heldSince (held.go).
+	held      []*subState
+	heldSince time.Time
 	// skipped lists, once each, the subscribers that scanned past a hidden
 	// event since the last flushSkipped (subState.listed set), for
 	// flushSkipped to send an id-only frame to those whose last considered
@@ -187,6 +196,8 @@ type subState struct {
 	skipped bool
 	// listed: the subscriber is in Dispatcher.skipped.
 	listed bool
+	// held: the subscriber is in Dispatcher.held.
+	held bool
 	// replay is non-nil until the subscriber goes live.
 	replay *replayState
 }

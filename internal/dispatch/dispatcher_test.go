@@ -27,15 +27,17 @@ import (
 // appName marks the dispatcher's connections in pg_stat_activity.
 const appName = "dispatch-test"
 
-// fakeSub is a Subscriber that records its frames, and the commit times
-// given with them.
+// fakeSub is a Subscriber that records its frames, the commit times given
+// with them, and how many frames each Release released.
 type fakeSub struct {
 	frames chan []byte
 	done   chan struct{}
 
-	mu      sync.Mutex
-	cause   error
-	commits []time.Time // of the frames EnqueueAt accepted
+	mu       sync.Mutex
+	cause    error
+	commits  []time.Time // of the frames EnqueueHeld accepted
+	held     int         // frames EnqueueHeld accepted since the last Release
+	releases []int       // per Release, the frames EnqueueHeld accepted since the previous one
 }
 
 func newFakeSub() *fakeSub {
@@ -59,17 +61,33 @@ func (s *fakeSub) Enqueue(frame []byte) bool {
 	}
 }
 
-func (s *fakeSub) EnqueueAt(frame []byte, committed time.Time) bool {
+func (s *fakeSub) EnqueueHeld(frame []byte, committed time.Time) bool {
 	if !s.Enqueue(frame) {
 		return false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.commits = append(s.commits, committed)
+	s.held++
 	return true
 }
 
-// committed returns the commit times EnqueueAt was given so far.
+func (s *fakeSub) Release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.releases = append(s.releases, s.held)
+	s.held = 0
+}
+
+// released returns, per Release so far, the frames EnqueueHeld accepted
+// since the previous one.
+func (s *fakeSub) released() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.releases)
+}
+
+// committed returns the commit times EnqueueHeld was given so far.
 func (s *fakeSub) committed() []time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -19,7 +19,15 @@
 // reads for live delivery run on the dispatcher goroutine; socket writes
 // never do (each connection is written by its own writer, fed through a
 // bounded, non-blocking queue), so a slow client cannot stall the dispatcher
-// and the dispatcher never waits on a socket.
+// and the dispatcher never waits on a socket. Live frames are queued held
+// (Subscriber.EnqueueHeld) and released once per subscriber at the end of
+// the loop turn that queued them (one turn: one page of a live read, a
+// replay joining, ...), so that each connection writes a turn's frames in
+// one write instead of waking at the turn's first frame and writing the
+// rest in pieces while the fan-out goes on. A turn that has held frames
+// for 2 ms releases what it queued so far without waiting for its end, so
+// a page fanned out to very many connections does not hold the first of
+// them back for the whole page.
 //
 // A wake costs one read, whatever the number of streams or subscribers:
 // positions are global, so the dispatcher keeps a single live read position
@@ -337,7 +345,7 @@
 // on the connection, not yet written to its socket. The delivery lag is
 // not observed here: a live event's frame is queued with the commit time
 // the database recorded (streamer.commits.committed_at) through
-// Subscriber.EnqueueAt, and the connection's writer observes the lag once
+// Subscriber.EnqueueHeld, and the connection's writer observes the lag once
 // the frame is on the socket (package sse). Events buffered while their
 // subscriber replayed go the same way (their lag includes the replay);
 // replayed events are history and are queued without a commit time.
@@ -385,6 +393,10 @@
 //     way each wake costs one read per page.
 //   - After a run ends, no subscriber of that run is in the registry, and
 //     each has been closed.
+//   - Every frame queued with EnqueueHeld is released (Subscriber.Release)
+//     by the end of the loop turn that queued it, or earlier once the turn
+//     has held frames for 2 ms (maxHold); a subscriber is released once per
+//     release, and only when it was given a frame since the last one.
 //   - Every event frame queued on a connection (id-only frames are not
 //     events) is reported to Config.Metrics as delivered exactly once: by the dispatcher goroutine at the end of the
 //     loop turn that queued it, or by the replay worker after its page.

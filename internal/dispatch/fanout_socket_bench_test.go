@@ -38,9 +38,9 @@ func (c *countingConn) Enqueue(frame []byte) bool {
 	return c.Conn.Enqueue(frame)
 }
 
-func (c *countingConn) EnqueueAt(frame []byte, committed time.Time) bool {
+func (c *countingConn) EnqueueHeld(frame []byte, committed time.Time) bool {
 	c.queued += int64(len(frame))
-	return c.Conn.EnqueueAt(frame, committed)
+	return c.Conn.EnqueueHeld(frame, committed)
 }
 
 // cpuTime is the process's user+system CPU time so far.
@@ -195,7 +195,7 @@ func (r *fanoutRig) run(b *testing.B, n, pageEvents int, data string) {
 		r.d.fanout(&ev)
 		if i%pageEvents == pageEvents-1 || i == n-1 { // the end of a loop turn
 			r.delivered += r.d.queued
-			r.d.flushDelivered()
+			r.d.endTurn()
 			if len(r.d.skipped) > 0 && time.Since(r.lastIDs) >= time.Second {
 				r.d.flushSkipped()
 				r.lastIDs = time.Now()

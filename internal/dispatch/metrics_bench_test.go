@@ -14,7 +14,8 @@ import (
 type discardSub struct{ done chan struct{} }
 
 func (discardSub) Enqueue([]byte) bool                       { return true }
-func (discardSub) EnqueueAt([]byte, time.Time) bool          { return true }
+func (discardSub) EnqueueHeld([]byte, time.Time) bool        { return true }
+func (discardSub) Release()                                  {}
 func (discardSub) EnqueueWait(context.Context, []byte) error { return nil }
 func (discardSub) Close(error)                               {}
 func (s discardSub) Done() <-chan struct{}                   { return s.done }
@@ -56,7 +57,7 @@ func BenchmarkFanoutMetrics(b *testing.B) {
 			for i := range b.N {
 				ev := event{pos: cursor.Position{Seq: int64(i + 1), ID: 1}, stream: "s", data: "x", committed: committed}
 				d.fanout(&ev)
-				d.flushDelivered()
+				d.endTurn()
 			}
 		})
 	}

@@ -73,7 +73,7 @@ func (d *Dispatcher) run(ctx context.Context) {
 			d.cfg.TestSignals.IDFrames.Signal(d.flushSkipped())
 		}
 		d.scheduleIDFrames()
-		d.flushDelivered()
+		d.endTurn()
 	}
 }
 
@@ -355,7 +355,7 @@ func (d *Dispatcher) deliver(st *subState, ev *event, frame *[]byte) bool {
 	if *frame == nil {
 		*frame = encode(ev)
 	}
-	if !st.sub.EnqueueAt(*frame, ev.committed) {
+	if !st.sub.EnqueueHeld(*frame, ev.committed) {
 		// The HTTP side logs the close with the client's address.
 		d.cfg.Logger.Debug().Msg("dropping subscriber that cannot keep up")
 		d.dropped(st.sub)
@@ -363,6 +363,7 @@ func (d *Dispatcher) deliver(st *subState, ev *event, frame *[]byte) bool {
 		return false
 	}
 	d.queued++
+	d.hold(st)
 	return true
 }
 

@@ -24,7 +24,7 @@
 // in the deferred trigger that numbers the transaction at COMMIT) to the
 // end of the write that put its frame on a subscriber's socket. The
 // dispatcher queues a live event's frame with its commit time
-// (sse.Conn.EnqueueAt), and the connection's writer observes it once the
+// (sse.Conn.EnqueueHeld), and the connection's writer observes it once the
 // batch holding it is written (see package sse): once per live event per
 // connection, including the time the frame waited in the connection's
 // queue. Replayed events, and frames dropped by a close or a failed write,

@@ -206,8 +206,10 @@ func (s *liveSubscriber) stamp(kind byte) string {
 	return head + payload100[len(head):]
 }
 
-// EnqueueAt measures like Enqueue: the stamp, not the commit time.
-func (s *liveSubscriber) EnqueueAt(frame []byte, _ time.Time) bool { return s.Enqueue(frame) }
+// EnqueueHeld measures like Enqueue: the stamp, not the commit time.
+func (s *liveSubscriber) EnqueueHeld(frame []byte, _ time.Time) bool { return s.Enqueue(frame) }
+
+func (s *liveSubscriber) Release() {}
 
 func (s *liveSubscriber) Enqueue(frame []byte) bool {
 	now := time.Since(s.epoch)

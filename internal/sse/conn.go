@@ -85,6 +85,7 @@ func NewConn(w http.ResponseWriter, opts Options) *Conn {
 		hw:   &handlerWriter{w: w, rc: http.NewResponseController(w)},
 	}
 	c.maxBytes = opts.MaxQueueBytes
+	c.holdMax = max(min(maxHoldBytes, opts.MaxQueueBytes/2), 1)
 	c.done = make(chan struct{})
 	return c
 }
@@ -103,7 +104,7 @@ func NewConn(w http.ResponseWriter, opts Options) *Conn {
 // can exceed the default bound). Enqueue returns false once the Conn is
 // closed or CloseAfter was called. Empty frames are accepted and ignored.
 func (c *Conn) Enqueue(frame []byte) bool {
-	return c.enqueue(frame, 0)
+	return c.enqueue(frame, 0, false)
 }
 
 // EnqueueAt is Enqueue for a live event's frame that was committed at
@@ -111,14 +112,42 @@ func (c *Conn) Enqueue(frame []byte) bool {
 // the socket, the time since committed is reported to Options.Lag. A zero
 // committed is Enqueue.
 func (c *Conn) EnqueueAt(frame []byte, committed time.Time) bool {
-	var at int64
-	if !committed.IsZero() {
-		at = committed.UnixNano()
-	}
-	return c.enqueue(frame, at)
+	return c.enqueue(frame, unixNanos(committed), false)
 }
 
-func (c *Conn) enqueue(frame []byte, committed int64) bool {
+// EnqueueHeld is EnqueueAt for a producer that queues many frames in a
+// burst (the dispatcher's fan-out turn): it does not wake the writer, so
+// that the burst goes out in one write rather than in as many writes as
+// the writer manages to start while the burst is still being queued. The
+// producer calls [Conn.Release] at the end of the burst. Until then the
+// writer writes held frames only when it writes for another reason (a
+// frame queued with Enqueue into an empty queue, a heartbeat, CloseAfter),
+// or once they reach 64 KiB or half of MaxQueueBytes, whichever is less:
+// a held queue wakes its writer with at least half the slow-consumer bound
+// still free, and a burst larger than that gains nothing from one write.
+// The slow-consumer bound applies to held frames as to any.
+func (c *Conn) EnqueueHeld(frame []byte, committed time.Time) bool {
+	return c.enqueue(frame, unixNanos(committed), true)
+}
+
+// Release ends the burst of EnqueueHeld: the writer is woken if held
+// frames are queued. It never blocks and does nothing when nothing is
+// held.
+func (c *Conn) Release() {
+	c.mu.Lock()
+	wake := c.held && len(c.frames) > 0
+	c.held = false
+	c.wakeUnlock(wake)
+}
+
+func unixNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func (c *Conn) enqueue(frame []byte, committed int64, hold bool) bool {
 	c.mu.Lock()
 	if c.err != nil || c.draining {
 		c.mu.Unlock()
@@ -130,11 +159,22 @@ func (c *Conn) enqueue(frame []byte, committed int64) bool {
 		c.signal() // a detached Conn is finished by a hub worker
 		return false
 	}
-	var push *hubConn // a detached Conn to put on its hub's ready list
 	wake := c.pushLocked(frame, committed)
+	if hold && len(frame) > 0 {
+		c.held = true
+		wake = c.queued >= c.holdMax
+	}
+	c.wakeUnlock(wake)
+	return true
+}
+
+// wakeUnlock unlocks c.mu and then, if wake is set, wakes the writer. A
+// detached Conn is claimed for its hub under the lock rather than by
+// signal, which would take it again; if a worker holds it, the worker sees
+// the queue when it is done (idleLocked).
+func (c *Conn) wakeUnlock(wake bool) {
+	var push *hubConn // a detached Conn to put on its hub's ready list
 	if hc := c.hc.Load(); wake && hc != nil {
-		// Claimed for the hub under this lock rather than by signal, which
-		// would take it again; if a worker holds it, it will see the frame.
 		if hc.claimLocked() {
 			push = hc
 		}
@@ -147,7 +187,6 @@ func (c *Conn) enqueue(frame []byte, committed int64) bool {
 	if wake {
 		c.signal()
 	}
-	return true
 }
 
 // EnqueueWait queues frame like Enqueue, but when it does not fit under

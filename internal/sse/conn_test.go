@@ -230,13 +230,7 @@ func TestConnCoalesces(t *testing.T) {
 
 	t.Run("frames queued during a write go out in the next one", func(t *testing.T) {
 		t.Parallel()
-		w := &gatedWriter{entered: make(chan struct{}, 4), release: make(chan struct{})}
-		c := NewConn(w, Options{})
-		ran := make(chan error, 1)
-		go func() { ran <- c.Run(context.Background()) }()
-
-		require.True(t, c.Enqueue([]byte("A")))
-		recv(t, w.entered) // Run is inside Write("A")
+		c, w, ran := runGated(t, Options{})
 		require.True(t, c.Enqueue([]byte("B")))
 		require.True(t, c.Enqueue([]byte("C")))
 		require.True(t, c.Enqueue([]byte("D")))
@@ -268,6 +262,19 @@ func (w *gatedWriter) Write(p []byte) (int, error) {
 }
 
 func (w *gatedWriter) Flush() { w.flushes++ }
+
+// runGated starts Run on a Conn with opts writing to a gatedWriter, queues
+// "A" and returns once Run is inside Write("A"), with Run's result channel.
+func runGated(t *testing.T, opts Options) (*Conn, *gatedWriter, <-chan error) {
+	t.Helper()
+	w := &gatedWriter{entered: make(chan struct{}, 4), release: make(chan struct{})}
+	c := NewConn(w, opts)
+	ran := make(chan error, 1)
+	go func() { ran <- c.Run(context.Background()) }()
+	require.True(t, c.Enqueue([]byte("A")))
+	recv(t, w.entered)
+	return c, w, ran
+}
 
 func TestConnEnqueue(t *testing.T) {
 	t.Parallel()

@@ -14,6 +14,17 @@
 // [Conn.EnqueueWait] (replay: waits for room instead). A writer takes
 // everything queued as one batch and writes it as one write.
 //
+// The writer wakes when a frame lands in an empty queue. A producer that
+// queues a burst (the dispatcher's fan-out turn: one frame per event of a
+// page, on every connection) uses [Conn.EnqueueHeld] instead, which does
+// not wake it, and [Conn.Release] at the end of the burst: the burst then
+// goes out in one write, where waking at its first frame would have
+// written it in pieces while it was still being queued. Held frames are
+// written anyway once they reach 64 KiB or half of MaxQueueBytes
+// (whichever is less), or along with anything the writer writes for
+// another reason; a frame queued with Enqueue behind held frames waits for
+// the Release with them.
+//
 //   - The handler writer ([Conn.Run], state in handlerWriter) runs on the
 //     HTTP handler's goroutine: it waits for frames, writes each batch as
 //     one Write and one Flush under a write deadline, and writes a ": ping"
@@ -38,14 +49,15 @@
 //
 // # Delivery lag
 //
-// A live event's frame is queued with [Conn.EnqueueAt] and its commit time
-// (the database's clock). The queue keeps those commit times beside the
+// A live event's frame is queued with [Conn.EnqueueAt] or
+// [Conn.EnqueueHeld] and its commit time (the database's clock). The queue keeps those commit times beside the
 // frames, as unix nanoseconds in a slice reused like the frame slice, and
 // the writer takes them with the batch. Once the whole batch is written,
 // the writer reports, for each of them, the time since the commit to
 // [Options.Lag]: one clock read per batch, one observation per event per
 // connection, no allocation and no lock beyond the queue's own. So the lag
-// includes the time a frame waited in the queue and in a stalled write. A
+// includes the time a frame waited in the queue (held until Release, too)
+// and in a stalled write. A
 // batch that fails, times out, or is dropped by a close (slow consumer,
 // Close) is not observed: its frames never reached the client. Frames
 // queued with Enqueue, EnqueueWait (replay), heartbeats and CloseAfter's
@@ -57,8 +69,14 @@
 //
 // # Invariants
 //
-//   - Enqueue never blocks and never waits on the network: it takes one
-//     mutex that is only ever held for a few slice operations.
+//   - Enqueue, EnqueueHeld and Release never block and never wait on the
+//     network: they take one mutex that is only ever held for a few slice
+//     operations.
+//   - A frame queued with EnqueueHeld does not wake the writer: it is
+//     written after the producer's next Release, or before it when the
+//     held bytes queued reach min(64 KiB, MaxQueueBytes/2) or the writer
+//     writes for another reason. A hub worker done with a batch gives a
+//     Conn up when only held frames below that bound are queued.
 //   - Frames are never modified, and are not retained after they are written
 //     or the connection closes: callers may share one frame between any
 //     number of connections.

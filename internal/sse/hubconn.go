@@ -268,12 +268,14 @@ func (hc *hubConn) unschedule() {
 }
 
 // idleLocked gives up the worker's hold on hc (clears sched), unless its
-// Conn has more to do: frames queued, a close to finish, or a final frame
-// to take after CloseAfter. It reports whether hc must be pushed again
-// instead. Call with hc.c.mu held, between batches (hc.last is false).
+// Conn has more to do: frames queued that are not held (see
+// Conn.EnqueueHeld; Release schedules those), a close to finish, or a
+// final frame to take after CloseAfter. It reports whether hc must be
+// pushed again instead. Call with hc.c.mu held, between batches (hc.last
+// is false).
 func (hc *hubConn) idleLocked() (requeue bool) {
 	c := hc.c
-	if len(c.frames) > 0 || c.err != nil || c.draining {
+	if c.writableLocked() || c.err != nil || c.draining {
 		return true
 	}
 	hc.sched = false

@@ -26,10 +26,18 @@ type frameQueue struct {
 	inflight int           // bytes of the batch being written
 	room     chan struct{} // closed when room is made; nil when nobody waits
 	draining bool          // CloseAfter was called
+	held     bool          // EnqueueHeld queued frames and Release has not been called since
+	holdMax  int           // queued bytes past which held frames wake the writer anyway
 	final    []byte        // CloseAfter's frame, until a writer takes it
 	err      error         // close cause; nil while open
 	done     chan struct{} // closed by closeLocked, once
 }
+
+// Held frames (EnqueueHeld) wake the writer anyway once this many bytes
+// are queued, or half of MaxQueueBytes if that is less: a write of 64 KiB
+// costs about as much per byte as a larger one, and a held queue wakes
+// its writer with half the slow-consumer bound still free.
+const maxHoldBytes = 64 << 10
 
 // Frames of a batch are referenced from a [][]byte that the writer reuses;
 // a slice grown by a burst beyond this many frames is dropped rather than
@@ -56,6 +64,13 @@ func (q *frameQueue) pushLocked(frame []byte, committed int64) (first bool) {
 	q.frames = append(q.frames, frame)
 	q.queued += len(frame)
 	return len(q.frames) == 1
+}
+
+// writableLocked reports whether frames are queued that the writer should
+// write now: any, unless they are held (EnqueueHeld, until Release) and
+// below holdMax.
+func (q *frameQueue) writableLocked() bool {
+	return len(q.frames) > 0 && (!q.held || q.queued >= q.holdMax)
 }
 
 // closeLocked closes the queue with cause (ErrClosed if nil) unless it is
