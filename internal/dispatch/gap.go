@@ -78,14 +78,7 @@ func (d *Dispatcher) checkJoinGap(st *subState) bool {
 // enqueueGap queues a gap frame on the live subscriber st, dropping it like
 // deliver does when it cannot keep up.
 func (d *Dispatcher) enqueueGap(st *subState, frame []byte) bool {
-	if !st.sub.Enqueue(frame) {
-		d.cfg.Logger.Debug().Msg("dropping subscriber that cannot keep up")
-		d.dropped(st.sub)
-		d.forget(st)
-		return false
-	}
-	d.queued++
-	return true
+	return d.queuedOn(st, st.sub.Enqueue(frame))
 }
 
 // replayGap returns the gap frame for a replay read from from whose

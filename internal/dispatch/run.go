@@ -355,7 +355,17 @@ func (d *Dispatcher) deliver(st *subState, ev *event, frame *[]byte) bool {
 	if *frame == nil {
 		*frame = encode(ev)
 	}
-	if !st.sub.EnqueueHeld(*frame, ev.committed) {
+	if !d.queuedOn(st, st.sub.EnqueueHeld(*frame, ev.committed)) {
+		return false
+	}
+	d.hold(st)
+	return true
+}
+
+// queuedOn counts a frame queued on st when ok, and otherwise (st's queue
+// was full) drops st and reports false.
+func (d *Dispatcher) queuedOn(st *subState, ok bool) bool {
+	if !ok {
 		// The HTTP side logs the close with the client's address.
 		d.cfg.Logger.Debug().Msg("dropping subscriber that cannot keep up")
 		d.dropped(st.sub)
@@ -363,7 +373,6 @@ func (d *Dispatcher) deliver(st *subState, ev *event, frame *[]byte) bool {
 		return false
 	}
 	d.queued++
-	d.hold(st)
 	return true
 }
 
