@@ -60,17 +60,10 @@ func (b *bench) idleBurst(ctx context.Context, kind string) (result, error) {
 	if err := sleep(ctx, max(b.cfg.IdleHold-burstMeasureAfter, 0)); err != nil {
 		return r, err
 	}
-	z := s.mark(ctx)
-	end, err := procMemory(s.t.pid)
+	end, err := s.idleEnd(ctx, &r, ws, a)
 	if err != nil {
 		return r, err
 	}
-	m, err := report(ws, map[string]int64{"idle": 0}, 0)
-	if err != nil {
-		return r, err
-	}
-	r.fill(m)
-	r.window(a, z)
 	r.memory(s.base, at5)
 	f.After5sKiB, f.PeakKiB = at5.RSS, end.HWM
 	f.PerConn5sKiB = r.RSSPerConnKiB

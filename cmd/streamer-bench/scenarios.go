@@ -174,21 +174,31 @@ func (b *bench) idle(ctx context.Context, kind string) (result, error) {
 	if err := sleep(ctx, b.cfg.IdleHold); err != nil {
 		return r, err
 	}
-	z := s.mark(ctx)
 	profiled()
-	end, err := procMemory(s.t.pid)
+	end, err := s.idleEnd(ctx, &r, ws, a)
 	if err != nil {
 		return r, err
 	}
-	m, err := report(ws, map[string]int64{"idle": 0}, 0)
-	if err != nil {
-		return r, err
-	}
-	r.fill(m)
-	r.window(a, z)
 	r.memory(s.base, end)
 	s.profileMemory()
 	return r, nil
+}
+
+// idleEnd closes an idle window begun at a: it reads the server's memory
+// and the workers' report (no event expected) into r.
+func (s *session) idleEnd(ctx context.Context, r *result, ws []*workerProc, a mark) (memory, error) {
+	z := s.mark(ctx)
+	end, err := procMemory(s.t.pid)
+	if err != nil {
+		return end, err
+	}
+	m, err := report(ws, map[string]int64{"idle": 0}, 0)
+	if err != nil {
+		return end, err
+	}
+	r.fill(m)
+	r.window(a, z)
+	return end, nil
 }
 
 // deliver opens groups, publishes at rate for Measure, and checks that every

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/streamer-dev/streamer/internal/auth"
 	"github.com/streamer-dev/streamer/internal/pgtest"
+	"github.com/streamer-dev/streamer/internal/testnet"
 )
 
 // TestSendBufferRefused: a send buffer that is not a number, negative, or
@@ -55,7 +55,7 @@ func TestSendBufferApplied(t *testing.T) {
 				return nil, err
 			}
 			listening <- ln.Addr().String()
-			return recordingListener{Listener: ln, accepted: accepted}, nil
+			return testnet.Recorder{Listener: ln, Accepted: accepted}, nil
 		},
 	}
 	done := make(chan error, 1)
@@ -76,25 +76,7 @@ func TestSendBufferApplied(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 
-	raw, err := (<-accepted).(*net.TCPConn).SyscallConn()
+	n, err := testnet.SendBuffer(<-accepted)
 	require.NoError(t, err)
-	var n int
-	var serr error
-	require.NoError(t, raw.Control(func(fd uintptr) { n, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF) }))
-	require.NoError(t, serr)
 	require.Equal(t, 2*8192, n)
-}
-
-// recordingListener hands every accepted connection to the test too.
-type recordingListener struct {
-	net.Listener
-	accepted chan net.Conn
-}
-
-func (l recordingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.accepted <- c
-	}
-	return c, err
 }

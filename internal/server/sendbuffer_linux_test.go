@@ -1,39 +1,20 @@
 package server_test
 
 import (
-	"context"
 	"net"
-	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/streamer-dev/streamer/internal/testnet"
 )
-
-// acceptRecorder is a TCP listener that hands every accepted connection to
-// the test as well.
-type acceptRecorder struct {
-	net.Listener
-	accepted chan net.Conn
-}
-
-func (l acceptRecorder) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.accepted <- c
-	}
-	return c, err
-}
 
 // sendBufferOf returns the SO_SNDBUF the kernel reports for the server's
 // end of a connection.
 func sendBufferOf(t *testing.T, c net.Conn) int {
 	t.Helper()
-	raw, err := c.(*net.TCPConn).SyscallConn()
+	n, err := testnet.SendBuffer(c)
 	require.NoError(t, err)
-	var n int
-	var serr error
-	require.NoError(t, raw.Control(func(fd uintptr) { n, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF) }))
-	require.NoError(t, serr)
 	return n
 }
 
@@ -52,11 +33,9 @@ func TestSendBuffer(t *testing.T) {
 			accepted := make(chan net.Conn, 16)
 			s := setup(t, func(o *stackOpts) {
 				o.server.SendBuffer = tc.bytes
-				o.server.Listen = func(ctx context.Context, network, addr string) (net.Listener, error) {
-					var lc net.ListenConfig
-					ln, err := lc.Listen(ctx, network, addr)
-					return acceptRecorder{Listener: ln, accepted: accepted}, err
-				}
+				o.server.Listen = testnet.Listen(func(ln net.Listener) net.Listener {
+					return testnet.Recorder{Listener: ln, Accepted: accepted}
+				})
 			})
 			c := subscribe(t, s.url, []string{"sndbuf"}, "")
 			defer c.close()

@@ -8,4 +8,6 @@
 //     never returned.
 //   - [Listen] listens for real (net.ListenConfig) and returns the
 //     listener that its wrap function makes of it.
+//   - A [Recorder] hands every connection it accepts to the test before
+//     Accept returns it; [SendBuffer] reads SO_SNDBUF from the kernel.
 package testnet
