@@ -145,15 +145,7 @@ func TestOrderingSwitch(t *testing.T) {
 		require.NoError(t, conn.QueryRow(ctx, "SELECT streamer.head()").Scan(&h))
 		return h
 	}
-	after := func(token string) []string {
-		t.Helper()
-		rows, err := conn.Query(ctx, `SELECT e.data FROM streamer.commits c JOIN streamer.events e USING (txid)
-			WHERE c.seq > $1::bigint ORDER BY c.seq, e.id`, token)
-		require.NoError(t, err)
-		got, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		require.NoError(t, err)
-		return got
-	}
+	after := func(token string) []string { return pgtest.DataAfter(t, conn, token) }
 
 	require.NoError(t, migrations.SetOrdering(ctx, conn, migrations.Trigger))
 	start := head()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -171,4 +172,23 @@ func Tick(t testing.TB, pool *pgxpool.Pool) {
 	t.Helper()
 	_, err := pool.Exec(context.Background(), "BEGIN READ WRITE; SELECT streamer.tick(); COMMIT")
 	require.NoError(t, err)
+}
+
+// Querier is what DataAfter reads through: a connection, a pool or a
+// transaction.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// DataAfter returns the data of every numbered event after a head() token,
+// in delivery order (commit number, then id), read straight from the
+// tables: the truth a delivery test compares with.
+func DataAfter(t testing.TB, q Querier, token string) []string {
+	t.Helper()
+	rows, err := q.Query(context.Background(), `SELECT e.data FROM streamer.commits c JOIN streamer.events e USING (txid)
+		WHERE c.seq > $1::bigint ORDER BY c.seq, e.id`, token)
+	require.NoError(t, err)
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	return got
 }

@@ -239,14 +239,7 @@ func TestHeadExact(t *testing.T) {
 	_, err = pool.Exec(ctx, "SELECT streamer.tick()")
 	require.NoError(t, err)
 
-	after := func(token string) []string {
-		rows, err := pool.Query(ctx, `SELECT e.data FROM streamer.commits c JOIN streamer.events e USING (txid)
-			WHERE c.seq > $1::bigint ORDER BY c.seq, e.id`, token)
-		require.NoError(t, err)
-		got, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		require.NoError(t, err)
-		return got
-	}
+	after := func(token string) []string { return pgtest.DataAfter(t, pool, token) }
 	require.Equal(t, []string{"open", "after"}, after(inside))
 	require.Equal(t, []string{"after"}, after(head))
 }
