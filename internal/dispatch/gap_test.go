@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -288,11 +287,7 @@ func TestGapAtJoin(t *testing.T) {
 	from := start
 	_, err = d.Subscribe(ctx, s, []string{"s"}, &from, nil)
 	require.NoError(t, err)
-	select {
-	case <-s.waiting:
-	case <-time.After(testsignal.Timeout):
-		t.Fatal("the replay did not read")
-	}
+	testsignal.Receive(t, s.waiting, testsignal.Timeout, "the replay did not read")
 	p4 := b.publishPos(t, "s", "4")
 	b.pruneThrough(t, p4.Seq)
 	b.publish(t, "s", "5")

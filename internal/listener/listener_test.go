@@ -439,16 +439,7 @@ func TestListener(t *testing.T) {
 // testsignal.Timeout.
 func stopWithin(t *testing.T, l *Listener) {
 	t.Helper()
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		l.Stop()
-	}()
-	select {
-	case <-stopped:
-	case <-time.After(testsignal.Timeout):
-		require.FailNow(t, "Stop did not return")
-	}
+	testsignal.Within(t, testsignal.Timeout, "Stop", l.Stop)
 }
 
 func TestStop(t *testing.T) {
