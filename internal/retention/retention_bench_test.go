@@ -281,26 +281,13 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 // payload100 is 100 bytes of data.
 const payload100 = "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
 
-// fillExpired inserts n events, one per commit, committed two hours ago,
-// the way TestReadPlan does (triggers off, numbered by hand), and moves
-// the commit sequence past them.
+// fillExpired inserts n events of payload100 on 1,000 streams, one per
+// commit, committed two hours ago.
 func fillExpired(tb testing.TB, pool *pgxpool.Pool, n int) {
 	tb.Helper()
-	ctx := context.Background()
-	// One simple-protocol batch: n is an integer and payload100 digits, so
-	// formatting them in is safe.
-	_, err := pool.Exec(ctx, fmt.Sprintf(`
-		ALTER TABLE streamer.events DISABLE TRIGGER USER;
-		INSERT INTO streamer.events (stream, data, txid)
-			OVERRIDING SYSTEM VALUE
-			SELECT 'bench:' || (g %% 1000), '%[2]s', (1000000000000 + g)::text::xid8 FROM generate_series(1, %[1]d) g;
-		ALTER TABLE streamer.events ENABLE TRIGGER USER;
-		INSERT INTO streamer.commits (seq, txid, committed_at)
-			SELECT g, (1000000000000 + g)::text::xid8, now() - interval '2 hours' FROM generate_series(1, %[1]d) g;
-		SELECT setval('streamer.commit_seq', %[1]d);
-		SELECT setval(pg_get_serial_sequence('streamer.events', 'id'), %[1]d);
-		ANALYZE streamer.events; ANALYZE streamer.commits`, n, payload100))
-	require.NoError(tb, err)
+	pgtest.WriteHistory(tb, pool, pgtest.History{
+		Commits: n, Streams: 1000, Prefix: "bench:", Data: payload100, Age: 2 * time.Hour,
+	})
 }
 
 func envInt(tb testing.TB, name string, def int) int {
