@@ -43,9 +43,9 @@ import (
 //	RETENTION_BENCH_EVENTS=5000000 RETENTION_BENCH_WINDOW=10s \
 //	  go test -run '^$' -bench PruneWhilePublishing -benchtime 1x -timeout 2h ./internal/retention/
 func BenchmarkPruneWhilePublishing(b *testing.B) {
-	events := envInt(b, "RETENTION_BENCH_EVENTS", 100_000)
-	window := envDuration(b, "RETENTION_BENCH_WINDOW", 2*time.Second)
-	maxWindows := envInt(b, "RETENTION_BENCH_WINDOWS", 0)
+	events := env(b, "RETENTION_BENCH_EVENTS", 100_000, strconv.Atoi)
+	window := env(b, "RETENTION_BENCH_WINDOW", 2*time.Second, time.ParseDuration)
+	maxWindows := env(b, "RETENTION_BENCH_WINDOWS", 0, strconv.Atoi)
 	for _, bc := range []struct {
 		name string
 		cfg  Config
@@ -290,24 +290,15 @@ func fillExpired(tb testing.TB, pool *pgxpool.Pool, n int) {
 	})
 }
 
-func envInt(tb testing.TB, name string, def int) int {
+// env returns the environment variable name as parse reads it, or def
+// when it is unset.
+func env[T any](tb testing.TB, name string, def T, parse func(string) (T, error)) T {
 	tb.Helper()
 	s := os.Getenv(name)
 	if s == "" {
 		return def
 	}
-	v, err := strconv.Atoi(s)
-	require.NoError(tb, err, name)
-	return v
-}
-
-func envDuration(tb testing.TB, name string, def time.Duration) time.Duration {
-	tb.Helper()
-	s := os.Getenv(name)
-	if s == "" {
-		return def
-	}
-	v, err := time.ParseDuration(s)
+	v, err := parse(s)
 	require.NoError(tb, err, name)
 	return v
 }
