@@ -384,12 +384,8 @@ func TestSubscribeCancelledContext(t *testing.T) {
 			return len(d.cmds) == 1
 		}, testsignal.Timeout, time.Millisecond)
 		cancel()
-		select {
-		case err := <-errc:
-			require.ErrorIs(t, err, context.Canceled)
-		case <-time.After(testsignal.Timeout):
-			t.Fatal("Subscribe did not return when its context was cancelled")
-		}
+		require.ErrorIs(t, testsignal.Receive(t, errc, testsignal.Timeout, "Subscribe did not return when its context was cancelled"),
+			context.Canceled)
 		release()
 		// The cancelled connect was handed over before its undo: once a
 		// later subscriber is live, the cancelled one is not (it may have

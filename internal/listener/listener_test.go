@@ -379,11 +379,7 @@ func TestListener(t *testing.T) {
 		// Each idle timeout is followed by a ping before the next wait, so
 		// the third timeout means at least two pings succeeded.
 		for range 3 {
-			select {
-			case <-timeouts:
-			case <-time.After(testsignal.Timeout):
-				require.FailNow(t, "no idle timeout")
-			}
+			testsignal.Receive(t, timeouts, testsignal.Timeout, "no idle timeout")
 		}
 		require.True(t, l.Connected())
 
