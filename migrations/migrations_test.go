@@ -81,17 +81,25 @@ func TestAudienceRule(t *testing.T) {
 	}
 }
 
+// connect returns one connection to a database of its own, closed at
+// cleanup: what MigrateTo and SetOrdering take.
+func connect(t *testing.T) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), pgtest.NewDB(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	return conn
+}
+
 // TestUpgrade: a database left by migration 003 with events in it is
 // migrated to the latest version in place: rows kept, no audience, the
 // audience rule validated, retention state empty.
 func TestUpgrade(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pgtest.NewDB(t))
-	require.NoError(t, err)
-	defer conn.Close(ctx)
+	conn := connect(t)
 
-	_, err = conn.Exec(ctx, "DROP SCHEMA streamer CASCADE")
+	_, err := conn.Exec(ctx, "DROP SCHEMA streamer CASCADE")
 	require.NoError(t, err)
 	require.NoError(t, migrations.MigrateTo(ctx, conn, 3))
 	_, err = conn.Exec(ctx, "SELECT streamer.publish('s', 'before', 'old')")
@@ -131,9 +139,7 @@ func TestUpgrade(t *testing.T) {
 func TestOrderingSwitch(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pgtest.NewDB(t))
-	require.NoError(t, err)
-	defer conn.Close(ctx)
+	conn := connect(t)
 	exec := func(sql string, args ...any) {
 		t.Helper()
 		_, err := conn.Exec(ctx, sql, args...)

@@ -212,12 +212,7 @@ func TestCancelledContextReturnsPromptly(t *testing.T) {
 	cancelCommitting()
 	var got []error
 	for range 2 {
-		select {
-		case err := <-errs:
-			got = append(got, err)
-		case <-time.After(testsignal.Timeout):
-			t.Fatal("Publish did not return after its context was cancelled")
-		}
+		got = append(got, testsignal.Receive(t, errs, testsignal.Timeout, "Publish did not return after its context was cancelled"))
 	}
 	for _, err := range got {
 		require.ErrorIs(t, err, context.Canceled)

@@ -124,7 +124,7 @@ func (b *bench) slow(ctx context.Context, label string) (result, error) {
 	if err := b.waitMetric(ctx, s.t.addr, "streamer_slow_consumer_disconnects_total", float64(n)); err != nil {
 		r.Notes = append(r.Notes, err.Error())
 	}
-	k.Cut = int(b.metric(s.t.addr, "streamer_slow_consumer_disconnects_total"))
+	k.Cut = int(scrapeMetric(s.t.addr, "streamer_slow_consumer_disconnects_total"))
 	// The cut connections are closed by the hub's workers and sweeper;
 	// what is left after 10 s (an orphan draining, or still open) counts.
 	var orphans sockets
@@ -217,8 +217,8 @@ func portSockets(ctx context.Context, port string) (sockets, error) {
 	return s, nil
 }
 
-// metric returns an unlabelled series of the server's /metrics, or -1.
-func (b *bench) metric(addr, name string) float64 {
+// scrapeMetric returns an unlabelled series of the server's /metrics, or -1.
+func scrapeMetric(addr, name string) float64 {
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := client.Get("http://" + addr + "/metrics")
 	if err != nil {
@@ -241,7 +241,7 @@ func (b *bench) metric(addr, name string) float64 {
 func (b *bench) waitMetric(ctx context.Context, addr, name string, want float64) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		v := b.metric(addr, name)
+		v := scrapeMetric(addr, name)
 		if v >= want {
 			return nil
 		}

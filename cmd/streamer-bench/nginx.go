@@ -1,16 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -73,7 +70,7 @@ func (b *bench) nginx(ctx context.Context) (result, error) {
 	f := &proxyFigures{Instances: len(s.t.upstreams), Direct: direct}
 	r.Proxy = f
 	for _, u := range s.t.upstreams {
-		f.InstanceConns = append(f.InstanceConns, sseConnections(u.addr))
+		f.InstanceConns = append(f.InstanceConns, int(scrapeMetric(u.addr, "streamer_sse_connections")))
 	}
 	if r.Deliveries > 0 {
 		f.ProxyCPUPerDeliveryUs = r.ProxyCPU / float64(r.Deliveries) * 1e6
@@ -233,27 +230,6 @@ func (b *bench) startNginx(ctx context.Context, bin, label string, ups []*target
 		return nil, err
 	}
 	return t, nil
-}
-
-// sseConnections reads streamer_sse_connections from the instance at
-// addr; -1 when it cannot.
-func sseConnections(addr string) int {
-	hc := &http.Client{Timeout: 5 * time.Second}
-	defer hc.CloseIdleConnections()
-	resp, err := hc.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return -1
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "streamer_sse_connections "); ok {
-			if n, err := strconv.ParseFloat(v, 64); err == nil {
-				return int(n)
-			}
-		}
-	}
-	return -1
 }
 
 // printProxyTable sets the nginx scenario's two legs side by side: CPU per

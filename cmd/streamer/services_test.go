@@ -15,6 +15,7 @@ import (
 	"github.com/streamer-dev/streamer/internal/pgtest"
 	"github.com/streamer-dev/streamer/internal/startstop"
 	"github.com/streamer-dev/streamer/internal/testnet"
+	"github.com/streamer-dev/streamer/internal/testsignal"
 )
 
 // fakeService records its starts and stops in a shared log; fail, when set,
@@ -144,11 +145,7 @@ func TestServeEndsWhenServingFails(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 
 	require.NoError(t, ln.Break())
-	select {
-	case err := <-done:
-		require.ErrorIs(t, err, testnet.ErrAcceptBroken)
-		require.ErrorContains(t, err, "http: ")
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve kept running after its HTTP server failed")
-	}
+	err = testsignal.Receive(t, done, 20*time.Second, "serve kept running after its HTTP server failed")
+	require.ErrorIs(t, err, testnet.ErrAcceptBroken)
+	require.ErrorContains(t, err, "http: ")
 }

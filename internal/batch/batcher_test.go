@@ -113,13 +113,7 @@ type result struct {
 
 func waitResult(t *testing.T, ch <-chan result) result {
 	t.Helper()
-	select {
-	case r := <-ch:
-		return r
-	case <-time.After(testsignal.Timeout):
-		t.Fatal("timed out waiting for Publish to return")
-		return result{}
-	}
+	return testsignal.Receive(t, ch, testsignal.Timeout, "Publish did not return")
 }
 
 func TestPublish(t *testing.T) {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/streamer-dev/streamer/internal/testsignal"
 )
 
 // threadAlive reports whether this process still has the OS thread tid.
@@ -23,11 +25,7 @@ func threadAlive(tid int) bool {
 func stopChild(t *testing.T, p *Process) error {
 	t.Helper()
 	require.NoError(t, syscall.Kill(p.Pid, syscall.SIGTERM))
-	select {
-	case <-p.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("child did not exit after SIGTERM")
-	}
+	testsignal.Receive(t, p.Done(), 10*time.Second, "child did not exit after SIGTERM")
 	return p.Err()
 }
 

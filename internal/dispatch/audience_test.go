@@ -44,13 +44,7 @@ func parseFrame(t *testing.T, f []byte) frame {
 // nextFrame returns s's next frame, failing after testsignal.Timeout.
 func (s *fakeSub) nextFrame(t *testing.T) frame {
 	t.Helper()
-	select {
-	case f := <-s.frames:
-		return parseFrame(t, f)
-	case <-time.After(testsignal.Timeout):
-		t.Fatal("no frame arrived")
-		return frame{}
-	}
+	return parseFrame(t, testsignal.Receive(t, s.frames, testsignal.Timeout, "no frame arrived"))
 }
 
 // until reads s's frames up to and including the event frame whose data is

@@ -125,30 +125,21 @@ func (s *fakeSub) err() error {
 // next returns the data of the next frame, failing after testsignal.Timeout.
 func (s *fakeSub) next(t *testing.T) string {
 	t.Helper()
-	select {
-	case f := <-s.frames:
-		for line := range strings.SplitSeq(string(f), "\n") {
-			if data, ok := strings.CutPrefix(line, "data: "); ok {
-				return data
-			}
+	f := testsignal.Receive(t, s.frames, testsignal.Timeout, "no frame arrived")
+	for line := range strings.SplitSeq(string(f), "\n") {
+		if data, ok := strings.CutPrefix(line, "data: "); ok {
+			return data
 		}
-		t.Fatalf("frame without data: %q", f)
-	case <-time.After(testsignal.Timeout):
-		t.Fatal("no frame arrived")
 	}
+	t.Fatalf("frame without data: %q", f)
 	return ""
 }
 
 // waitClosed waits until s is closed and returns its cause.
 func (s *fakeSub) waitClosed(t *testing.T) error {
 	t.Helper()
-	select {
-	case <-s.done:
-		return s.err()
-	case <-time.After(testsignal.Timeout):
-		t.Fatal("subscriber was not closed")
-		return nil
-	}
+	testsignal.Receive(t, s.done, testsignal.Timeout, "subscriber was not closed")
+	return s.err()
 }
 
 type bundle struct {
@@ -274,22 +265,6 @@ func terminate(t *testing.T, b *bundle, pid uint32) {
 	require.True(t, ok)
 }
 
-// within runs f and fails the test if it does not return within
-// testsignal.Timeout.
-func within(t *testing.T, what string, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	select {
-	case <-done:
-	case <-time.After(testsignal.Timeout):
-		t.Fatalf("%s did not return", what)
-	}
-}
-
 func TestLifecycle(t *testing.T) {
 	t.Parallel()
 
@@ -322,7 +297,7 @@ func TestLifecycle(t *testing.T) {
 
 		require.NoError(t, d.Start(context.Background()))
 		d.Stop()
-		within(t, "Subscribe after Stop", func() {
+		testsignal.Within(t, testsignal.Timeout, "Subscribe after Stop", func() {
 			_, err = d.Subscribe(context.Background(), newFakeSub(), []string{"s"}, nil, nil)
 		})
 		require.ErrorIs(t, err, ErrStopped, "after Stop")
@@ -409,12 +384,8 @@ func TestSubscribeCancelledContext(t *testing.T) {
 			return len(d.cmds) == 1
 		}, testsignal.Timeout, time.Millisecond)
 		cancel()
-		select {
-		case err := <-errc:
-			require.ErrorIs(t, err, context.Canceled)
-		case <-time.After(testsignal.Timeout):
-			t.Fatal("Subscribe did not return when its context was cancelled")
-		}
+		require.ErrorIs(t, testsignal.Receive(t, errc, testsignal.Timeout, "Subscribe did not return when its context was cancelled"),
+			context.Canceled)
 		release()
 		// The cancelled connect was handed over before its undo: once a
 		// later subscriber is live, the cancelled one is not (it may have
@@ -441,7 +412,7 @@ func TestUnsubscribeDoesNotBlock(t *testing.T) {
 	d.Wake()
 	blockedReader(t, b)
 
-	within(t, "Unsubscribe while the dispatcher reads", func() {
+	testsignal.Within(t, testsignal.Timeout, "Unsubscribe while the dispatcher reads", func() {
 		for range 100 { // more than any buffer a blocking hand-off could have
 			for _, s := range subs {
 				d.Unsubscribe(s)

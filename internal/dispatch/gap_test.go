@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -46,6 +45,14 @@ func (b *bundle) publishAs(t *testing.T, stream, data string, aud []string) curs
 
 // pruneThrough prunes every commit up to and including seq: it backdates
 // them and prunes what is older than the others.
+// head returns the position before everything published so far.
+func (b *bundle) head(t *testing.T) cursor.Position {
+	t.Helper()
+	p, err := readHead(context.Background(), b.pool)
+	require.NoError(t, err)
+	return p
+}
+
 func (b *bundle) pruneThrough(t *testing.T, seq int64) {
 	t.Helper()
 	ctx := context.Background()
@@ -65,8 +72,7 @@ func gapData(h cursor.Position) string {
 func TestGapOnResume(t *testing.T) {
 	t.Parallel()
 	d, b := setup(t, func(c *Config) { c.PageSize = 7; c.PageCacheBytes = 1 << 20 })
-	before, err := readHead(context.Background(), b.pool)
-	require.NoError(t, err)
+	before := b.head(t)
 	live := subscribe(t, d, b, "s")
 
 	var pos []cursor.Position
@@ -132,8 +138,7 @@ func TestGapOnResume(t *testing.T) {
 func TestGapPageCache(t *testing.T) {
 	t.Parallel()
 	d, b := setup(t, func(c *Config) { c.PageSize = 5; c.PageCacheBytes = 1 << 20 })
-	start, err := readHead(context.Background(), b.pool)
-	require.NoError(t, err)
+	start := b.head(t)
 	var pos []cursor.Position
 	for i := 1; i <= 20; i++ {
 		pos = append(pos, b.publishPos(t, "s", fmt.Sprint(i)))
@@ -156,7 +161,7 @@ func TestGapPageCache(t *testing.T) {
 	b.pruneThrough(t, pos[9].Seq)
 	s := newFakeSub()
 	from := pos[4]
-	_, err = d.Subscribe(context.Background(), s, []string{"s"}, &from, nil)
+	_, err := d.Subscribe(context.Background(), s, []string{"s"}, &from, nil)
 	require.NoError(t, err)
 	waitLive(t, b, s)
 	require.Equal(t, frame{event: GapEvent, data: gapData(pos[9]), hasData: true}, s.nextFrame(t))
@@ -208,8 +213,7 @@ func TestGapOutOfOrderCommit(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	d, b := setup(t, nil)
-	before, err := readHead(ctx, b.pool)
-	require.NoError(t, err)
+	before := b.head(t)
 	live := subscribe(t, d, b, "s")
 
 	p1 := b.publishPos(t, "s", "1")
@@ -279,20 +283,15 @@ func TestGapAtJoin(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	d, b := setup(t, nil)
-	start, err := readHead(ctx, b.pool)
-	require.NoError(t, err)
+	start := b.head(t)
 	for i := 1; i <= 3; i++ {
 		b.publish(t, "s", fmt.Sprint(i))
 	}
 	s := &gatedSub{fakeSub: newFakeSub(), waiting: make(chan struct{}), gate: make(chan struct{})}
 	from := start
-	_, err = d.Subscribe(ctx, s, []string{"s"}, &from, nil)
+	_, err := d.Subscribe(ctx, s, []string{"s"}, &from, nil)
 	require.NoError(t, err)
-	select {
-	case <-s.waiting:
-	case <-time.After(testsignal.Timeout):
-		t.Fatal("the replay did not read")
-	}
+	testsignal.Receive(t, s.waiting, testsignal.Timeout, "the replay did not read")
 	p4 := b.publishPos(t, "s", "4")
 	b.pruneThrough(t, p4.Seq)
 	b.publish(t, "s", "5")

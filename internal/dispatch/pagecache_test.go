@@ -21,41 +21,59 @@ func TestPageCacheEviction(t *testing.T) {
 		return ok
 	}
 
-	t.Run("least recently used goes first", func(t *testing.T) {
-		t.Parallel()
-		c := newPageCache(300)
-		c.put(page(1, 100))
-		c.put(page(2, 100))
-		c.put(page(3, 100))
-		require.True(t, has(c, 1)) // now the most recently used
-		c.put(page(4, 100))
-		require.False(t, has(c, 2), "the least recently used page is evicted")
-		require.True(t, has(c, 1))
-		require.True(t, has(c, 3))
-		require.True(t, has(c, 4))
-		require.Equal(t, 300, c.size)
-	})
-
-	t.Run("a big page evicts as many as it needs", func(t *testing.T) {
-		t.Parallel()
-		c := newPageCache(300)
-		c.put(page(1, 100))
-		c.put(page(2, 100))
-		c.put(page(3, 250))
-		require.False(t, has(c, 1))
-		require.False(t, has(c, 2))
-		require.True(t, has(c, 3))
-		require.Equal(t, 250, c.size)
-	})
-
-	t.Run("a page larger than the cache is not kept", func(t *testing.T) {
-		t.Parallel()
-		c := newPageCache(300)
-		c.put(page(1, 100))
-		c.put(page(2, 301))
-		require.False(t, has(c, 2))
-		require.True(t, has(c, 1))
-	})
+	// step puts page seq of size bytes, or with size 0 gets it (it must be
+	// there), which makes it the most recently used.
+	type step struct {
+		seq  int64
+		size int
+	}
+	for _, tc := range []struct {
+		name          string
+		steps         []step
+		kept, evicted []int64
+		size          int
+	}{
+		{
+			name:    "least recently used goes first",
+			steps:   []step{{1, 100}, {2, 100}, {3, 100}, {1, 0}, {4, 100}},
+			kept:    []int64{1, 3, 4},
+			evicted: []int64{2},
+			size:    300,
+		},
+		{
+			name:    "a big page evicts as many as it needs",
+			steps:   []step{{1, 100}, {2, 100}, {3, 250}},
+			kept:    []int64{3},
+			evicted: []int64{1, 2},
+			size:    250,
+		},
+		{
+			name:    "a page larger than the cache is not kept",
+			steps:   []step{{1, 100}, {2, 301}},
+			kept:    []int64{1},
+			evicted: []int64{2},
+			size:    100,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := newPageCache(300)
+			for _, s := range tc.steps {
+				if s.size == 0 {
+					require.True(t, has(c, s.seq), "page %d", s.seq)
+				} else {
+					c.put(page(s.seq, s.size))
+				}
+			}
+			for _, seq := range tc.evicted {
+				require.False(t, has(c, seq), "page %d is evicted", seq)
+			}
+			for _, seq := range tc.kept {
+				require.True(t, has(c, seq), "page %d is kept", seq)
+			}
+			require.Equal(t, tc.size, c.size)
+		})
+	}
 
 	t.Run("streams are part of the key, in any order", func(t *testing.T) {
 		t.Parallel()

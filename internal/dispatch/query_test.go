@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
@@ -20,18 +21,11 @@ func TestReadPlan(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
-	// 20,000 single-event transactions, numbered by hand (triggers off, as
-	// one test transaction cannot commit 20,000 times).
+	// 20,000 single-event transactions, half of them for one of 100 users.
+	pgtest.WriteHistory(t, pool, pgtest.History{Commits: 20000})
 	_, err := pool.Exec(ctx, `
-		ALTER TABLE streamer.events DISABLE TRIGGER USER;
-		INSERT INTO streamer.events (stream, data, txid)
-			OVERRIDING SYSTEM VALUE
-			SELECT 's' || (g % 50), 'x', (1000000 + g)::text::xid8 FROM generate_series(1, 20000) g;
 		UPDATE streamer.events SET audience = ARRAY['user:' || (id % 100)] WHERE id % 2 = 0;
-		INSERT INTO streamer.commits (seq, txid)
-			SELECT g, (1000000 + g)::text::xid8 FROM generate_series(1, 20000) g;
-		ALTER TABLE streamer.events ENABLE TRIGGER USER;
-		ANALYZE streamer.events; ANALYZE streamer.commits`)
+		ANALYZE streamer.events`)
 	require.NoError(t, err)
 
 	for _, tc := range []struct {
@@ -188,19 +182,12 @@ func TestReadPlanAfterPrune(t *testing.T) {
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
 	const n = 100_000
-	_, err := pool.Exec(ctx, fmt.Sprintf(`
+	_, err := pool.Exec(ctx, `
 		ALTER TABLE streamer.events SET (autovacuum_enabled = false);
-		ALTER TABLE streamer.commits SET (autovacuum_enabled = false);
-		ALTER TABLE streamer.events DISABLE TRIGGER USER;
-		INSERT INTO streamer.events (stream, data, txid)
-			OVERRIDING SYSTEM VALUE
-			SELECT 's' || (g %% 50), 'x', (1000000 + g)::text::xid8 FROM generate_series(1, %[1]d) g;
-		INSERT INTO streamer.commits (seq, txid, committed_at)
-			SELECT g, (1000000 + g)::text::xid8, now() - interval '1 day' FROM generate_series(1, %[1]d) g;
-		ALTER TABLE streamer.events ENABLE TRIGGER USER;
-		ANALYZE streamer.events; ANALYZE streamer.commits;
-		SELECT setval(pg_get_serial_sequence('streamer.events', 'id'), %[1]d);
-		SELECT streamer.prune_step(now() - interval '1 hour', %[2]d)`, n, n-100))
+		ALTER TABLE streamer.commits SET (autovacuum_enabled = false)`)
+	require.NoError(t, err)
+	pgtest.WriteHistory(t, pool, pgtest.History{Commits: n, Age: 24 * time.Hour})
+	_, err = pool.Exec(ctx, "SELECT streamer.prune_step(now() - interval '1 hour', $1)", n-100)
 	require.NoError(t, err)
 
 	conn, err := pool.Acquire(ctx)

@@ -9,9 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/streamer-dev/streamer/internal/testsignal"
 )
 
 // sseFrame is one frame of a raw SSE stream: its id and, for an event, its
@@ -70,13 +71,7 @@ func openSSE(t *testing.T, url, lastID string) <-chan sseFrame {
 // nextSSE returns the next frame, failing after shortWait.
 func nextSSE(t *testing.T, frames <-chan sseFrame) sseFrame {
 	t.Helper()
-	select {
-	case f := <-frames:
-		return f
-	case <-time.After(shortWait):
-		t.Fatal("no frame arrived")
-		return sseFrame{}
-	}
+	return testsignal.Receive(t, frames, shortWait, "no frame arrived")
 }
 
 // replayReads returns streamer_db_reads_total{kind="replay"} from /metrics.

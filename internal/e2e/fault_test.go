@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/streamer-dev/streamer/internal/faultproxy"
+	"github.com/streamer-dev/streamer/internal/testsignal"
 )
 
 // TestFault runs the fault tests of issue #15 against real server
@@ -88,11 +89,7 @@ func testFaultListenBlackhole(t *testing.T, bin string) {
 	// server's own close (pgconn's asyncClose), which a blackhole never
 	// sends.
 	for _, c := range blackholed {
-		select {
-		case <-c.Done():
-		case <-time.After(15*time.Second + shortWait):
-			t.Fatal("a blackholed LISTEN connection is still open")
-		}
+		testsignal.Receive(t, c.Done(), 15*time.Second+shortWait, "a blackholed LISTEN connection is still open")
 	}
 	require.Contains(t, d.logs.String(), "listener: lost connection")
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/streamer-dev/streamer/internal/testsignal"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -244,11 +246,7 @@ func TestFaultProxyReset(t *testing.T) {
 	pc.Reset()
 	<-pc.Done()
 	require.ErrorIs(t, readOne(t, c), syscall.ECONNRESET)
-	select {
-	case <-e.eofs:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the upstream did not see its connection end")
-	}
+	testsignal.Receive(t, e.eofs, 5*time.Second, "the upstream did not see its connection end")
 	require.Empty(t, p.Conns())
 }
 

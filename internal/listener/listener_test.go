@@ -379,11 +379,7 @@ func TestListener(t *testing.T) {
 		// Each idle timeout is followed by a ping before the next wait, so
 		// the third timeout means at least two pings succeeded.
 		for range 3 {
-			select {
-			case <-timeouts:
-			case <-time.After(testsignal.Timeout):
-				require.FailNow(t, "no idle timeout")
-			}
+			testsignal.Receive(t, timeouts, testsignal.Timeout, "no idle timeout")
 		}
 		require.True(t, l.Connected())
 
@@ -439,16 +435,7 @@ func TestListener(t *testing.T) {
 // testsignal.Timeout.
 func stopWithin(t *testing.T, l *Listener) {
 	t.Helper()
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		l.Stop()
-	}()
-	select {
-	case <-stopped:
-	case <-time.After(testsignal.Timeout):
-		require.FailNow(t, "Stop did not return")
-	}
+	testsignal.Within(t, testsignal.Timeout, "Stop", l.Stop)
 }
 
 func TestStop(t *testing.T) {

@@ -12,7 +12,9 @@
 // database and runs [migrations.Migrate] on it; every call then runs
 // CREATE DATABASE ... TEMPLATE, which copies the migrated schema in tens of
 // milliseconds. [Admin] is a pool on the same server's maintenance database,
-// for pg_terminate_backend and other server-wide statements.
+// for pg_terminate_backend and other server-wide statements. [WriteHistory]
+// fills a test's database with a long past of commits in one statement, for
+// plan tests and benchmarks.
 //
 // The template is in the ordering mode [OrderingEnv] names
 // (STREAMER_TEST_ORDERING=trigger, the default, or ticks; see

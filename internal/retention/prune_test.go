@@ -280,16 +280,7 @@ func TestPruneStepPlan(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
-	_, err := pool.Exec(ctx, `
-		ALTER TABLE streamer.events DISABLE TRIGGER USER;
-		INSERT INTO streamer.events (stream, data, txid)
-			OVERRIDING SYSTEM VALUE
-			SELECT 's' || (g % 50), 'x', (1000000 + g / 2)::text::xid8 FROM generate_series(2, 40001) g;
-		INSERT INTO streamer.commits (seq, txid)
-			SELECT g, (1000000 + g)::text::xid8 FROM generate_series(1, 20000) g;
-		ALTER TABLE streamer.events ENABLE TRIGGER USER;
-		ANALYZE streamer.events; ANALYZE streamer.commits`)
-	require.NoError(t, err)
+	pgtest.WriteHistory(t, pool, pgtest.History{Commits: 20000, PerCommit: 2})
 
 	cfg, err := pgx.ParseConfig(pool.Config().ConnConfig.ConnString())
 	require.NoError(t, err)

@@ -43,9 +43,9 @@ import (
 //	RETENTION_BENCH_EVENTS=5000000 RETENTION_BENCH_WINDOW=10s \
 //	  go test -run '^$' -bench PruneWhilePublishing -benchtime 1x -timeout 2h ./internal/retention/
 func BenchmarkPruneWhilePublishing(b *testing.B) {
-	events := envInt(b, "RETENTION_BENCH_EVENTS", 100_000)
-	window := envDuration(b, "RETENTION_BENCH_WINDOW", 2*time.Second)
-	maxWindows := envInt(b, "RETENTION_BENCH_WINDOWS", 0)
+	events := env(b, "RETENTION_BENCH_EVENTS", 100_000, strconv.Atoi)
+	window := env(b, "RETENTION_BENCH_WINDOW", 2*time.Second, time.ParseDuration)
+	maxWindows := env(b, "RETENTION_BENCH_WINDOWS", 0, strconv.Atoi)
 	for _, bc := range []struct {
 		name string
 		cfg  Config
@@ -281,46 +281,24 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 // payload100 is 100 bytes of data.
 const payload100 = "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
 
-// fillExpired inserts n events, one per commit, committed two hours ago,
-// the way TestReadPlan does (triggers off, numbered by hand), and moves
-// the commit sequence past them.
+// fillExpired inserts n events of payload100 on 1,000 streams, one per
+// commit, committed two hours ago.
 func fillExpired(tb testing.TB, pool *pgxpool.Pool, n int) {
 	tb.Helper()
-	ctx := context.Background()
-	// One simple-protocol batch: n is an integer and payload100 digits, so
-	// formatting them in is safe.
-	_, err := pool.Exec(ctx, fmt.Sprintf(`
-		ALTER TABLE streamer.events DISABLE TRIGGER USER;
-		INSERT INTO streamer.events (stream, data, txid)
-			OVERRIDING SYSTEM VALUE
-			SELECT 'bench:' || (g %% 1000), '%[2]s', (1000000000000 + g)::text::xid8 FROM generate_series(1, %[1]d) g;
-		ALTER TABLE streamer.events ENABLE TRIGGER USER;
-		INSERT INTO streamer.commits (seq, txid, committed_at)
-			SELECT g, (1000000000000 + g)::text::xid8, now() - interval '2 hours' FROM generate_series(1, %[1]d) g;
-		SELECT setval('streamer.commit_seq', %[1]d);
-		SELECT setval(pg_get_serial_sequence('streamer.events', 'id'), %[1]d);
-		ANALYZE streamer.events; ANALYZE streamer.commits`, n, payload100))
-	require.NoError(tb, err)
+	pgtest.WriteHistory(tb, pool, pgtest.History{
+		Commits: n, Streams: 1000, Prefix: "bench:", Data: payload100, Age: 2 * time.Hour,
+	})
 }
 
-func envInt(tb testing.TB, name string, def int) int {
+// env returns the environment variable name as parse reads it, or def
+// when it is unset.
+func env[T any](tb testing.TB, name string, def T, parse func(string) (T, error)) T {
 	tb.Helper()
 	s := os.Getenv(name)
 	if s == "" {
 		return def
 	}
-	v, err := strconv.Atoi(s)
-	require.NoError(tb, err, name)
-	return v
-}
-
-func envDuration(tb testing.TB, name string, def time.Duration) time.Duration {
-	tb.Helper()
-	s := os.Getenv(name)
-	if s == "" {
-		return def
-	}
-	v, err := time.ParseDuration(s)
+	v, err := parse(s)
 	require.NoError(tb, err, name)
 	return v
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/streamer-dev/streamer/internal/testsignal"
 )
 
 // TestCollectAfterBurst: once BurstConnections streams were taken over
@@ -42,11 +44,7 @@ func TestCollectAfterBurst(t *testing.T) {
 	open(burst - 1)
 	requireNone("before the burst reached BurstConnections")
 	open(1)
-	select {
-	case <-collected:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no collection after the burst")
-	}
+	testsignal.Receive(t, collected, 10*time.Second, "no collection after the burst")
 	requireNone("again without new connections")
 	require.Len(t, collected, 0)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/streamer-dev/streamer/internal/sse"
 	"github.com/streamer-dev/streamer/internal/startstop/startstoptest"
 	"github.com/streamer-dev/streamer/internal/testnet"
+	"github.com/streamer-dev/streamer/internal/testsignal"
 )
 
 // TestServeFailureEndsServer: when Serve fails the server must not stay up
@@ -37,11 +38,7 @@ func TestServeFailureEndsServer(t *testing.T) {
 	require.Equal(t, http.StatusOK, readyz())
 
 	require.NoError(t, ln.Break())
-	select {
-	case <-s.srv.Stopped():
-	case <-time.After(10 * time.Second):
-		t.Fatal("the server did not stop after Serve failed")
-	}
+	testsignal.Receive(t, s.srv.Stopped(), 10*time.Second, "the server did not stop after Serve failed")
 	require.ErrorIs(t, s.srv.Err(), testnet.ErrAcceptBroken)
 	require.Equal(t, http.StatusServiceUnavailable, readyz(), "/readyz still ready after Serve failed")
 	require.NoError(t, s.srv.Shutdown(context.Background()), "not running: nothing to drain")
@@ -128,14 +125,10 @@ func TestShutdownHonoursDeadline(t *testing.T) {
 			defer cancel()
 			done := make(chan error, 1)
 			go func() { done <- srv.Shutdown(ctx) }()
-			select {
-			case err := <-done:
-				require.ErrorIs(t, err, context.DeadlineExceeded)
-				if !noHijack {
-					require.ErrorContains(t, err, "1 streams still open at the shutdown deadline")
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("Shutdown did not return after its deadline")
+			err = testsignal.Receive(t, done, 10*time.Second, "Shutdown did not return after its deadline")
+			require.ErrorIs(t, err, context.DeadlineExceeded)
+			if !noHijack {
+				require.ErrorContains(t, err, "1 streams still open at the shutdown deadline")
 			}
 			if !noHijack {
 				require.Zero(t, srv.OpenStreams(), "the hub closed the hijacked stream")

@@ -19,6 +19,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	gosse "github.com/tmaxmax/go-sse"
+
+	"github.com/streamer-dev/streamer/internal/testsignal"
 )
 
 // waitLimit bounds every wait in these tests, so a bug fails instead of
@@ -88,16 +90,10 @@ func (b *bundle) connect(t *testing.T) *http.Response {
 }
 
 // recv receives from ch or fails the test after waitLimit, saying what it
-// waited for with msgAndArgs.
-func recv[T any](t *testing.T, ch <-chan T, msgAndArgs ...any) T {
+// waited for with what.
+func recv[T any](t *testing.T, ch <-chan T, what ...string) T {
 	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(waitLimit):
-		require.FailNow(t, "timed out waiting", msgAndArgs...)
-		panic("unreachable")
-	}
+	return testsignal.Receive(t, ch, waitLimit, strings.Join(append([]string{"timed out waiting"}, what...), ": "))
 }
 
 // eventStream parses a response body with go-sse on its own goroutine.

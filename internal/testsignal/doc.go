@@ -20,6 +20,9 @@
 // To show that something did not happen, wait for a later positive signal
 // first and then call [TestSignal.RequireEmpty]; never sleep and look.
 //
+// [Receive] and [Within] bound a test's other waits the same way: a value
+// from any channel, and a call that must return.
+//
 // # Invariants
 //
 //   - The zero TestSignal (and a nil *TestSignal) is inert: Signal does
@@ -31,7 +34,7 @@
 //   - Init must happen before the signalling goroutine starts (in practice:
 //     before the service's Start); it is not synchronised against Signal.
 //   - The internal channel is never closed.
-//   - WaitOrTimeout and RequireEmpty call TB.Fatalf and so, like
+//   - WaitOrTimeout, RequireEmpty, Receive and Within call TB.Fatalf and so, like
 //     testing.T.FailNow, must be called from the test's own goroutine.
 //   - This package does not import "testing": [TB] is the two-method subset
 //     of testing.TB that it needs, so production binaries do not link the

@@ -1,6 +1,7 @@
 package testsignal
 
 import (
+	"fmt"
 	"sync/atomic"
 	"time"
 )
@@ -64,17 +65,7 @@ func (s *TestSignal[T]) WaitOrTimeout(tb TB) T {
 	if s.timeout > 0 {
 		timeout = s.timeout
 	}
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-
-	select {
-	case v := <-s.ch:
-		return v
-	case <-timer.C:
-		tb.Fatalf("testsignal: timed out after %s waiting for a %T signal", timeout, *new(T))
-		var zero T
-		return zero
-	}
+	return Receive(tb, s.ch, timeout, fmt.Sprintf("testsignal: timed out waiting for a %T signal", *new(T)))
 }
 
 // WaitC returns the channel values arrive on, for use in a select. It panics
@@ -109,4 +100,35 @@ func (s *TestSignal[T]) requireNoneDropped(tb TB) {
 	if n := s.dropped.Load(); n > 0 {
 		tb.Fatalf("testsignal: %d %T signal(s) dropped because the buffer of %d was full", n, *new(T), BufferSize)
 	}
+}
+
+// Receive returns the next value from ch, failing tb if none arrives within
+// timeout; what says what was waited for ("no frame arrived"). A closed
+// channel gives its zero value at once, as a receive does.
+func Receive[T any](tb TB, ch <-chan T, timeout time.Duration, what string) T {
+	tb.Helper()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case v := <-ch:
+		return v
+	case <-timer.C:
+		tb.Fatalf("%s (waited %s)", what, timeout)
+		var zero T
+		return zero
+	}
+}
+
+// Within runs f on a goroutine of its own and fails tb if f has not
+// returned within timeout; what names the call ("Stop"). It cannot stop a
+// late f: the test fails and f runs on (the package's goroutine-leak check
+// then reports it too).
+func Within(tb TB, timeout time.Duration, what string, f func()) {
+	tb.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	Receive(tb, done, timeout, what+" did not return")
 }

@@ -146,4 +146,60 @@ func TestTestSignal(t *testing.T) {
 	})
 }
 
+func TestReceive(t *testing.T) {
+	t.Parallel()
+
+	t.Run("ValueArrives", func(t *testing.T) {
+		t.Parallel()
+		ch := make(chan int, 1)
+		ch <- 7
+		tb := &fakeTB{}
+		require.Equal(t, 7, Receive(tb, ch, time.Millisecond, "no int"))
+		require.Empty(t, tb.fatals)
+	})
+
+	t.Run("ClosedChannelGivesZero", func(t *testing.T) {
+		t.Parallel()
+		ch := make(chan struct{})
+		close(ch)
+		tb := &fakeTB{}
+		Receive(tb, ch, time.Hour, "not closed")
+		require.Empty(t, tb.fatals)
+	})
+
+	t.Run("TimeoutFailsTest", func(t *testing.T) {
+		t.Parallel()
+		tb := &fakeTB{}
+		require.Zero(t, Receive(tb, make(chan int), time.Millisecond, "no int arrived"))
+		require.Equal(t, []string{"no int arrived (waited 1ms)"}, tb.fatals)
+	})
+}
+
+func TestWithin(t *testing.T) {
+	t.Parallel()
+
+	t.Run("Returns", func(t *testing.T) {
+		t.Parallel()
+		tb := &fakeTB{}
+		ran := false
+		Within(tb, time.Hour, "f", func() { ran = true })
+		require.True(t, ran, "Within returns after f")
+		require.Empty(t, tb.fatals)
+	})
+
+	t.Run("TimeoutFailsTest", func(t *testing.T) {
+		t.Parallel()
+		release := make(chan struct{})
+		returned := make(chan struct{})
+		tb := &fakeTB{}
+		Within(tb, time.Millisecond, "Stop", func() {
+			defer close(returned)
+			<-release
+		})
+		require.Equal(t, []string{"Stop did not return (waited 1ms)"}, tb.fatals)
+		close(release)
+		<-returned
+	})
+}
+
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

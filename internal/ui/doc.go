@@ -6,8 +6,9 @@
 // The files in static/ are plain HTML, CSS and ES modules, embedded in the
 // binary with go:embed; there is no build step. /streamer.js, the client
 // applications import, wraps the browser's EventSource. The inspector does
-// not use it: EventSource delivers a typed event only to listeners of its
-// type, and the inspector must show every type without being told. It reads
+// not subscribe with it (it imports only its reconnect backoff):
+// EventSource delivers a typed event only to listeners of its type, and the
+// inspector must show every type without being told. It reads
 // /events with fetch and an SSE parser of its own (app.js, following the
 // HTML standard's event stream rules), reconnects with Last-Event-ID, and
 // sends the pasted token in the Authorization header, never in a URL.

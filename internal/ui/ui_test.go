@@ -88,8 +88,8 @@ func TestHandler(t *testing.T) {
 				require.Contains(t, ui.Paths, m[1], "%s refers to %s", page, m[1])
 			}
 		}
-		// The inspector reads /events itself (app.js imports nothing today);
-		// whatever it imports must be served too.
+		// Whatever the inspector imports (/streamer.js's backoff) must be
+		// served too.
 		app, _ := io.ReadAll(get(t, h, http.MethodGet, "/ui/app.js", nil).Body)
 		for _, m := range regexp.MustCompile(`(?m)^import .* from "([^"]+)"`).FindAllStringSubmatch(string(app), -1) {
 			require.Contains(t, ui.Paths, m[1], "app.js imports %s", m[1])

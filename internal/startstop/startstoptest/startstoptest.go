@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/streamer-dev/streamer/internal/startstop"
+	"github.com/streamer-dev/streamer/internal/testsignal"
 )
 
 // stepTimeout bounds each Start and Stop; a service that exceeds it fails.
@@ -79,14 +80,5 @@ func mustStart(t *testing.T, ctx context.Context, svc startstop.Service) {
 // within runs step and fails the test if it takes longer than stepTimeout.
 func within(t *testing.T, name string, step func()) {
 	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		step()
-	}()
-	select {
-	case <-done:
-	case <-time.After(stepTimeout):
-		t.Fatalf("startstoptest: %s did not return within %s", name, stepTimeout)
-	}
+	testsignal.Within(t, stepTimeout, "startstoptest: "+name, step)
 }

@@ -1,7 +1,10 @@
 // The inspector page: reads /events with fetch and its own SSE parser, so it
 // shows every event type without being told which to expect (EventSource
 // fires only the listeners of types it was given), and publishes through
-// POST /publish when the server has it. Applications use /streamer.js.
+// POST /publish when the server has it. Applications use /streamer.js; the
+// inspector takes only its reconnect backoff from it.
+
+import { backoffDelay } from "/streamer.js";
 
 const MAX_ROWS = 1000;
 const TOKEN_KEY = "streamer.accessToken";
@@ -279,9 +282,7 @@ class Reader {
 
   #backoff(retryAfterSeconds) {
     const base = Math.max(MIN_BACKOFF_MS, this.#retryMs);
-    const exp = Math.min(MAX_BACKOFF_MS, base * 2 ** this.#failures++);
-    const jittered = exp / 2 + Math.random() * (exp / 2);
-    return Math.max(jittered, retryAfterSeconds * 1000);
+    return backoffDelay(this.#failures++, base, MAX_BACKOFF_MS, retryAfterSeconds);
   }
 
   #setState(state) {

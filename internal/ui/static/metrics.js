@@ -98,12 +98,21 @@ function el(name, attrs, text) {
 }
 
 // Chart is one panel: a main series, an optional second one, and the
-// current value of the main one.
+// current value of the main one. Its section, id "chart-" + name, is made
+// from the page's chart-panel template and put before the totals.
 class Chart {
-  constructor(id, unit) {
-    this.section = document.getElementById(id);
+  constructor({ name, title, help, label, unit }) {
+    this.section = document.getElementById("chart-panel").content.firstElementChild.cloneNode(true);
+    this.section.id = `chart-${name}`;
+    this.section.setAttribute("aria-labelledby", `h-${name}`);
+    const h2 = this.section.querySelector("h2");
+    h2.id = `h-${name}`;
+    h2.textContent = title;
+    this.section.querySelector(".help").textContent = help;
     this.svg = this.section.querySelector("svg");
+    this.svg.setAttribute("aria-label", label);
     this.now = this.section.querySelector("[data-now]");
+    document.querySelector("#charts > .counters").before(this.section);
     this.unit = unit;
     this.main = [];
     this.second = [];
@@ -151,12 +160,18 @@ class Chart {
   }
 }
 
-const charts = {
-  connections: new Chart("chart-connections", ""),
-  deliveries: new Chart("chart-deliveries", "/s"),
-  lag: new Chart("chart-lag", "s"),
-  reads: new Chart("chart-reads", "s"),
-};
+// The charts, in page order: name (the section is "chart-" + name), unit,
+// title, help line, and the label a screen reader says for the plot.
+const charts = Object.fromEntries([
+  ["connections", "", "SSE connections", "streamer_sse_connections; live subscribers (replay done) dashed.",
+    "SSE connections over the last minutes"],
+  ["deliveries", "/s", "Deliveries /s", "rate of streamer_events_delivered_total; publishes /s dashed.",
+    "Deliveries per second over the last minutes"],
+  ["lag", "s", "Delivery lag p99", "streamer_delivery_lag_seconds, commit to socket write, per scrape interval; p50 dashed.",
+    "Delivery lag p99 over the last minutes"],
+  ["reads", "s", "Database read p99", "streamer_db_read_duration_seconds of live reads, per scrape interval; then reads /s.",
+    "Database read time p99 over the last minutes"],
+].map(([name, unit, title, help, label]) => [name, new Chart({ name, unit, title, help, label })]));
 
 const totals = [
   "streamer_events_delivered_total", "streamer_publish_events_total", "streamer_replays_total",

@@ -321,9 +321,7 @@ export class Subscription extends EventTarget {
   }
 
   #backoff(retryAfterSeconds) {
-    const exp = Math.min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** this.#failures++);
-    const jittered = exp / 2 + Math.random() * (exp / 2);
-    return Math.max(jittered, retryAfterSeconds * 1000);
+    return backoffDelay(this.#failures++, MIN_BACKOFF_MS, MAX_BACKOFF_MS, retryAfterSeconds);
   }
 
   #setState(state) {
@@ -337,6 +335,19 @@ export class Subscription extends EventTarget {
     const cb = this.#callbacks[name];
     if (typeof cb === "function") cb(name === "state" ? detail.state : detail);
   }
+}
+
+/**
+ * The wait before a new connection after `failures` failed ones in a row, in
+ * ms: `baseMs` doubled per failure up to `maxMs`, less a random part of up
+ * to half (so that clients cut off together do not come back together),
+ * and never shorter than a Retry-After of `retryAfterSeconds`. The
+ * inspector page reconnects with it too.
+ */
+export function backoffDelay(failures, baseMs, maxMs, retryAfterSeconds = 0) {
+  const exp = Math.min(maxMs, baseMs * 2 ** failures);
+  const jittered = exp / 2 + Math.random() * (exp / 2);
+  return Math.max(jittered, retryAfterSeconds * 1000);
 }
 
 async function errorMessage(res) {
