@@ -247,12 +247,12 @@ func writeCalls(b *testing.B) int64 {
 
 // BenchmarkFanoutAudienceSockets is the fan-out scenario with real
 // connections: 200 sse.Conns on a hub, each over loopback TCP to a client
-// in a child process that reads and discards, 50 events per dispatcher loop
-// turn, the writers catching up between turns. Events carry a commit time
-// and the Conns report the delivery lag to a Prometheus histogram when they
-// write, as in the server. It measures the server's CPU time (this process:
-// dispatcher, hub writers, the kernel's TCP work on the sending side; not
-// the clients') per delivered event in three rigs (see rigMode): anonymous,
+// in a child process that reads and discards, the writers catching up
+// between dispatcher loop turns. Events carry a commit time and the Conns
+// report the delivery lag to a Prometheus histogram when they write, as in
+// the server. It measures the server's CPU time (this process: dispatcher,
+// hub writers, the kernel's TCP work on the sending side; not the
+// clients') per delivered event in three rigs (see rigMode): anonymous,
 // authenticated with half the events restricted, and split, which has
 // authenticated's deliveries without audiences. They run in turn, 1,000
 // events at a time, set up side by side, so that the machine's load changes
@@ -260,8 +260,20 @@ func writeCalls(b *testing.B) int64 {
 // auth/anon (the issue's acceptance figure, docs/benchmarks.md) and
 // auth/split (what the audience test itself costs, with the same
 // deliveries per write).
+//
+// Two shapes: turn=1, one event per loop turn, as the dispatcher fans out
+// events that arrive one at a time (make bench-load's fanout scenarios: a
+// connection that may not see an event is not written to); and turn=50, a
+// burst read as pages of 50, where every connection that sees any of a
+// turn's events pays one write for the turn, however few it sees.
 func BenchmarkFanoutAudienceSockets(b *testing.B) {
-	const conns, pageEvents, chunk = 200, 50, 1000
+	for _, pageEvents := range []int{1, 50} {
+		b.Run(fmt.Sprint("turn=", pageEvents), func(b *testing.B) { benchFanoutAudienceSockets(b, pageEvents) })
+	}
+}
+
+func benchFanoutAudienceSockets(b *testing.B, pageEvents int) {
+	const conns, chunk = 200, 1000
 	data := fmt.Sprintf(`{"order":%d,"status":"paid","note":"a typical small payload"}`, 42)
 	names := map[rigMode]string{anonymous: "anon", authenticated: "auth", split: "split"}
 	rigs := make(map[rigMode]*fanoutRig)

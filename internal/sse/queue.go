@@ -40,8 +40,13 @@ type frameQueue struct {
 const maxHoldBytes = 64 << 10
 
 // Frames of a batch are referenced from a [][]byte that the writer reuses;
-// a slice grown by a burst beyond this many frames is dropped rather than
-// kept.
+// the slice of a batch of more than this many frames (a burst) is dropped
+// rather than kept. The test is on the batch's length, not its capacity:
+// append rounds a slice's capacity up to an allocation size class (a
+// [][]byte grown one frame at a time to 50 or 64 frames has room for 74),
+// so a bound on capacity would drop, and reallocate every batch, the very
+// slices it is meant to keep. A kept slice never grew past what this many
+// frames need.
 const maxSpareFrames = 64
 
 func (q *frameQueue) fitsLocked(n int) bool {
@@ -126,10 +131,10 @@ func (q *frameQueue) take() (batch [][]byte, commits []int64, last, open bool) {
 func (q *frameQueue) releaseLocked(batch [][]byte, commits []int64) {
 	clear(batch)
 	q.inflight = 0
-	if q.err == nil && cap(batch) <= maxSpareFrames {
+	if q.err == nil && len(batch) <= maxSpareFrames {
 		q.spare = batch[:0]
 	}
-	if q.err == nil && cap(commits) <= maxSpareFrames {
+	if q.err == nil && len(commits) <= maxSpareFrames {
 		q.spareC = commits[:0]
 	}
 	q.wakeWaitersLocked()
