@@ -40,7 +40,7 @@ psql: db-start ## Open psql on the dev database
 
 # The delivery tests again with the database in ticks ordering mode
 # (STREAMER_TEST_ORDERING; every test database is in trigger mode otherwise).
-TICKS_PKGS := ./internal/dispatch/ ./internal/server/ ./internal/retention/ ./internal/sequencer/ ./migrations/
+TICKS_PKGS := ./internal/dispatch/ ./internal/server/ ./internal/retention/ ./internal/sequencer/ ./internal/pgtest/ ./migrations/
 
 .PHONY: test
 test: deps ## Vet, then run every test with the race detector, the delivery tests in both ordering modes

@@ -17,6 +17,7 @@ import (
 // that advisory lock, and goes through once it is released.
 func TestHoldCommitLock(t *testing.T) {
 	t.Parallel()
+	pgtest.SkipUnlessTrigger(t, "the commit-order lock taken at COMMIT")
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	pool := pgtest.NewPool(t)

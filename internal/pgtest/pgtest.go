@@ -162,6 +162,17 @@ func Ordering() migrations.Ordering {
 	return o
 }
 
+// SkipUnlessTrigger skips tb when test databases are in another ordering
+// mode than trigger: for a test of what only the trigger mode does (its
+// commit-order lock at COMMIT), which the trigger-mode pass covers. what
+// says what the test relies on.
+func SkipUnlessTrigger(tb testing.TB, what string) {
+	tb.Helper()
+	if o := Ordering(); o != migrations.Trigger {
+		tb.Skipf("relies on %s, which %s-mode publishers do not do; the trigger-mode pass covers it", what, o)
+	}
+}
+
 // Tick numbers every committed event now: in the ticks ordering mode it
 // records a tick (streamer.tick(), as a server's sequencer would a few
 // milliseconds later); in trigger mode events are numbered at COMMIT and it

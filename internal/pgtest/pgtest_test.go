@@ -68,6 +68,7 @@ func TestNewDB(t *testing.T) {
 		require.NoError(t, pool.QueryRow(ctx, "SELECT streamer.publish('orders', 'hello', 'created')").Scan(&id))
 		_, err := pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) VALUES ('orders', 'again')")
 		require.NoError(t, err)
+		pgtest.Tick(t, pool) // ticks mode: the sequencer's tick numbers them
 
 		var events, commits int
 		require.NoError(t, pool.QueryRow(ctx,

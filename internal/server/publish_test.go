@@ -297,12 +297,9 @@ func TestPublishAuthorization(t *testing.T) {
 // Acceptance: when the queue is full, 503 with Retry-After at once.
 func TestPublishQueueFull(t *testing.T) {
 	t.Parallel()
-	if pgtest.Ordering() != migrations.Trigger {
-		// The queue is the batcher's, the same in every mode; the test stalls
-		// COMMITs with the trigger mode's commit-order lock, which ticks-mode
-		// publishers never take. The trigger-mode pass covers it.
-		t.Skipf("stalls COMMIT with the commit-order lock, which %s-mode publishers do not take", pgtest.Ordering())
-	}
+	// The queue is the batcher's, the same in every mode; the test fills it
+	// by stalling COMMITs on the trigger mode's commit-order lock.
+	pgtest.SkipUnlessTrigger(t, "the commit-order lock stalling COMMIT")
 	ps := publishSetup(t, batch.Config{QueueEvents: 2, MaxInFlight: 1}, anonymous)
 	ctx := context.Background()
 	lock, err := ps.pool.Acquire(ctx)
