@@ -553,6 +553,7 @@ type mark struct {
 	at                  time.Time
 	server, pg, clients float64 // CPU seconds
 	proxy               float64 // CPU seconds of a proxy in front of the server (nginx.go)
+	writes              int64   // the server's write system calls (writes.go)
 	dbReads             int64
 	dbReadMs            float64
 	stmts               map[string]int64 // calls by statement
@@ -564,6 +565,7 @@ func (s *session) mark(ctx context.Context) mark {
 	m := mark{at: time.Now(), load: loadAvg(), machine: machineBusy()}
 	m.self, _ = procCPU(os.Getpid(), false)
 	m.server, m.proxy = s.t.cpu()
+	m.writes = s.t.writes()
 	if s.b.postmaster > 0 {
 		m.pg, _ = clusterCPU(s.b.postmaster)
 	}

@@ -78,6 +78,9 @@ func TestSmoke(t *testing.T) {
 			if r.Scenario == "fanout" {
 				assert.Equal(t, r.Published*int64(r.Conns), r.Deliveries, "deliveries")
 			}
+			if r.Target == "streamer" && (r.Scenario == "fanout" || r.Scenario == "fanout-auth") {
+				assert.GreaterOrEqual(t, r.ServerWrites, r.Deliveries/int64(r.Conns), "the server's write calls are counted")
+			}
 			if r.Scenario == "fanout-auth" {
 				// Every second event (odd index) is for the clients of odd
 				// index only: half of them.

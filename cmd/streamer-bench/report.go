@@ -117,6 +117,9 @@ func printTable(w io.Writer, results []result) {
 			}
 		}
 		fmt.Fprintf(w, ", client CPU %.2fs", r.ClientCPU)
+		if r.ServerWrites > 0 && r.Deliveries > 0 {
+			fmt.Fprintf(w, "; server write calls %d (%.2f per delivery)", r.ServerWrites, float64(r.ServerWrites)/float64(r.Deliveries))
+		}
 		if r.Published > 0 {
 			fmt.Fprintf(w, "; published %d (%.1f/s, %d errors; publish call p50/p99 %.2f/%.2f ms)", r.Published, r.PublishRate, r.PublishErrors, r.PublishP50Ms, r.PublishP99Ms)
 		}

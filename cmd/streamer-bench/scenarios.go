@@ -31,6 +31,7 @@ type result struct {
 	Window        float64 `json:"window_seconds"`
 	ServerCPU     float64 `json:"server_cpu_seconds"`
 	ProxyCPU      float64 `json:"proxy_cpu_seconds,omitempty"` // a reverse proxy in front (nginx scenario)
+	ServerWrites  int64   `json:"server_writes"`               // the server's write system calls (writes.go)
 	PGCPU         float64 `json:"pg_cpu_seconds"`
 	ClientCPU     float64 `json:"client_cpu_seconds"`
 	Published     int64   `json:"published"`
@@ -122,6 +123,7 @@ func (r *result) window(a, z mark) {
 	r.Window = z.at.Sub(a.at).Seconds()
 	r.ServerCPU, r.PGCPU, r.ClientCPU = z.server-a.server, z.pg-a.pg, z.clients-a.clients
 	r.ProxyCPU = z.proxy - a.proxy
+	r.ServerWrites = z.writes - a.writes
 	r.DBReads, r.DBReadMs = z.dbReads-a.dbReads, z.dbReadMs-a.dbReadMs
 	for q, n := range z.stmts {
 		if d := n - a.stmts[q]; d > 0 {
