@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,4 +95,44 @@ func TestRestrictEveryOther(t *testing.T) {
 	k, a = r(1)
 	require.Equal(t, "s:restricted", k)
 	require.Equal(t, restrictedAudience, a)
+}
+
+// audienceRecorder keeps every event's data and audience.
+type audienceRecorder struct {
+	recordingPublisher
+	audience []*string
+}
+
+func (p *audienceRecorder) publishAudience(ctx context.Context, streams, data []string, audience []*string) error {
+	p.audience = append(p.audience, audience...)
+	return p.publish(ctx, streams, data)
+}
+
+// TestPacerRestrict: with restrict, every second event carries the audience
+// and is numbered under its own key; the others have none and are numbered
+// under the stream; the expected counts are per key.
+func TestPacerRestrict(t *testing.T) {
+	t.Parallel()
+	pub := &audienceRecorder{}
+	p := newPacer(pub, 100, 40, oneStream("s"))
+	p.restrict = restrictEveryOther("s")
+	require.NoError(t, p.publishN(context.Background(), 5, 2))
+	var keys []string
+	for i, d := range pub.data {
+		f := strings.Fields(d)
+		keys = append(keys, f[0]+" "+f[1])
+		if i%2 == 1 {
+			require.NotNil(t, pub.audience[i])
+			require.Equal(t, "user:3,team:1", *pub.audience[i])
+		} else {
+			require.Nil(t, pub.audience[i])
+		}
+	}
+	require.Equal(t, []string{"s 1", "s:restricted 1", "s 2", "s:restricted 2", "s 3"}, keys)
+	require.Equal(t, map[string]int64{"s": 3, "s:restricted": 2}, p.expected())
+
+	// A publisher that cannot publish an audience is refused, not ignored.
+	q := newPacer(&recordingPublisher{}, 100, 40, oneStream("s"))
+	q.restrict = restrictEveryOther("s")
+	require.ErrorContains(t, q.publishN(context.Background(), 2, 2), "cannot publish with an audience")
 }

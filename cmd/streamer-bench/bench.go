@@ -278,10 +278,10 @@ func (b *bench) setUp(ctx context.Context) (cleanup func(), err error) {
 	if b.tmp, err = os.MkdirTemp("", "streamer-bench-"); err != nil {
 		return cleanup, err
 	}
+	undo = append(undo, func() { _ = os.RemoveAll(b.tmp) })
 	if b.jwtSecret, err = newSecret(); err != nil {
 		return cleanup, err
 	}
-	undo = append(undo, func() { _ = os.RemoveAll(b.tmp) })
 	if b.cfg.Profile != "" {
 		if err := os.MkdirAll(b.cfg.Profile, 0o755); err != nil {
 			return cleanup, err
