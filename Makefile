@@ -54,7 +54,7 @@ bench: deps ## Run every benchmark once, so none rots (use -benchtime for number
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
 .PHONY: bench-load
-bench-load: deps ## Load-test streamer against a plain net/http SSE server: every scenario, the capacity search, nginx in front of two instances (~14 min; docs/benchmarks.md)
+bench-load: deps ## Load-test streamer against a plain net/http SSE server: every scenario (the fan-out also authenticated), the capacity search, nginx in front of two instances (~15 min; docs/benchmarks.md)
 	@mkdir -p bin
 	$(GO) run ./cmd/streamer-bench -out bin/bench-load.json
 

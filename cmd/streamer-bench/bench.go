@@ -71,12 +71,12 @@ type config struct {
 }
 
 // fullConfig is the issue's scenarios at full size; `make bench-load` runs it
-// in about 13 minutes.
+// in about 14 minutes.
 func fullConfig() config {
 	return config{
-		Scenarios:      []string{"idle", "idle-burst", "fanout", "fanout-fast", "fanout-fast-uncapped", "streams", "replay", "slow", "slow-uncapped", "capacity", "nginx"},
+		Scenarios:      []string{"idle", "idle-burst", "fanout", "fanout-auth", "fanout-fast", "fanout-fast-auth", "fanout-fast-uncapped", "streams", "replay", "slow", "slow-uncapped", "capacity", "nginx"},
 		Targets:        []string{"streamer", "baseline"},
-		Timeout:        17 * time.Minute,
+		Timeout:        18 * time.Minute,
 		MaxConnections: 19000,
 		DBMaxConns:     10,
 		ConnsPerWorker: 5000,
@@ -146,6 +146,7 @@ type bench struct {
 	stmtStats  bool          // pg_stat_statements is available
 	machine    string        // what the figures were measured on
 	nworkers   int           // client workers started, for profile names
+	jwtSecret  []byte        // the streamer servers' STREAMER_JWT_SECRET (auth.go)
 }
 
 // runBench sets up, runs every scenario against every target, and returns
@@ -237,6 +238,10 @@ func (b *bench) runScenario(ctx context.Context, sc, kind string) (result, error
 		return b.deliver(ctx, sc, kind, []client.ConnGroup{{Stream: "fanout", Count: c.FanoutConns}}, c.FanoutRate, oneStream("fanout"))
 	case "fanout-fast":
 		return b.deliver(ctx, sc, kind, []client.ConnGroup{{Stream: "fast", Count: c.FastConns}}, c.FastRate, oneStream("fast"))
+	case "fanout-auth":
+		return b.fanoutAuth(ctx, sc, kind, "fanout-auth", c.FanoutConns, c.FanoutRate)
+	case "fanout-fast-auth":
+		return b.fanoutAuth(ctx, sc, kind, "fast-auth", c.FastConns, c.FastRate)
 	case "streams":
 		groups, pick := streamsOf(c.Streams)
 		return b.deliver(ctx, sc, kind, groups, c.StreamsRate, pick)
@@ -274,6 +279,9 @@ func (b *bench) setUp(ctx context.Context) (cleanup func(), err error) {
 		return cleanup, err
 	}
 	undo = append(undo, func() { _ = os.RemoveAll(b.tmp) })
+	if b.jwtSecret, err = newSecret(); err != nil {
+		return cleanup, err
+	}
 	if b.cfg.Profile != "" {
 		if err := os.MkdirAll(b.cfg.Profile, 0o755); err != nil {
 			return cleanup, err
@@ -454,8 +462,9 @@ func (s *session) open(groups []client.ConnGroup, parallel int) (ws []*workerPro
 	for _, g := range groups {
 		for g.Count > 0 {
 			k := min(g.Count, per-n)
-			cur = append(cur, client.ConnGroup{Stream: g.Stream, Count: k, LastEventID: g.LastEventID})
-			g.Count -= k
+			var head client.ConnGroup
+			head, g = g.Split(k)
+			cur = append(cur, head)
 			if n += k; n == per {
 				batches, cur, n = append(batches, cur), nil, 0
 			}
@@ -544,6 +553,7 @@ type mark struct {
 	at                  time.Time
 	server, pg, clients float64 // CPU seconds
 	proxy               float64 // CPU seconds of a proxy in front of the server (nginx.go)
+	writes              int64   // the server's write system calls (writes.go)
 	dbReads             int64
 	dbReadMs            float64
 	stmts               map[string]int64 // calls by statement
@@ -555,6 +565,7 @@ func (s *session) mark(ctx context.Context) mark {
 	m := mark{at: time.Now(), load: loadAvg(), machine: machineBusy()}
 	m.self, _ = procCPU(os.Getpid(), false)
 	m.server, m.proxy = s.t.cpu()
+	m.writes = s.t.writes()
 	if s.b.postmaster > 0 {
 		m.pg, _ = clusterCPU(s.b.postmaster)
 	}

@@ -33,11 +33,11 @@ func (w testWriter) Write(p []byte) (int, error) {
 // TestSmoke runs the tool end to end with tiny numbers, so that it never
 // rots: both servers as separate processes, clients in two worker
 // processes, PostgreSQL from pgtest. Every subscriber must get every event
-// exactly once.
+// it may see exactly once, and none it may not (fanout-auth).
 func TestSmoke(t *testing.T) {
 	cfg := smokeConfig()
 	cfg.DatabaseURL = pgtest.NewDB(t)
-	cfg.Scenarios = []string{"fanout", "streams", "replay", "capacity"}
+	cfg.Scenarios = []string{"fanout", "fanout-auth", "streams", "replay", "capacity"}
 	cfg.Targets = []string{"streamer", "baseline"}
 	cfg.Timeout = 2 * time.Minute
 	cfg.ConnsPerWorker = 25
@@ -53,7 +53,7 @@ func TestSmoke(t *testing.T) {
 
 	machine, results, err := runBench(context.Background(), cfg, testWriter{t})
 	require.NoError(t, err)
-	require.Len(t, results, 7)
+	require.Len(t, results, 8)
 
 	var table strings.Builder
 	printTable(&table, results)
@@ -70,12 +70,23 @@ func TestSmoke(t *testing.T) {
 			assert.Zero(t, r.Duplicates, "duplicate events")
 			assert.Zero(t, r.Reordered, "events out of order")
 			assert.Zero(t, r.Unexpected, "unexpected events")
+			assert.Zero(t, r.Leaked, "events a client may not see")
 			assert.Zero(t, r.PublishErrors, "publish errors")
 			assert.Positive(t, r.Published)
 			assert.Positive(t, r.P99Ms)
 			assert.Positive(t, r.RSSKiB)
 			if r.Scenario == "fanout" {
 				assert.Equal(t, r.Published*int64(r.Conns), r.Deliveries, "deliveries")
+			}
+			if r.Target == "streamer" && (r.Scenario == "fanout" || r.Scenario == "fanout-auth") {
+				assert.GreaterOrEqual(t, r.ServerWrites, r.Deliveries/int64(r.Conns), "the server's write calls are counted")
+			}
+			if r.Scenario == "fanout-auth" {
+				// Every second event (odd index) is for the clients of odd
+				// index only: half of them.
+				restricted, public := r.Published/2, r.Published-r.Published/2
+				assert.Positive(t, restricted)
+				assert.Equal(t, public*int64(r.Conns)+restricted*int64(r.Conns/2), r.Deliveries, "deliveries: each client's visible events")
 			}
 			if f := r.Capacity; f != nil {
 				require.Len(t, f.Steps, 3, "three rungs, each passing")

@@ -142,6 +142,10 @@ func (b *bench) startTarget(ctx context.Context, kind, label string) (*target, e
 			fmt.Sprintf("STREAMER_MAX_CONNECTIONS=%d", b.cfg.MaxConnections),
 			fmt.Sprintf("STREAMER_DB_MAX_CONNS=%d", b.cfg.DBMaxConns),
 			"STREAMER_LOG_LEVEL=info",
+			// Authorization on, as in production; every scenario's
+			// stream but the auth ones' is public (auth.go).
+			"STREAMER_JWT_SECRET="+string(b.jwtSecret),
+			"STREAMER_PUBLIC_STREAMS="+publicStreams,
 		)
 		cmd.Env = append(cmd.Env, scenarioEnv(label)...)
 		if t.pprofAddr != "" {

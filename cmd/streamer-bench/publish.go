@@ -34,6 +34,23 @@ func (p pgPublisher) publish(ctx context.Context, streams, data []string) error 
 	return err
 }
 
+// audiencePublisher is a publisher that can give events an audience.
+type audiencePublisher interface {
+	// publishAudience is publish with an audience per event: nil for
+	// everyone, else the audience's keys joined by commas.
+	publishAudience(ctx context.Context, streams, data []string, audience []*string) error
+}
+
+// insertAudienceBatch is insertBatch with an audience column; a NULL
+// audience stays NULL.
+const insertAudienceBatch = `INSERT INTO streamer.events (stream, data, audience)
+SELECT s, d, string_to_array(a, ',') FROM unnest($1::text[], $2::text[], $3::text[]) AS t(s, d, a)`
+
+func (p pgPublisher) publishAudience(ctx context.Context, streams, data []string, audience []*string) error {
+	_, err := p.pool.Exec(ctx, insertAudienceBatch, streams, data, audience)
+	return err
+}
+
 // httpPublisher publishes to the baseline's POST /publish, one request per
 // batch on a kept-alive connection.
 type httpPublisher struct {
@@ -82,13 +99,21 @@ type pacer struct {
 	rate    float64              // events per second
 	pick    func(i int64) string // the stream of the i-th event, from 0
 	payload int                  // data bytes per event, at least the header
-	counts  map[string]int64     // events published per stream: the expected n
+	counts  map[string]int64     // events published per stream (or restrict's key): the expected n
 	padding string
 	sent    int64
 	batches int64
 	rtt     hist.Histogram // of each publish call: the commit's (or the POST's) round trip
 	errors  int64
 	lastErr error
+
+	// restrict, when set, gives events an audience: the i-th event (from
+	// 0), when restrict returns a key for it, is published with audience
+	// and numbered in its data under key instead of its stream, so that a
+	// client can check the sequence of the events it may see. Its
+	// publisher must be an audiencePublisher.
+	restrict func(i int64) (key string, audience []string)
+	audience []*string // of the batch being built, when restrict is set
 
 	// stampDue stamps each event of run with the time the schedule had it
 	// due instead of the time its batch was sent, so that a publisher that
@@ -132,7 +157,7 @@ func (p *pacer) run(ctx context.Context, d time.Duration, stop <-chan struct{}) 
 		if due > 0 {
 			streams, data = p.batch(streams[:0], data[:0], min(due, maxBatch))
 			t0 := time.Now()
-			if err := p.pub.publish(ctx, streams, data); err != nil {
+			if err := p.send(ctx, streams, data); err != nil {
 				p.errors++
 				p.lastErr = err
 			}
@@ -154,7 +179,7 @@ func (p *pacer) publishN(ctx context.Context, n, size int64) error {
 	for done := int64(0); done < n; {
 		k := min(size, n-done)
 		streams, data = p.batch(streams[:0], data[:0], k)
-		if err := p.pub.publish(ctx, streams, data); err != nil {
+		if err := p.send(ctx, streams, data); err != nil {
 			return err
 		}
 		done += k
@@ -163,8 +188,21 @@ func (p *pacer) publishN(ctx context.Context, n, size int64) error {
 	return nil
 }
 
+// send publishes a batch built by batch.
+func (p *pacer) send(ctx context.Context, streams, data []string) error {
+	if p.restrict == nil {
+		return p.pub.publish(ctx, streams, data)
+	}
+	ap, ok := p.pub.(audiencePublisher)
+	if !ok {
+		return fmt.Errorf("publish: %T cannot publish with an audience", p.pub)
+	}
+	return ap.publishAudience(ctx, streams, data, p.audience)
+}
+
 func (p *pacer) batch(streams, data []string, n int64) ([]string, []string) {
 	now := strconv.FormatInt(time.Now().UnixNano(), 10)
+	p.audience = p.audience[:0]
 	for range n {
 		stamp := now
 		if p.stampDue && !p.schedAt.IsZero() {
@@ -172,9 +210,17 @@ func (p *pacer) batch(streams, data []string, n int64) ([]string, []string) {
 			stamp = strconv.FormatInt(due.UnixNano(), 10)
 		}
 		s := p.pick(p.sent)
+		key := s
+		if p.restrict != nil {
+			var aud *string
+			if k, a := p.restrict(p.sent); k != "" {
+				key, aud = k, new(strings.Join(a, ","))
+			}
+			p.audience = append(p.audience, aud)
+		}
 		p.sent++
-		p.counts[s]++
-		d := s + " " + strconv.FormatInt(p.counts[s], 10) + " " + stamp + " "
+		p.counts[key]++
+		d := key + " " + strconv.FormatInt(p.counts[key], 10) + " " + stamp + " "
 		if pad := p.payload - len(d); pad > 0 {
 			if len(p.padding) < pad {
 				p.padding = strings.Repeat("x", pad)

@@ -31,7 +31,7 @@ func (r *result) summary() string {
 // ok reports whether the result shows no delivery fault.
 func (r *result) ok() bool {
 	return r.Error == "" && r.Failed == 0 && r.Dropped == 0 && r.Missing == 0 && r.Duplicates == 0 &&
-		r.Reordered == 0 && r.Unexpected == 0 && r.Gaps == 0 && r.Complete &&
+		r.Reordered == 0 && r.Unexpected == 0 && r.Leaked == 0 && r.Gaps == 0 && r.Complete &&
 		(r.Replay == nil || (r.Replay.AllCaughtUp && r.Replay.MaxPGConns <= r.Replay.PoolSize))
 }
 
@@ -81,6 +81,14 @@ func printTable(w io.Writer, results []result) {
 				num(r.DeliveriesPerSec, "%.0f"), num(r.P50Ms, "%.2f"), num(r.P99Ms, "%.2f"), num(r.MaxMs, "%.1f"),
 				r.Missing, r.Duplicates, r.OtherCPU, max(r.LoadStart, r.LoadEnd))
 		}
+		if anon := byScenario[authScenarios[sc]]; anon != nil {
+			if a, s := anon["streamer"], rows["streamer"]; a != nil && s != nil && a.Error == "" && s.Error == "" {
+				fmt.Fprintf(w, "| %s | **auth/anon** (%s) | | %s | %s | %s | %s | %s | %s | %s | | | |\n", sc, authScenarios[sc],
+					ratio(s.RSSPerConnKiB, a.RSSPerConnKiB), ratio(s.CPUPerDeliveryUs, a.CPUPerDeliveryUs),
+					ratio(s.CPUPerDeliveryUs+s.dbCPUPerDeliveryUs(), a.CPUPerDeliveryUs+a.dbCPUPerDeliveryUs()),
+					ratio(s.DeliveriesPerSec, a.DeliveriesPerSec), ratio(s.P50Ms, a.P50Ms), ratio(s.P99Ms, a.P99Ms), ratio(s.MaxMs, a.MaxMs))
+			}
+		}
 		b := rows["baseline"]
 		for _, kind := range []string{"streamer", "floor"} {
 			s := rows[kind]
@@ -109,6 +117,9 @@ func printTable(w io.Writer, results []result) {
 			}
 		}
 		fmt.Fprintf(w, ", client CPU %.2fs", r.ClientCPU)
+		if r.ServerWrites > 0 && r.Deliveries > 0 {
+			fmt.Fprintf(w, "; server write calls %d (%.2f per delivery)", r.ServerWrites, float64(r.ServerWrites)/float64(r.Deliveries))
+		}
 		if r.Published > 0 {
 			fmt.Fprintf(w, "; published %d (%.1f/s, %d errors; publish call p50/p99 %.2f/%.2f ms)", r.Published, r.PublishRate, r.PublishErrors, r.PublishP50Ms, r.PublishP99Ms)
 		}
@@ -125,8 +136,8 @@ func printTable(w io.Writer, results []result) {
 			}
 			fmt.Fprint(w, ")")
 		}
-		if r.Reordered+r.Unexpected+r.Gaps > 0 || !r.Complete {
-			fmt.Fprintf(w, "; complete %v, reordered %d, unexpected %d, gaps %d", r.Complete, r.Reordered, r.Unexpected, r.Gaps)
+		if r.Reordered+r.Unexpected+r.Leaked+r.Gaps > 0 || !r.Complete {
+			fmt.Fprintf(w, "; complete %v, reordered %d, unexpected %d, leaked %d, gaps %d", r.Complete, r.Reordered, r.Unexpected, r.Leaked, r.Gaps)
 		}
 		if f := r.Replay; f != nil {
 			fmt.Fprintf(w, "; replay: %d clients × %d behind caught up %v in %.1fs (%.0f replayed events/s), errors %d, "+

@@ -31,6 +31,7 @@ type result struct {
 	Window        float64 `json:"window_seconds"`
 	ServerCPU     float64 `json:"server_cpu_seconds"`
 	ProxyCPU      float64 `json:"proxy_cpu_seconds,omitempty"` // a reverse proxy in front (nginx scenario)
+	ServerWrites  int64   `json:"server_writes"`               // the server's write system calls (writes.go)
 	PGCPU         float64 `json:"pg_cpu_seconds"`
 	ClientCPU     float64 `json:"client_cpu_seconds"`
 	Published     int64   `json:"published"`
@@ -55,6 +56,7 @@ type result struct {
 	Duplicates int64 `json:"duplicates"`
 	Reordered  int64 `json:"reordered"`
 	Unexpected int64 `json:"unexpected"`
+	Leaked     int64 `json:"leaked"` // events a client was not allowed to see (the auth scenarios)
 	Gaps       int64 `json:"gaps"`
 
 	DBReads  int64   `json:"db_reads"` // the server's read statements (pg_stat_statements)
@@ -110,6 +112,7 @@ func (r *result) fill(m merged) {
 	r.MinMs = float64(m.lat.Min()) / 1e6
 	r.Complete = m.Complete
 	r.Missing, r.Duplicates, r.Reordered, r.Unexpected, r.Gaps = m.Missing, m.Duplicates, m.Reordered, m.Unexpected, m.Gaps
+	r.Leaked = m.Leaked
 	if len(m.Errors) > 0 {
 		r.Notes = append(r.Notes, "connection errors: "+fmt.Sprint(m.Errors))
 	}
@@ -120,6 +123,7 @@ func (r *result) window(a, z mark) {
 	r.Window = z.at.Sub(a.at).Seconds()
 	r.ServerCPU, r.PGCPU, r.ClientCPU = z.server-a.server, z.pg-a.pg, z.clients-a.clients
 	r.ProxyCPU = z.proxy - a.proxy
+	r.ServerWrites = z.writes - a.writes
 	r.DBReads, r.DBReadMs = z.dbReads-a.dbReads, z.dbReadMs-a.dbReadMs
 	for q, n := range z.stmts {
 		if d := n - a.stmts[q]; d > 0 {
@@ -214,6 +218,13 @@ func (b *bench) deliver(ctx context.Context, label, kind string, groups []client
 
 // deliverOn is deliver on a session already begun.
 func (b *bench) deliverOn(ctx context.Context, s *session, groups []client.ConnGroup, rate float64, pick func(int64) string) (result, error) {
+	return b.deliverRestricted(ctx, s, groups, rate, pick, nil)
+}
+
+// deliverRestricted is deliverOn with the pacer's restrict (see pacer):
+// some events with an audience, each group expecting the keys it may see.
+func (b *bench) deliverRestricted(ctx context.Context, s *session, groups []client.ConnGroup, rate float64, pick func(int64) string,
+	restrict func(int64) (string, []string)) (result, error) {
 	var r result
 	for _, g := range groups {
 		r.Conns += g.Count
@@ -229,6 +240,7 @@ func (b *bench) deliverOn(ctx context.Context, s *session, groups []client.ConnG
 	pub := b.publisher(s.t)
 	defer pub.close()
 	p := newPacer(pub, rate, b.cfg.Payload, pick)
+	p.restrict = restrict
 	a := s.mark(ctx)
 	profiled := s.profileCPU(b.cfg.Measure)
 	elapsed := p.run(ctx, b.cfg.Measure, nil)

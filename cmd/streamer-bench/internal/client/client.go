@@ -6,15 +6,20 @@
 //
 // A connection is a raw TCP socket with one goroutine blocked in Read and one
 // read buffer: no net/http client, no bufio. Each event's data is
-// "<stream> <n> <unix-nanoseconds> <padding>", where n counts the events of
-// the stream from 1; a connection records the latency of every event, which
-// n it has seen (a bitset), duplicates, events out of order and events of
-// another stream.
+// "<key> <n> <unix-nanoseconds> <padding>", where the key is the event's
+// stream (or a sequence of its own, such as the events of one audience) and
+// n counts the key's events from 1; a connection records the latency of
+// every event, which n of each of its keys it has seen (a bitset per key),
+// duplicates, events out of order, events of keys it must not see (leaked:
+// [ConnGroup.Hidden]) and any other key.
+//
+// A connection may carry a bearer token ([ConnGroup.Tokens]); it is sent in
+// the Authorization header and never kept, reported or logged.
 //
 // # Invariants
 //
-//   - Each connection's reader goroutine alone writes its bitset and last
-//     event number; reports read only atomic counters.
+//   - Each connection's reader goroutine alone writes its bitsets and last
+//     event numbers; reports read only atomic counters.
 //   - Every connection's goroutine ends when the worker closes (close
 //     request, or end of stdin): closing the socket ends its Read.
 package client
@@ -42,10 +47,29 @@ import (
 
 // ConnGroup asks for Count connections subscribed to Stream, resuming from
 // LastEventID when it is set.
+//
+// Each connection expects the events whose key is Stream, and those of
+// Keys; an event whose key is in Hidden is one the server must not have
+// sent it (counted as leaked). Tokens, when set, holds one bearer token per
+// connection (len Count), sent as "Authorization: Bearer".
 type ConnGroup struct {
-	Stream      string `json:"stream"`
-	Count       int    `json:"count"`
-	LastEventID string `json:"last_event_id,omitempty"`
+	Stream      string   `json:"stream"`
+	Count       int      `json:"count"`
+	LastEventID string   `json:"last_event_id,omitempty"`
+	Keys        []string `json:"keys,omitempty"`
+	Hidden      []string `json:"hidden,omitempty"`
+	Tokens      []string `json:"tokens,omitempty"`
+}
+
+// Split returns the group's first k connections and the rest, each with
+// its own tokens.
+func (g ConnGroup) Split(k int) (head, tail ConnGroup) {
+	head, tail = g, g
+	head.Count, tail.Count = k, g.Count-k
+	if g.Tokens != nil {
+		head.Tokens, tail.Tokens = g.Tokens[:k:k], g.Tokens[k:]
+	}
+	return head, tail
 }
 
 // Request is one line from the coordinator.
@@ -58,8 +82,8 @@ type Request struct {
 	Parallel    int           `json:"parallel,omitempty"` // dials in flight
 	DialTimeout time.Duration `json:"dial_timeout,omitempty"`
 
-	// report: Expected[stream] events numbered 1..N were published; Wait
-	// is how long to wait for every connection to have them all.
+	// report: Expected[key] events numbered 1..N were published; Wait is
+	// how long to wait for every connection to have them all.
 	Expected map[string]int64 `json:"expected,omitempty"`
 	Wait     time.Duration    `json:"wait,omitempty"`
 }
@@ -89,7 +113,8 @@ type Report struct {
 	Missing    int64 `json:"missing"`    // expected events not received, summed over connections
 	Duplicates int64 `json:"duplicates"` // events received more than once
 	Reordered  int64 `json:"reordered"`  // events received after a later one of their stream
-	Unexpected int64 `json:"unexpected"` // events of another stream, malformed, or beyond Expected
+	Unexpected int64 `json:"unexpected"` // events of another key, malformed, or beyond Expected
+	Leaked     int64 `json:"leaked"`     // events of a key the connection must not see (ConnGroup.Hidden)
 	Gaps       int64 `json:"gaps"`       // streamer.gap events
 	Other      int64 `json:"other"`      // other streamer.* events (shutdown)
 	Comments   int64 `json:"comments"`   // comment lines (heartbeats, preamble)
@@ -191,11 +216,20 @@ func (w *worker) open(req Request) Response {
 		opened []*clientConn
 	)
 	for _, g := range req.Groups {
-		for range g.Count {
+		if g.Tokens != nil && len(g.Tokens) != g.Count {
+			return Response{Err: fmt.Sprintf("group of %d connections with %d tokens", g.Count, len(g.Tokens))}
+		}
+	}
+	for _, g := range req.Groups {
+		for i := range g.Count {
+			token := ""
+			if g.Tokens != nil {
+				token = g.Tokens[i]
+			}
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				c, err := w.dial(req.Addr, g, timeout)
+				c, err := w.dial(req.Addr, g, token, timeout)
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
@@ -225,21 +259,18 @@ func orDefault(d, def time.Duration) time.Duration {
 	return def
 }
 
-// clientConn is one subscriber connection. The reader goroutine owns seen
-// and last; the counters are read by reports.
+// clientConn is one subscriber connection. The reader goroutine owns each
+// key's seen and last; the counters are read by reports.
 type clientConn struct {
 	w      *worker
-	stream []byte
+	keys   []*keySeq // the stream's first
+	hidden [][]byte
 	nc     net.Conn
 
-	seen []uint64 // bit n: event n received
-	last int64    // highest n received
-
-	distinct   atomic.Int64
-	maxN       atomic.Int64
 	duplicates atomic.Int64
 	reordered  atomic.Int64
 	unexpected atomic.Int64
+	leaked     atomic.Int64
 	gaps       atomic.Int64
 	other      atomic.Int64
 	comments   atomic.Int64
@@ -247,7 +278,39 @@ type clientConn struct {
 	now        int64 // receive time of the current read, unix ns
 }
 
-func (w *worker) dial(addr string, g ConnGroup, timeout time.Duration) (*clientConn, error) {
+// keySeq is one sequence of events a connection expects: those whose data
+// begins with key.
+type keySeq struct {
+	key  []byte
+	seen []uint64 // bit n: event n received
+	last int64    // highest n received
+
+	distinct atomic.Int64
+	maxN     atomic.Int64
+}
+
+// newConn is a connection of group g on nc, not yet reading.
+func newConn(w *worker, g ConnGroup, nc net.Conn) *clientConn {
+	c := &clientConn{w: w, nc: nc}
+	for _, k := range append([]string{g.Stream}, g.Keys...) {
+		c.keys = append(c.keys, &keySeq{key: []byte(k)})
+	}
+	for _, k := range g.Hidden {
+		c.hidden = append(c.hidden, []byte(k))
+	}
+	return c
+}
+
+// distinct is the number of distinct events the connection has received.
+func (c *clientConn) distinct() int64 {
+	var n int64
+	for _, k := range c.keys {
+		n += k.distinct.Load()
+	}
+	return n
+}
+
+func (w *worker) dial(addr string, g ConnGroup, token string, timeout time.Duration) (*clientConn, error) {
 	deadline := time.Now().Add(timeout)
 	nc, err := net.DialTimeout("tcp", addr, timeout)
 	if err != nil {
@@ -257,6 +320,9 @@ func (w *worker) dial(addr string, g ConnGroup, timeout time.Duration) (*clientC
 	fmt.Fprintf(&req, "GET /events?stream=%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n", g.Stream, addr)
 	if g.LastEventID != "" {
 		fmt.Fprintf(&req, "Last-Event-ID: %s\r\n", g.LastEventID)
+	}
+	if token != "" {
+		fmt.Fprintf(&req, "Authorization: Bearer %s\r\n", token)
 	}
 	req.WriteString("\r\n")
 	_ = nc.SetDeadline(deadline)
@@ -271,7 +337,7 @@ func (w *worker) dial(addr string, g ConnGroup, timeout time.Duration) (*clientC
 		return nil, err
 	}
 	_ = nc.SetDeadline(time.Time{})
-	c := &clientConn{w: w, stream: []byte(g.Stream), nc: nc}
+	c := newConn(w, g, nc)
 	p := &sseparse.Parser{Chunked: chunked, OnEvent: c.event, OnComment: func() { c.comments.Add(1) }}
 	go c.read(buf, n, p)
 	return c, nil
@@ -346,12 +412,27 @@ func (c *clientConn) event(_, typ, data []byte) {
 			return
 		}
 	}
-	stream, rest, ok1 := bytes.Cut(data, []byte{' '})
+	key, rest, ok1 := bytes.Cut(data, []byte{' '})
 	nb, rest, ok2 := bytes.Cut(rest, []byte{' '})
 	tb, _, _ := bytes.Cut(rest, []byte{' '})
 	n, ok3 := parseUint(nb)
 	ts, ok4 := parseUint(tb)
-	if !ok1 || !ok2 || !ok3 || !ok4 || n == 0 || n > maxEventN || !bytes.Equal(stream, c.stream) {
+	var k *keySeq
+	for _, x := range c.keys {
+		if bytes.Equal(key, x.key) {
+			k = x
+			break
+		}
+	}
+	if k == nil {
+		for _, h := range c.hidden {
+			if bytes.Equal(key, h) {
+				c.leaked.Add(1)
+				return
+			}
+		}
+	}
+	if !ok1 || !ok2 || !ok3 || !ok4 || n == 0 || n > maxEventN || k == nil {
 		c.unexpected.Add(1)
 		return
 	}
@@ -359,20 +440,20 @@ func (c *clientConn) event(_, typ, data []byte) {
 	c.w.deliveries.Add(1)
 
 	word, bit := int(n/64), uint64(1)<<(n%64)
-	if word >= len(c.seen) {
-		c.seen = append(c.seen, make([]uint64, word+1-len(c.seen)+len(c.seen)/4)...)
+	if word >= len(k.seen) {
+		k.seen = append(k.seen, make([]uint64, word+1-len(k.seen)+len(k.seen)/4)...)
 	}
-	if c.seen[word]&bit != 0 {
+	if k.seen[word]&bit != 0 {
 		c.duplicates.Add(1)
 		return
 	}
-	c.seen[word] |= bit
-	c.distinct.Add(1)
-	if n < c.last {
+	k.seen[word] |= bit
+	k.distinct.Add(1)
+	if n < k.last {
 		c.reordered.Add(1)
 	} else {
-		c.last = n
-		c.maxN.Store(n)
+		k.last = n
+		k.maxN.Store(n)
 	}
 }
 
@@ -402,8 +483,13 @@ func (w *worker) report(expected map[string]int64, wait time.Duration) Report {
 
 	complete := func() bool {
 		for _, c := range conns {
-			if !c.dropped.Load() && c.distinct.Load() < expected[string(c.stream)] {
-				return false
+			if c.dropped.Load() {
+				continue
+			}
+			for _, k := range c.keys {
+				if k.distinct.Load() < expected[string(k.key)] {
+					return false
+				}
 			}
 		}
 		return true
@@ -415,20 +501,23 @@ func (w *worker) report(expected map[string]int64, wait time.Duration) Report {
 
 	r := Report{Conns: len(conns), Complete: complete(), MinGot: -1}
 	for _, c := range conns {
-		exp := expected[string(c.stream)]
-		got := c.distinct.Load()
+		got := c.distinct()
 		if c.dropped.Load() {
 			r.Dropped++
 		} else {
 			r.Open++
 		}
-		if over := c.maxN.Load() > exp; over {
-			r.Unexpected++ // counted once per connection; see Missing
+		for _, k := range c.keys {
+			exp := expected[string(k.key)]
+			if over := k.maxN.Load() > exp; over {
+				r.Unexpected++ // counted once per key and connection; see Missing
+			}
+			r.Missing += max(exp-k.distinct.Load(), 0)
 		}
-		r.Missing += max(exp-got, 0)
 		r.Duplicates += c.duplicates.Load()
 		r.Reordered += c.reordered.Load()
 		r.Unexpected += c.unexpected.Load()
+		r.Leaked += c.leaked.Load()
 		r.Gaps += c.gaps.Load()
 		r.Other += c.other.Load()
 		r.Comments += c.comments.Load()
@@ -466,6 +555,7 @@ func (r *Report) AddOutcome(x *Report) {
 	r.Duplicates += x.Duplicates
 	r.Reordered += x.Reordered
 	r.Unexpected += x.Unexpected
+	r.Leaked += x.Leaked
 	r.Gaps += x.Gaps
 	r.Errors = append(r.Errors, x.Errors...)
 }
