@@ -298,6 +298,47 @@ func TestTickPlan(t *testing.T) {
 	})
 }
 
+// TestWaits: after a tick that numbered something the sequencer waits
+// Interval, and keeps to it while ticks find nothing for Linger, so that
+// a publisher committing every few milliseconds never meets a backed-off
+// tick; after Linger the wait doubles up to IdleInterval.
+func TestWaits(t *testing.T) {
+	t.Parallel()
+	const interval, idle = time.Millisecond, 4 * time.Millisecond
+	for _, tc := range []struct {
+		name   string
+		linger time.Duration
+		want   []time.Duration // the waits after the empty ticks that follow
+	}{
+		{"within Linger", time.Hour, []time.Duration{interval, interval, interval, interval}},
+		{"after Linger", time.Nanosecond, []time.Duration{2 * interval, idle, idle, idle}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			url, pool := ticksDB(t)
+			sig := &sequencer.TestSignals{}
+			sig.Init()
+			s := sequencer.New(sequencer.Config{DatabaseURL: url, TestSignals: sig,
+				Interval: interval, IdleInterval: idle, Linger: tc.linger,
+				Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
+			require.NoError(t, s.Start(context.Background()))
+			t.Cleanup(s.Stop)
+			sig.Leading.WaitOrTimeout(t)
+			exec(t, pool, "INSERT INTO streamer.events (stream, data) VALUES ('s', 'x')")
+			for {
+				tk := sig.Waited.WaitOrTimeout(t)
+				if tk.Numbered > 0 {
+					require.Equal(t, sequencer.Tick{Numbered: 1, Wait: interval}, tk)
+					break
+				}
+			}
+			for _, want := range tc.want {
+				require.Equal(t, sequencer.Tick{Wait: want}, sig.Waited.WaitOrTimeout(t))
+			}
+		})
+	}
+}
+
 // TestEmptyTickReadOnly: a tick that finds nothing to number takes no xid,
 // so no row lock (FOR UPDATE would assign one): it writes nothing, and
 // leaves no xid for the next tick to probe. Checked right after a tick
@@ -315,37 +356,4 @@ func TestEmptyTickReadOnly(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, "SELECT streamer.tick(), pg_current_xact_id_if_assigned()::text").Scan(&n, &xid))
 	require.Zero(t, n)
 	require.Nil(t, xid, "an empty tick took an xid")
-}
-
-// chanWaker records wakes on a channel.
-type chanWaker chan struct{}
-
-func (w chanWaker) Wake() {
-	select {
-	case w <- struct{}{}:
-	default:
-	}
-}
-
-// TestWakesLocally: a tick that numbered something wakes Config.Waker at
-// once, besides its NOTIFY.
-func TestWakesLocally(t *testing.T) {
-	t.Parallel()
-	url, pool := ticksDB(t)
-	w := make(chanWaker, 1)
-	sig := &sequencer.TestSignals{}
-	sig.Init()
-	s := sequencer.New(sequencer.Config{DatabaseURL: url, Waker: w, TestSignals: sig,
-		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
-	require.NoError(t, s.Start(context.Background()))
-	t.Cleanup(s.Stop)
-	sig.Leading.WaitOrTimeout(t)
-	_, err := pool.Exec(context.Background(), "INSERT INTO streamer.events (stream, data) VALUES ('s', 'x')")
-	require.NoError(t, err)
-	require.Equal(t, 1, sig.Ticked.WaitOrTimeout(t))
-	select {
-	case <-w:
-	case <-time.After(testsignal.Timeout):
-		t.Fatal("the waker was not woken")
-	}
 }
