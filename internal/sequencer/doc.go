@@ -10,12 +10,12 @@
 // blocks until the holder's session ends, so when the sequencing server
 // dies (its connection closes) another takes over at once. Holding the
 // lock, it calls streamer.tick() in a loop: after a tick that numbered
-// something it waits Interval (2ms), and keeps to Interval while ticks find
+// something it waits Interval (5ms), and keeps to Interval while ticks find
 // nothing for Linger (100ms) after that, so that publishers committing every
 // few milliseconds never wait for a backed-off tick; then it doubles the
 // wait up to IdleInterval (20ms). An empty tick is read-only (no lock, no
 // xid, no WAL): after a tick that numbered something the database answers
-// up to a few hundred of them a second for Linger, then a few dozen. In
+// up to one per Interval for Linger, then a few dozen a second. In
 // trigger mode
 // (tick() returns NULL) it waits ModeInterval and asks again, so a
 // database switched to ticks while the server runs is served. A tick that

@@ -17,7 +17,7 @@ import (
 
 // Defaults applied by [New] to zero fields of [Config].
 const (
-	DefaultInterval     = 2 * time.Millisecond
+	DefaultInterval     = 5 * time.Millisecond
 	DefaultIdleInterval = 20 * time.Millisecond
 	DefaultLinger       = 100 * time.Millisecond
 	DefaultModeInterval = time.Second
@@ -37,7 +37,7 @@ type Config struct {
 	// DatabaseURL is a libpq-style connection string or URL. Required.
 	DatabaseURL string
 	// Interval is the wait after a tick that numbered something, and
-	// after any tick within Linger of one; default 2ms. With the tick's own
+	// after any tick within Linger of one; default 5ms. With the tick's own
 	// duration it bounds the latency ticks add while events arrive.
 	Interval time.Duration
 	// IdleInterval caps the wait after empty ticks (it doubles from
