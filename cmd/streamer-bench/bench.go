@@ -557,6 +557,8 @@ type mark struct {
 	dbReads             int64
 	dbReadMs            float64
 	stmts               map[string]int64 // calls by statement
+	ticks, tickCalls    int64            // ticks mode: ticks that numbered, calls of streamer.tick()
+	tickMs              float64          // execution time of those calls
 	load                float64
 	machine, self       float64 // CPU seconds: the whole machine's busy time, this process's
 }
@@ -594,6 +596,14 @@ WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 			}
 			rows.Close()
 		}
+		// Ticks mode: what the sequencer asked of the database. Both
+		// figures are 0 in trigger mode (and before migration 007).
+		_ = s.b.pool.QueryRow(ctx, `
+SELECT coalesce(sum(calls), 0)::bigint, coalesce(sum(total_exec_time), 0)
+FROM pg_stat_statements
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND query = 'SELECT streamer.tick()'`).Scan(&m.tickCalls, &m.tickMs)
+		_ = s.b.pool.QueryRow(ctx, `SELECT ticks FROM streamer.ordering`).Scan(&m.ticks)
 	}
 	return m
 }

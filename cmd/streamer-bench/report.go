@@ -136,6 +136,10 @@ func printTable(w io.Writer, results []result) {
 			}
 			fmt.Fprint(w, ")")
 		}
+		if r.TickCalls > 0 && r.Window > 0 {
+			fmt.Fprintf(w, "; ticks %.1f/s numbering, %.1f/s called (%.3f ms each)",
+				float64(r.Ticks)/r.Window, float64(r.TickCalls)/r.Window, r.TickMs/float64(r.TickCalls))
+		}
 		if r.Reordered+r.Unexpected+r.Leaked+r.Gaps > 0 || !r.Complete {
 			fmt.Fprintf(w, "; complete %v, reordered %d, unexpected %d, leaked %d, gaps %d", r.Complete, r.Reordered, r.Unexpected, r.Leaked, r.Gaps)
 		}

@@ -63,6 +63,12 @@ type result struct {
 	DBReadMs float64 `json:"db_read_ms"`
 	// DBStatements are the server's read statements by text (start only).
 	DBStatements map[string]int64 `json:"db_statements,omitempty"`
+	// Ticks mode (internal/sequencer): ticks that numbered transactions,
+	// every call of streamer.tick() (numbering or idle) and their execution
+	// time, in the window.
+	Ticks     int64   `json:"ticks,omitempty"`
+	TickCalls int64   `json:"tick_calls,omitempty"`
+	TickMs    float64 `json:"tick_ms,omitempty"`
 
 	LoadStart float64 `json:"load_start"`
 	LoadEnd   float64 `json:"load_end"`
@@ -125,6 +131,7 @@ func (r *result) window(a, z mark) {
 	r.ProxyCPU = z.proxy - a.proxy
 	r.ServerWrites = z.writes - a.writes
 	r.DBReads, r.DBReadMs = z.dbReads-a.dbReads, z.dbReadMs-a.dbReadMs
+	r.Ticks, r.TickCalls, r.TickMs = z.ticks-a.ticks, z.tickCalls-a.tickCalls, z.tickMs-a.tickMs
 	for q, n := range z.stmts {
 		if d := n - a.stmts[q]; d > 0 {
 			if r.DBStatements == nil {

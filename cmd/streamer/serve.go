@@ -199,9 +199,11 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		Logger:       log.With().Str("service", "dispatch").Logger(),
 	})
 
+	// No local wake: the tick's NOTIFY reaches this server's listener as
+	// soon as another would (one read per tick; waking the dispatcher here
+	// too made two).
 	seq := sequencer.New(sequencer.Config{
 		DatabaseURL: cfg.DatabaseURL,
-		Waker:       disp,
 		Logger:      log.With().Str("service", "sequencer").Logger(),
 	})
 

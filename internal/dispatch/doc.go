@@ -77,9 +77,14 @@
 // A tick is one transaction, streamer.tick(), run every few milliseconds
 // by the one server that holds the sequencer lock (internal/sequencer),
 // and also by streamer.head() and streamer.set_ordering() when they need
-// one. It locks the streamer.ordering row (FOR UPDATE: ticks are
-// serialised), takes a snapshot S (a later statement, so in READ COMMITTED
-// it sees the previous tick, whose snapshot P is in that row), inserts one
+// one. It reads the last tick's snapshot P from the streamer.ordering row,
+// takes a snapshot S (a later statement, so in READ COMMITTED it sees that
+// tick) and finds the transactions with events visible in S and not in P;
+// when there are none it returns, having taken no lock and written
+// nothing. Otherwise it locks the ordering row (FOR UPDATE: ticks are
+// serialised); if the row no longer holds P (another tick committed
+// meanwhile: every recorded tick stores a newer snapshot) it starts again
+// from the row's P with a new S, taken after the lock. It inserts one
 // commits row per transaction with events that is visible in S and not in
 // P, in xid order, with seqs from streamer.commit_seq and the tick's time
 // as committed_at, stores S as the new P and NOTIFYs once. The caller's own
@@ -94,9 +99,12 @@
 // S), not later (it is visible in every later P). It is numbered at all
 // once it has committed: the next tick's snapshot sees it. A rolled-back
 // transaction has no visible events and is never numbered. Two ticks never
-// work from the same P: the row lock makes the second wait for the first
-// and read its P; a tick in REPEATABLE READ whose snapshot is older than
-// the last tick fails at FOR UPDATE instead of working from an old P.
+// work from the same P: the row lock makes the second wait for the first,
+// see that the row no longer holds the P it read before the lock, and
+// start again from the first's; a tick in REPEATABLE READ whose snapshot
+// is older than the last tick fails at FOR UPDATE instead of working from
+// an old P. (A tick that found nothing returns without the lock: it has
+// recorded nothing, so it cannot skip or repeat anything.)
 // The ordering argument above then holds unchanged: ticks commit in seq
 // order (each takes its seqs after the previous one committed), so
 // (1) and (2) hold for the commits rows they write, and so does every
@@ -126,10 +134,11 @@
 // numbered and delivered as usual; it is numbered by the first tick after
 // its COMMIT. Each tick probes events_txid_id_idx once per transaction
 // that was running at the previous tick and once per xid assigned since
-// (generate_series over the snapshots' xids, never a scan of rows), so its
-// cost does not depend on how many rows a long transaction inserted. An
-// idle tick writes nothing; it records its snapshot anyway when more than
-// 1,000 xids would otherwise be probed again. A head() that must tick
+// (a loop over the snapshots' xids, or one statement when there are more
+// than 100; never a scan of rows), so its cost does not depend on how many
+// rows a long transaction inserted. An idle tick writes nothing and takes
+// no lock or xid; it records its snapshot anyway when more than 1,000 xids
+// would otherwise be probed again. A head() that must tick
 // holds the ordering row until its caller's transaction ends, delaying
 // every other tick meanwhile: call it in a short transaction of its own.
 //

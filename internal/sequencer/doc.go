@@ -10,15 +10,20 @@
 // blocks until the holder's session ends, so when the sequencing server
 // dies (its connection closes) another takes over at once. Holding the
 // lock, it calls streamer.tick() in a loop: after a tick that numbered
-// something it waits Interval (2ms); after an empty one it doubles the wait
-// up to IdleInterval (20ms), so an idle database costs a few dozen
-// read-only statements per second that write nothing; in trigger mode (tick() returns NULL) it waits
-// ModeInterval and asks again, so a database switched to ticks while the
-// server runs is served. A tick that numbered transactions NOTIFYs
-// "streamer" in its own transaction, which wakes every server's listener:
-// the wake path is the trigger mode's. Config.Waker (the dispatcher, in
-// streamer serve) is also woken at once after such a tick, which saves the
-// sequencing server the NOTIFY's round trip.
+// something it waits Interval (5ms), and keeps to Interval while ticks find
+// nothing for Linger (100ms) after that, so that publishers committing every
+// few milliseconds never wait for a backed-off tick; then it doubles the
+// wait up to IdleInterval (20ms). An empty tick is read-only (no lock, no
+// xid, no WAL): after a tick that numbered something the database answers
+// up to one per Interval for Linger, then a few dozen a second. In
+// trigger mode
+// (tick() returns NULL) it waits ModeInterval and asks again, so a
+// database switched to ticks while the server runs is served. A tick that
+// numbered transactions NOTIFYs "streamer" in its own transaction, which
+// wakes every server's listener, this one's too: the wake path is the
+// trigger mode's. (The sequencing server does not also wake its
+// dispatcher directly: that made two reads per tick, the NOTIFY's and its
+// own, and measured no faster; docs/benchmarks.md, "Ordering modes".)
 //
 // On an error it closes the connection (which releases the lock), waits
 // (capped exponential backoff) and starts again.

@@ -17,8 +17,9 @@ import (
 
 // Defaults applied by [New] to zero fields of [Config].
 const (
-	DefaultInterval     = 2 * time.Millisecond
+	DefaultInterval     = 5 * time.Millisecond
 	DefaultIdleInterval = 20 * time.Millisecond
+	DefaultLinger       = 100 * time.Millisecond
 	DefaultModeInterval = time.Second
 	DefaultMinBackoff   = 100 * time.Millisecond
 	DefaultMaxBackoff   = 5 * time.Second
@@ -35,18 +36,19 @@ const closeTimeout = time.Second
 type Config struct {
 	// DatabaseURL is a libpq-style connection string or URL. Required.
 	DatabaseURL string
-	// Interval is the wait after a tick that numbered something; default
-	// 2ms. With the tick's own duration it is the latency ticks add while
-	// events arrive.
+	// Interval is the wait after a tick that numbered something, and
+	// after any tick within Linger of one; default 5ms. With the tick's own
+	// duration it bounds the latency ticks add while events arrive.
 	Interval time.Duration
 	// IdleInterval caps the wait after empty ticks (it doubles from
 	// Interval); default 20ms: the most a first event after an idle spell
 	// waits for its tick.
 	IdleInterval time.Duration
-	// Waker, when set, is woken after every tick that numbered something,
-	// in this process, without waiting for the tick's NOTIFY to come back
-	// through the listener (which still wakes every other server).
-	Waker interface{ Wake() }
+	// Linger is how long after the last tick that numbered something the
+	// wait stays Interval before it starts doubling; default 100ms. Publishers
+	// that commit every few milliseconds then never wait for a backed-off
+	// tick; an empty tick is read-only (migrations/007_ticks.sql).
+	Linger time.Duration
 	// ModeInterval is the wait in trigger mode before asking again; default 1s.
 	ModeInterval time.Duration
 	// MinBackoff and MaxBackoff bound the wait after an error.
@@ -64,6 +66,14 @@ type TestSignals struct {
 	Ticked testsignal.TestSignal[int]
 	// Failed fires with each error that made the sequencer back off.
 	Failed testsignal.TestSignal[error]
+	// Waited fires after each tick with what it did and the wait chosen.
+	Waited testsignal.TestSignal[Tick]
+}
+
+// Tick is one tick as [TestSignals.Waited] reports it.
+type Tick struct {
+	Numbered int           // transactions numbered (0 when empty or in trigger mode)
+	Wait     time.Duration // the wait before the next tick
 }
 
 // Init enables every signal.
@@ -71,6 +81,7 @@ func (s *TestSignals) Init() {
 	s.Leading.Init()
 	s.Ticked.Init()
 	s.Failed.Init()
+	s.Waited.Init()
 }
 
 func (c Config) withDefaults() Config {
@@ -79,6 +90,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.IdleInterval < c.Interval {
 		c.IdleInterval = max(DefaultIdleInterval, c.Interval)
+	}
+	if c.Linger <= 0 {
+		c.Linger = DefaultLinger
 	}
 	if c.ModeInterval <= 0 {
 		c.ModeInterval = DefaultModeInterval
@@ -185,8 +199,10 @@ func (s *Sequencer) session(ctx context.Context, connCfg *pgx.ConnConfig) (led b
 	s.cfg.TestSignals.Leading.Signal(pid)
 
 	wait := s.cfg.Interval
+	var busy time.Time // when the last tick that numbered something ended
 	for {
 		var n *int32
+		numbered := 0
 		if err := conn.QueryRow(ctx, "SELECT streamer.tick()").Scan(&n); err != nil {
 			return led, fmt.Errorf("sequencer: tick: %w", err)
 		}
@@ -195,15 +211,16 @@ func (s *Sequencer) session(ctx context.Context, connCfg *pgx.ConnConfig) (led b
 		case n == nil: // trigger mode
 			wait = s.cfg.ModeInterval
 		case *n > 0:
-			if s.cfg.Waker != nil {
-				s.cfg.Waker.Wake()
-			}
+			numbered = int(*n)
 			s.ticks.Add(1)
 			s.cfg.TestSignals.Ticked.Signal(int(*n))
+			wait, busy = s.cfg.Interval, time.Now()
+		case time.Since(busy) < s.cfg.Linger:
 			wait = s.cfg.Interval
 		default:
 			wait = min(max(wait*2, s.cfg.Interval), s.cfg.IdleInterval)
 		}
+		s.cfg.TestSignals.Waited.Signal(Tick{Numbered: numbered, Wait: wait})
 		if !backoff.Sleep(ctx, wait) {
 			return led, ctx.Err()
 		}

@@ -222,8 +222,7 @@ func TestHeadExact(t *testing.T) {
 	t.Parallel()
 	_, pool := ticksDB(t)
 	ctx := context.Background()
-	_, err := pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) VALUES ('s', 'before')")
-	require.NoError(t, err)
+	exec(t, pool, "INSERT INTO streamer.events (stream, data) VALUES ('s', 'before')")
 	open, err := pool.Begin(ctx)
 	require.NoError(t, err)
 	_, err = open.Exec(ctx, "INSERT INTO streamer.events (stream, data) VALUES ('s', 'open')")
@@ -234,14 +233,19 @@ func TestHeadExact(t *testing.T) {
 	require.NoError(t, open.Commit(ctx))
 	var head string
 	require.NoError(t, pool.QueryRow(ctx, "SELECT streamer.head()").Scan(&head))
-	_, err = pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) VALUES ('s', 'after')")
-	require.NoError(t, err)
-	_, err = pool.Exec(ctx, "SELECT streamer.tick()")
-	require.NoError(t, err)
+	exec(t, pool, "INSERT INTO streamer.events (stream, data) VALUES ('s', 'after')")
+	exec(t, pool, "SELECT streamer.tick()")
 
 	after := func(token string) []string { return pgtest.DataAfter(t, pool, token) }
 	require.Equal(t, []string{"open", "after"}, after(inside))
 	require.Equal(t, []string{"after"}, after(head))
+}
+
+// exec runs sql on pool and requires it to succeed.
+func exec(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) {
+	t.Helper()
+	_, err := pool.Exec(context.Background(), sql, args...)
+	require.NoError(t, err)
 }
 
 func assertNoError(t *testing.T, err error) bool {
@@ -262,10 +266,8 @@ func TestTickPlan(t *testing.T) {
 	t.Parallel()
 	_, pool := ticksDB(t)
 	ctx := context.Background()
-	_, err := pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) SELECT 's' || (g % 100), 'x' FROM generate_series(1, 100000) g")
-	require.NoError(t, err)
-	_, err = pool.Exec(ctx, "SELECT streamer.tick(); ANALYZE streamer.events")
-	require.NoError(t, err)
+	exec(t, pool, "INSERT INTO streamer.events (stream, data) SELECT 's' || (g % 100), 'x' FROM generate_series(1, 100000) g")
+	exec(t, pool, "SELECT streamer.tick(); ANALYZE streamer.events")
 
 	tickScans := func() (seqScans, numbered int64) {
 		t.Helper()
@@ -280,54 +282,78 @@ func TestTickPlan(t *testing.T) {
 	}
 	t.Run("few xids since the last tick", func(t *testing.T) {
 		for i := range 50 {
-			_, err := pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) VALUES ('s', $1)", fmt.Sprint(i))
-			require.NoError(t, err)
+			exec(t, pool, "INSERT INTO streamer.events (stream, data) VALUES ('s', $1)", fmt.Sprint(i))
 		}
 		seqScans, numbered := tickScans()
 		require.Equal(t, int64(50), numbered)
 		require.Zero(t, seqScans)
 	})
 	t.Run("more than 10,000 xids since the last tick", func(t *testing.T) {
-		_, err := pool.Exec(ctx, `DO $$ BEGIN
+		exec(t, pool, `DO $$ BEGIN
 			FOR i IN 1..10050 LOOP PERFORM pg_current_xact_id(); COMMIT; END LOOP; END $$`)
-		require.NoError(t, err)
-		_, err = pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) VALUES ('s', 'after the gap')")
-		require.NoError(t, err)
+		exec(t, pool, "INSERT INTO streamer.events (stream, data) VALUES ('s', 'after the gap')")
 		seqScans, numbered := tickScans()
 		require.Equal(t, int64(1), numbered)
 		require.Zero(t, seqScans)
 	})
 }
 
-// chanWaker records wakes on a channel.
-type chanWaker chan struct{}
-
-func (w chanWaker) Wake() {
-	select {
-	case w <- struct{}{}:
-	default:
+// TestWaits: after a tick that numbered something the sequencer waits
+// Interval, and keeps to it while ticks find nothing for Linger, so that
+// a publisher committing every few milliseconds never meets a backed-off
+// tick; after Linger the wait doubles up to IdleInterval.
+func TestWaits(t *testing.T) {
+	t.Parallel()
+	const interval, idle = time.Millisecond, 4 * time.Millisecond
+	for _, tc := range []struct {
+		name   string
+		linger time.Duration
+		want   []time.Duration // the waits after the empty ticks that follow
+	}{
+		{"within Linger", time.Hour, []time.Duration{interval, interval, interval, interval}},
+		{"after Linger", time.Nanosecond, []time.Duration{2 * interval, idle, idle, idle}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			url, pool := ticksDB(t)
+			sig := &sequencer.TestSignals{}
+			sig.Init()
+			s := sequencer.New(sequencer.Config{DatabaseURL: url, TestSignals: sig,
+				Interval: interval, IdleInterval: idle, Linger: tc.linger,
+				Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
+			require.NoError(t, s.Start(context.Background()))
+			t.Cleanup(s.Stop)
+			sig.Leading.WaitOrTimeout(t)
+			exec(t, pool, "INSERT INTO streamer.events (stream, data) VALUES ('s', 'x')")
+			for {
+				tk := sig.Waited.WaitOrTimeout(t)
+				if tk.Numbered > 0 {
+					require.Equal(t, sequencer.Tick{Numbered: 1, Wait: interval}, tk)
+					break
+				}
+			}
+			for _, want := range tc.want {
+				require.Equal(t, sequencer.Tick{Wait: want}, sig.Waited.WaitOrTimeout(t))
+			}
+		})
 	}
 }
 
-// TestWakesLocally: a tick that numbered something wakes Config.Waker at
-// once, besides its NOTIFY.
-func TestWakesLocally(t *testing.T) {
+// TestEmptyTickReadOnly: a tick that finds nothing to number takes no xid,
+// so no row lock (FOR UPDATE would assign one): it writes nothing, and
+// leaves no xid for the next tick to probe. Checked right after a tick
+// that numbered something, whose own xid is then a candidate.
+func TestEmptyTickReadOnly(t *testing.T) {
 	t.Parallel()
-	url, pool := ticksDB(t)
-	w := make(chanWaker, 1)
-	sig := &sequencer.TestSignals{}
-	sig.Init()
-	s := sequencer.New(sequencer.Config{DatabaseURL: url, Waker: w, TestSignals: sig,
-		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
-	require.NoError(t, s.Start(context.Background()))
-	t.Cleanup(s.Stop)
-	sig.Leading.WaitOrTimeout(t)
-	_, err := pool.Exec(context.Background(), "INSERT INTO streamer.events (stream, data) VALUES ('s', 'x')")
-	require.NoError(t, err)
-	require.Equal(t, 1, sig.Ticked.WaitOrTimeout(t))
-	select {
-	case <-w:
-	case <-time.After(testsignal.Timeout):
-		t.Fatal("the waker was not woken")
-	}
+	_, pool := ticksDB(t)
+	ctx := context.Background()
+	exec(t, pool, "INSERT INTO streamer.events (stream, data) VALUES ('s', 'x')")
+	var n int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT streamer.tick()").Scan(&n))
+	require.Equal(t, 1, n)
+
+	var xid *string
+	require.NoError(t, pool.QueryRow(ctx, "SELECT streamer.tick(), pg_current_xact_id_if_assigned()::text").Scan(&n, &xid))
+	require.Zero(t, n)
+	require.Nil(t, xid, "an empty tick took an xid")
 }
