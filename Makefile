@@ -47,7 +47,7 @@ test: deps ## Vet, then run every test with the race detector, the delivery test
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 	STREAMER_TEST_ORDERING=ticks $(GO) test -race -count=1 -timeout 20m $(TICKS_PKGS)
-	STREAMER_TEST_ORDERING=ticks $(GO) test -race -count=1 -timeout 20m -run 'TestInstances|TestGap$$' ./internal/e2e/
+	STREAMER_TEST_ORDERING=ticks $(GO) test -race -count=1 -timeout 20m -run 'TestInstances|TestGap$$|TestFault$$' ./internal/e2e/
 
 .PHONY: bench
 bench: deps ## Run every benchmark once, so none rots (use -benchtime for numbers)

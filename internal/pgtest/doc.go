@@ -20,7 +20,8 @@
 // (STREAMER_TEST_ORDERING=trigger, the default, or ticks; see
 // migrations/007_ticks.sql), so that `make test` runs the delivery tests in
 // both. In ticks mode nothing is numbered until a tick: tests that read
-// positions from the database without a server's sequencer call [Tick].
+// positions from the database without a server's sequencer call [Tick];
+// tests of what only the trigger mode does call [SkipUnlessTrigger].
 //
 // The server is chosen once per test binary, in this order:
 //
