@@ -310,10 +310,10 @@
 // pays one tick transaction (a few index probes, one commits row per
 // publishing transaction, one WAL flush) per tick while events arrive, and
 // one read-only statement per idle tick; one live read serves a tick's
-// commits. Delivery waits for the next tick (2 ms after a busy one, at most
-// 20 ms after an idle spell) and for the tick's transaction: on a loaded
-// machine that measured p50 21 ms against 1.9 ms in trigger mode. Figures
-// in docs/benchmarks.md.
+// commits. Delivery waits for the next tick (5 ms after a busy one and for
+// 100 ms after it, doubling to at most 20 ms after an idle spell) and for
+// the tick's transaction: at 1,000 events/s p50 5.4-5.7 ms against 1.4 ms
+// in trigger mode on a 2-core machine. Figures in docs/benchmarks.md.
 // The rest of this section is the trigger mode.
 //
 // Publishers pay for the commit order: per transaction, one row in an
