@@ -84,28 +84,22 @@ DECLARE
     span bigint := hi::text::bigint - lo::text::bigint;
     new  xid8[];
     cand xid8;
-    n    bigint; -- not a FOR loop's integer: xid8 passes 2^31
 BEGIN
-    -- A few candidates: a loop of probes, each a cached plan. xip is
-    -- sorted and below lo, so the result is in xid order. ORDER BY ...
-    -- LIMIT 1 keeps each an index probe (see below); not in an EXISTS,
-    -- which drops both and lets a generic plan scan the table.
+    -- A few candidates (prev's running transactions, then the xids
+    -- assigned since): a loop of probes, each a cached plan, in xid order.
+    -- ORDER BY ... LIMIT 1 keeps each an index probe (see below); not in an
+    -- EXISTS, which drops both and lets a generic plan scan the table.
     IF span <= 100 THEN
         new := '{}';
-        FOREACH cand IN ARRAY ARRAY(SELECT pg_snapshot_xip(prev)) LOOP
+        FOREACH cand IN ARRAY ARRAY(
+            SELECT c.x FROM (SELECT pg_snapshot_xip(prev)
+                             UNION ALL
+                             SELECT g::text::xid8 FROM generate_series(lo::text::bigint, hi::text::bigint - 1) AS g) c(x)
+            ORDER BY c.x) LOOP
             IF pg_visible_in_snapshot(cand, cur) AND cand IS DISTINCT FROM me
                AND (SELECT e.id FROM streamer.events e WHERE e.txid = cand ORDER BY e.txid, e.id LIMIT 1) IS NOT NULL THEN
                 new := new || cand;
             END IF;
-        END LOOP;
-        n := lo::text::bigint;
-        WHILE n < hi::text::bigint LOOP
-            cand := n::text::xid8;
-            IF pg_visible_in_snapshot(cand, cur) AND cand IS DISTINCT FROM me
-               AND (SELECT e.id FROM streamer.events e WHERE e.txid = cand ORDER BY e.txid, e.id LIMIT 1) IS NOT NULL THEN
-                new := new || cand;
-            END IF;
-            n := n + 1;
         END LOOP;
         RETURN new;
     END IF;
