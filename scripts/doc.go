@@ -1,8 +1,10 @@
 // Package scripts holds no Go code: its shell scripts serve the Makefile
 // (devdb.sh the development database, ensure-deps.sh the system
 // packages), and its tests run them as a new user would.
-// pgbench-ordering.sh measures publishers per ordering mode for
-// docs/benchmarks.md; it is run by hand, against a database of its own.
+// pgbench-ordering.sh measures publishers per ordering mode, and
+// pgbench-logical.sh what logical decoding would cost them, for
+// docs/benchmarks.md; both are run by hand, against a database (or, for
+// the second, a throwaway cluster it restarts) of their own.
 //
 // # Invariants
 //
