@@ -557,6 +557,7 @@ type mark struct {
 	dbReads             int64
 	dbReadMs            float64
 	stmts               map[string]int64 // calls by statement
+	backends            backendCPU       // the cluster's backends (streamer targets only)
 	ticks, tickCalls    int64            // ticks mode: ticks that numbered, calls of streamer.tick()
 	tickMs              float64          // execution time of those calls
 	load                float64
@@ -604,6 +605,9 @@ FROM pg_stat_statements
 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND query = 'SELECT streamer.tick()'`).Scan(&m.tickCalls, &m.tickMs)
 		_ = s.b.pool.QueryRow(ctx, `SELECT ticks FROM streamer.ordering`).Scan(&m.ticks)
+	}
+	if s.b.postmaster > 0 && s.t.kind == "streamer" {
+		m.backends = s.b.sampleBackends(ctx)
 	}
 	return m
 }

@@ -113,7 +113,11 @@ func printTable(w io.Writer, results []result) {
 		if r.PGCPU > 0 {
 			fmt.Fprintf(w, ", PostgreSQL CPU %.2fs", r.PGCPU)
 			if r.Deliveries > 0 {
-				fmt.Fprintf(w, " (%.2f µs/delivery)", r.PGCPUPerDeliveryUs)
+				fmt.Fprintf(w, " (%.2f µs/delivery", r.PGCPUPerDeliveryUs)
+				if len(r.PGByBackendUs) > 0 {
+					fmt.Fprintf(w, "; by backend: %s", formatByRole(r.PGByBackendUs))
+				}
+				fmt.Fprint(w, ")")
 			}
 		}
 		fmt.Fprintf(w, ", client CPU %.2fs", r.ClientCPU)

@@ -46,6 +46,11 @@ type result struct {
 	DeliveriesPerSec   float64 `json:"deliveries_per_sec"`
 	CPUPerDeliveryUs   float64 `json:"cpu_per_delivery_us"`
 	PGCPUPerDeliveryUs float64 `json:"pg_cpu_per_delivery_us"`
+	// PGByBackendUs splits the PostgreSQL CPU per delivery by backend role
+	// (application_name or backend type): the server's pools
+	// ("streamer", "streamer-listener", "streamer-sequencer", …), the
+	// tool's publisher ("streamer-bench"), PostgreSQL's own processes.
+	PGByBackendUs map[string]float64 `json:"pg_cpu_by_backend_us,omitempty"`
 	MinMs              float64 `json:"min_ms"` // the fastest delivery: the pipeline's fixed part
 	P50Ms              float64 `json:"p50_ms"`
 	P99Ms              float64 `json:"p99_ms"`
@@ -148,6 +153,12 @@ func (r *result) window(a, z mark) {
 	if r.Deliveries > 0 {
 		r.CPUPerDeliveryUs = r.ServerCPU / float64(r.Deliveries) * 1e6
 		r.PGCPUPerDeliveryUs = r.PGCPU / float64(r.Deliveries) * 1e6
+		for role, cpu := range cpuByRole(a.backends, z.backends) {
+			if r.PGByBackendUs == nil {
+				r.PGByBackendUs = map[string]float64{}
+			}
+			r.PGByBackendUs[role] = cpu / float64(r.Deliveries) * 1e6
+		}
 	}
 }
 
