@@ -51,6 +51,7 @@ type result struct {
 	// ("streamer", "streamer-listener", "streamer-sequencer", …), the
 	// tool's publisher ("streamer-bench"), PostgreSQL's own processes.
 	PGByBackendUs map[string]float64 `json:"pg_cpu_by_backend_us,omitempty"`
+
 	MinMs              float64 `json:"min_ms"` // the fastest delivery: the pipeline's fixed part
 	P50Ms              float64 `json:"p50_ms"`
 	P99Ms              float64 `json:"p99_ms"`
