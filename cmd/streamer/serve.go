@@ -30,7 +30,7 @@ var migrateDatabase = migrations.Migrate
 
 var optDatabaseURL = option{"database-url", "DATABASE_URL", "", "Postgres connection string"}
 
-var optOrdering = option{"ordering", "STREAMER_ORDERING", "", "how publishing transactions are ordered: ticks (publishers take no lock; one server numbers commits every few ms) or trigger (each COMMIT numbers itself under a global lock); empty: migrate leaves the database's mode as it is (trigger on a new database), serve follows the database"}
+var optOrdering = option{"ordering", "STREAMER_ORDERING", "", "how publishing transactions are ordered: ticks (publishers take no lock; one server numbers commits every few ms) or trigger (each COMMIT numbers itself under a global lock); empty: migrate puts a new database in ticks and leaves an existing one in its mode, serve follows the database"}
 
 // serveConfig is every setting of streamer serve.
 type serveConfig struct {
