@@ -123,10 +123,20 @@ func nextEvent(t *testing.T, events <-chan sseEvent) sseEvent {
 // ends and returns its base URL once it is ready.
 func startServe(t *testing.T, args ...string) string {
 	t.Helper()
+	return startServeOn(t, pgtest.NewDB(t), nil, args...)
+}
+
+// startServeOn is startServe on the database at dbURL, with tune (when not
+// nil) applied to the configuration.
+func startServeOn(t *testing.T, dbURL string, tune func(*serveConfig), args ...string) string {
+	t.Helper()
 	addr := freeAddr(t)
 	var cfg serveConfig
 	s := cfg.bind(io.Discard)
-	require.NoError(t, s.parse(append([]string{"--database-url", pgtest.NewDB(t), "--addr", addr}, args...), ""))
+	require.NoError(t, s.parse(append([]string{"--database-url", dbURL, "--addr", addr}, args...), ""))
+	if tune != nil {
+		tune(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)) }()

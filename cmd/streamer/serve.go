@@ -69,6 +69,9 @@ type serveConfig struct {
 	// listen opens the HTTP listener; nil is TCP on Addr. Not a flag:
 	// tests inject listeners that fail.
 	listen func(ctx context.Context, network, addr string) (net.Listener, error)
+	// tuneSequencer, when set, adjusts the sequencer's configuration. Not
+	// a flag: tests set its waits and test signals.
+	tuneSequencer func(*sequencer.Config)
 }
 
 func (c *serveConfig) bind(out io.Writer) *settings {
@@ -179,11 +182,13 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 	reg := registry.New[dispatch.Subscriber]()
 	var srv *server.Server // read by the metrics gauges at scrape time
 	var lis *listener.Listener
+	var seq *sequencer.Sequencer
 	met := metrics.New(metrics.Sources{
 		OpenStreams:       func() int { return srv.OpenStreams() },
 		LiveSubscribers:   reg.Len,
 		LiveStreams:       reg.Streams,
 		ListenerConnected: func() bool { return lis.Connected() },
+		SequencerLeading:  func() bool { return seq.Leading() },
 	})
 	disp := dispatch.New(dispatch.Config{
 		Pool:     pool,
@@ -202,10 +207,15 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 	// No local wake: the tick's NOTIFY reaches this server's listener as
 	// soon as another would (one read per tick; waking the dispatcher here
 	// too made two).
-	seq := sequencer.New(sequencer.Config{
+	seqCfg := sequencer.Config{
 		DatabaseURL: cfg.DatabaseURL,
+		Metrics:     met,
 		Logger:      log.With().Str("service", "sequencer").Logger(),
-	})
+	}
+	if cfg.tuneSequencer != nil {
+		cfg.tuneSequencer(&seqCfg)
+	}
+	seq = sequencer.New(seqCfg)
 
 	lis = listener.New(listener.Config{
 		DatabaseURL: cfg.DatabaseURL,
@@ -238,7 +248,10 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		QueueEvents:    cfg.PublishQueueEvents,
 		QueueBytes:     cfg.PublishQueueBytes,
 		Metrics:        met,
-		Logger:         log.With().Str("service", "publish").Logger(),
+		// A leading sequencer backed off while idle ticks now, not up to
+		// IdleInterval later; a no-op otherwise (sequencer.Poke).
+		OnCommit: seq.Poke,
+		Logger:   log.With().Str("service", "publish").Logger(),
 	})
 
 	// Retention runs on a pool of one connection of its own: a pass holds
