@@ -209,7 +209,7 @@ func TestServeSIGTERM(t *testing.T) {
 	require.Less(t, time.Since(began), 5*time.Second)
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -18,7 +18,7 @@ import (
 
 // dbIn returns a new test database in mode, whatever
 // STREAMER_TEST_ORDERING says.
-func dbIn(t *testing.T, mode migrations.Ordering) string {
+func dbIn(t testing.TB, mode migrations.Ordering) string {
 	t.Helper()
 	ctx := context.Background()
 	url := pgtest.NewDB(t)

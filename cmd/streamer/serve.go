@@ -72,6 +72,9 @@ type serveConfig struct {
 	// tuneSequencer, when set, adjusts the sequencer's configuration. Not
 	// a flag: tests set its waits and test signals.
 	tuneSequencer func(*sequencer.Config)
+	// noPoke, when set, keeps POST /publish from poking the sequencer. Not
+	// a flag: the benchmark of what the poke saves sets it.
+	noPoke bool
 }
 
 func (c *serveConfig) bind(out io.Writer) *settings {
@@ -236,6 +239,10 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		return fmt.Errorf("publish pool: %w", err)
 	}
 	defer pubPool.Close()
+	onCommit := seq.Poke
+	if cfg.noPoke {
+		onCommit = nil
+	}
 	delay := cfg.PublishBatchDelay
 	if delay == 0 {
 		delay = -1 // batch.Config: negative is "no wait"
@@ -250,7 +257,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		Metrics:        met,
 		// A leading sequencer backed off while idle ticks now, not up to
 		// IdleInterval later; a no-op otherwise (sequencer.Poke).
-		OnCommit: seq.Poke,
+		OnCommit: onCommit,
 		Logger:   log.With().Str("service", "publish").Logger(),
 	})
 
