@@ -205,22 +205,18 @@ func registerGauges(reg *prometheus.Registry, src Sources) {
 	if f := src.LiveStreams; f != nil {
 		gauge("streamer_streams_live", "Streams with at least one live subscriber.", func() float64 { return float64(f()) })
 	}
-	if f := src.ListenerConnected; f != nil {
-		gauge("streamer_listener_connected", "1 while the LISTEN connection is up, else 0.", func() float64 {
-			if f() {
-				return 1
-			}
-			return 0
-		})
+	boolGauge := func(name, help string, f func() bool) {
+		if f != nil {
+			gauge(name, help, func() float64 {
+				if f() {
+					return 1
+				}
+				return 0
+			})
+		}
 	}
-	if f := src.SequencerLeading; f != nil {
-		gauge("streamer_sequencer_leading", "1 while this server's sequencer holds the sequencer lock (one server at a time; in trigger mode it only asks for the mode), else 0.", func() float64 {
-			if f() {
-				return 1
-			}
-			return 0
-		})
-	}
+	boolGauge("streamer_listener_connected", "1 while the LISTEN connection is up, else 0.", src.ListenerConnected)
+	boolGauge("streamer_sequencer_leading", "1 while this server's sequencer holds the sequencer lock (one server at a time; in trigger mode it only asks for the mode), else 0.", src.SequencerLeading)
 }
 
 // Handler serves the registry in the Prometheus text format.

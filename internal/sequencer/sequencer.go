@@ -303,23 +303,20 @@ func (s *Sequencer) sleep(ctx context.Context, timer *time.Timer, d time.Duratio
 		pokes = s.pokes
 	}
 	timer.Reset(d)
-	select {
-	case <-ctx.Done():
-		return false, ctx.Err()
-	case <-timer.C:
-		return false, nil
-	case <-pokes:
-	}
-	gap := s.cfg.Interval - time.Since(ended)
-	if gap <= 0 {
-		timer.Stop()
-		return true, nil
-	}
-	timer.Reset(gap)
-	select {
-	case <-ctx.Done():
-		return false, ctx.Err()
-	case <-timer.C:
-		return true, nil
+	for {
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-timer.C:
+			return poked, nil
+		case <-pokes:
+			poked, pokes = true, nil
+			gap := s.cfg.Interval - time.Since(ended)
+			if gap <= 0 {
+				timer.Stop()
+				return true, nil
+			}
+			timer.Reset(gap)
+		}
 	}
 }
