@@ -193,3 +193,60 @@ func TestOrderingSwitch(t *testing.T) {
 		"SELECT tgenabled::text FROM pg_trigger WHERE tgname = 'events_notify'").Scan(&enabled))
 	require.Equal(t, "O", enabled)
 }
+
+// TestApplyOrdering: what `streamer migrate` leaves a database in. Without
+// STREAMER_ORDERING a new database (no migration applied before) gets
+// ticks and an existing one keeps its mode, an upgrade from before 007
+// included; STREAMER_ORDERING switches either way.
+func TestApplyOrdering(t *testing.T) {
+	t.Parallel()
+	const (
+		fresh = -1 // the schema dropped: no migration applied
+		as    = 0  // the test database as pgtest made it, then set to from
+	)
+	for _, tc := range []struct {
+		name      string
+		version   int32               // fresh, as, or a migration to stop at first
+		from      migrations.Ordering // the mode before (when version is as)
+		want      migrations.Ordering // STREAMER_ORDERING
+		mode      migrations.Ordering // the mode after
+		applied   int32               // AppliedVersion before Migrate
+		reasonHas string
+	}{
+		{"new database gets ticks", fresh, "", "", migrations.Ticks, 0, "new database"},
+		{"existing trigger database stays trigger", as, migrations.Trigger, "", migrations.Trigger, 7, "unchanged"},
+		{"existing ticks database stays ticks", as, migrations.Ticks, "", migrations.Ticks, 7, "unchanged"},
+		{"upgrade from 006 stays trigger", 6, "", "", migrations.Trigger, 6, "unchanged"},
+		{"explicit ticks switches", as, migrations.Trigger, migrations.Ticks, migrations.Ticks, 7, "STREAMER_ORDERING"},
+		{"explicit trigger switches", as, migrations.Ticks, migrations.Trigger, migrations.Trigger, 7, "STREAMER_ORDERING"},
+		{"explicit trigger on a new database", fresh, "", migrations.Trigger, migrations.Trigger, 0, "STREAMER_ORDERING"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			conn := connect(t)
+			switch {
+			case tc.version == as:
+				require.NoError(t, migrations.SetOrdering(ctx, conn, tc.from))
+			default:
+				_, err := conn.Exec(ctx, "DROP SCHEMA streamer CASCADE")
+				require.NoError(t, err)
+				if tc.version > 0 {
+					require.NoError(t, migrations.MigrateTo(ctx, conn, tc.version))
+				}
+			}
+			applied, err := migrations.AppliedVersion(ctx, conn)
+			require.NoError(t, err)
+			require.Equal(t, tc.applied, applied)
+			require.NoError(t, migrations.Migrate(ctx, conn))
+
+			mode, reason, err := migrations.ApplyOrdering(ctx, conn, tc.want, applied)
+			require.NoError(t, err)
+			require.Equal(t, tc.mode, mode)
+			require.Contains(t, reason, tc.reasonHas)
+			inDB, err := migrations.ReadOrdering(ctx, conn)
+			require.NoError(t, err)
+			require.Equal(t, tc.mode, inDB, "the database's mode")
+		})
+	}
+}

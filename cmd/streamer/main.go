@@ -91,17 +91,19 @@ func migrateCommand(ctx context.Context, args []string, stdout io.Writer) error 
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	// Read before migrating: a database no migration had touched is new,
+	// and gets the default mode for new databases.
+	applied, err := migrations.AppliedVersion(ctx, conn)
+	if err != nil {
+		return err
+	}
 	if err := migrateDatabase(ctx, conn); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, "migrations applied")
-	reason := "STREAMER_ORDERING"
-	if ordering == "" {
-		if ordering, reason, err = migrations.DefaultOrdering(ctx, conn); err != nil {
-			return fmt.Errorf("read the ordering mode: %w", err)
-		}
-	} else if err := migrations.SetOrdering(ctx, conn, ordering); err != nil {
-		return err
+	ordering, reason, err := migrations.ApplyOrdering(ctx, conn, ordering, applied)
+	if err != nil {
+		return fmt.Errorf("ordering mode: %w", err)
 	}
 	fmt.Fprintf(stdout, "ordering: %s (%s)\n", ordering, reason)
 	return nil

@@ -67,7 +67,7 @@ type sseEvent struct{ id, data string }
 // subscribeSSE opens GET /events?stream=… (with a Last-Event-ID when
 // lastID is not empty) and returns the events it reads; the reading
 // goroutine ends, and is waited for, at cleanup.
-func subscribeSSE(t *testing.T, base, stream, lastID string) <-chan sseEvent {
+func subscribeSSE(t testing.TB, base, stream, lastID string) <-chan sseEvent {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, base+"/events?stream="+stream, nil)
 	require.NoError(t, err)
@@ -107,7 +107,7 @@ func subscribeSSE(t *testing.T, base, stream, lastID string) <-chan sseEvent {
 	return events
 }
 
-func nextEvent(t *testing.T, events <-chan sseEvent) sseEvent {
+func nextEvent(t testing.TB, events <-chan sseEvent) sseEvent {
 	t.Helper()
 	select {
 	case ev, ok := <-events:
@@ -123,10 +123,20 @@ func nextEvent(t *testing.T, events <-chan sseEvent) sseEvent {
 // ends and returns its base URL once it is ready.
 func startServe(t *testing.T, args ...string) string {
 	t.Helper()
+	return startServeOn(t, pgtest.NewDB(t), nil, args...)
+}
+
+// startServeOn is startServe on the database at dbURL, with tune (when not
+// nil) applied to the configuration.
+func startServeOn(t testing.TB, dbURL string, tune func(*serveConfig), args ...string) string {
+	t.Helper()
 	addr := freeAddr(t)
 	var cfg serveConfig
 	s := cfg.bind(io.Discard)
-	require.NoError(t, s.parse(append([]string{"--database-url", pgtest.NewDB(t), "--addr", addr}, args...), ""))
+	require.NoError(t, s.parse(append([]string{"--database-url", dbURL, "--addr", addr}, args...), ""))
+	if tune != nil {
+		tune(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)) }()
@@ -151,7 +161,7 @@ func isReady(base string) bool {
 
 // postEvents publishes n events on stream in one POST /publish, with the
 // data first, first+1, ..., and requires a 200.
-func postEvents(t *testing.T, base, stream string, first, n int) {
+func postEvents(t testing.TB, base, stream string, first, n int) {
 	t.Helper()
 	var body []map[string]string
 	for i := range n {

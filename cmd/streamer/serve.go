@@ -30,7 +30,7 @@ var migrateDatabase = migrations.Migrate
 
 var optDatabaseURL = option{"database-url", "DATABASE_URL", "", "Postgres connection string"}
 
-var optOrdering = option{"ordering", "STREAMER_ORDERING", "", "how publishing transactions are ordered: ticks (publishers take no lock; one server numbers commits every few ms) or trigger (each COMMIT numbers itself under a global lock); empty: migrate leaves the database's mode as it is (trigger on a new database), serve follows the database"}
+var optOrdering = option{"ordering", "STREAMER_ORDERING", "", "how publishing transactions are ordered: ticks (publishers take no lock; one server numbers commits every few ms) or trigger (each COMMIT numbers itself under a global lock); empty: migrate puts a new database in ticks and leaves an existing one in its mode, serve follows the database"}
 
 // serveConfig is every setting of streamer serve.
 type serveConfig struct {
@@ -69,6 +69,12 @@ type serveConfig struct {
 	// listen opens the HTTP listener; nil is TCP on Addr. Not a flag:
 	// tests inject listeners that fail.
 	listen func(ctx context.Context, network, addr string) (net.Listener, error)
+	// tuneSequencer, when set, adjusts the sequencer's configuration. Not
+	// a flag: tests set its waits and test signals.
+	tuneSequencer func(*sequencer.Config)
+	// noPoke, when set, keeps POST /publish from poking the sequencer. Not
+	// a flag: the benchmark of what the poke saves sets it.
+	noPoke bool
 }
 
 func (c *serveConfig) bind(out io.Writer) *settings {
@@ -179,11 +185,13 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 	reg := registry.New[dispatch.Subscriber]()
 	var srv *server.Server // read by the metrics gauges at scrape time
 	var lis *listener.Listener
+	var seq *sequencer.Sequencer
 	met := metrics.New(metrics.Sources{
 		OpenStreams:       func() int { return srv.OpenStreams() },
 		LiveSubscribers:   reg.Len,
 		LiveStreams:       reg.Streams,
 		ListenerConnected: func() bool { return lis.Connected() },
+		SequencerLeading:  func() bool { return seq.Leading() },
 	})
 	disp := dispatch.New(dispatch.Config{
 		Pool:     pool,
@@ -202,10 +210,15 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 	// No local wake: the tick's NOTIFY reaches this server's listener as
 	// soon as another would (one read per tick; waking the dispatcher here
 	// too made two).
-	seq := sequencer.New(sequencer.Config{
+	seqCfg := sequencer.Config{
 		DatabaseURL: cfg.DatabaseURL,
+		Metrics:     met,
 		Logger:      log.With().Str("service", "sequencer").Logger(),
-	})
+	}
+	if cfg.tuneSequencer != nil {
+		cfg.tuneSequencer(&seqCfg)
+	}
+	seq = sequencer.New(seqCfg)
 
 	lis = listener.New(listener.Config{
 		DatabaseURL: cfg.DatabaseURL,
@@ -226,6 +239,10 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		return fmt.Errorf("publish pool: %w", err)
 	}
 	defer pubPool.Close()
+	onCommit := seq.Poke
+	if cfg.noPoke {
+		onCommit = nil
+	}
 	delay := cfg.PublishBatchDelay
 	if delay == 0 {
 		delay = -1 // batch.Config: negative is "no wait"
@@ -238,7 +255,10 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 		QueueEvents:    cfg.PublishQueueEvents,
 		QueueBytes:     cfg.PublishQueueBytes,
 		Metrics:        met,
-		Logger:         log.With().Str("service", "publish").Logger(),
+		// A leading sequencer backed off while idle ticks now, not up to
+		// IdleInterval later; a no-op otherwise (sequencer.Poke).
+		OnCommit: onCommit,
+		Logger:   log.With().Str("service", "publish").Logger(),
 	})
 
 	// Retention runs on a pool of one connection of its own: a pass holds

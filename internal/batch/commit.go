@@ -128,6 +128,9 @@ func (b *Batcher) commitUnits(ctx context.Context, units []*unit, prev <-chan st
 			// Counted before the callers hear of it, so that a caller
 			// that got its ids sees the count moved.
 			b.cfg.Metrics.Published(len(ids))
+			if b.cfg.OnCommit != nil {
+				b.cfg.OnCommit()
+			}
 			off := 0
 			for _, u := range units {
 				n := len(u.events)

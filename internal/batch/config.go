@@ -67,6 +67,11 @@ type Config struct {
 	// Metrics receives a count per committed batch; nil counts nothing.
 	Metrics Metrics
 
+	// OnCommit, when set, is called after each transaction that committed,
+	// on the goroutine that committed it, before its callers hear of it
+	// (streamer serve pokes its sequencer). It must not block.
+	OnCommit func()
+
 	Logger      zerolog.Logger
 	TestSignals *TestSignals // nil in production
 }

@@ -107,5 +107,5 @@
 //     ErrFull, a *RuleError) will never see its events committed.
 //   - Config.Metrics is told of each committed transaction once, with its
 //     number of events, before any of its callers is resolved; never of
-//     a transaction that did not commit.
+//     a transaction that did not commit. So is Config.OnCommit, when set.
 package batch

@@ -3,6 +3,7 @@ package batch
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,7 +40,12 @@ var (
 func TestMetricsCountCommittedBatches(t *testing.T) {
 	t.Parallel()
 	m := &recMetrics{}
-	b, bb := setup(t, func(c *Config, _ *Batcher) { c.MaxDelay = time.Hour; c.Metrics = m })
+	var commits atomic.Int64
+	b, bb := setup(t, func(c *Config, _ *Batcher) {
+		c.MaxDelay = time.Hour
+		c.Metrics = m
+		c.OnCommit = func() { commits.Add(1) }
+	})
 	bb.signals.Enqueued.Init()
 
 	for i := range 4 {
@@ -52,6 +58,7 @@ func TestMetricsCountCommittedBatches(t *testing.T) {
 	require.NoError(t, b.Flush(context.Background()))
 	require.NoError(t, waitResult(t, last).err)
 	require.Equal(t, []int{6}, m.get(), "one transaction of six events")
+	require.Equal(t, int64(1), commits.Load(), "OnCommit once per transaction, before its callers hear")
 
 	t.Run("refused events are not counted", func(t *testing.T) {
 		_, err := bb.pool.Exec(context.Background(),
@@ -62,5 +69,6 @@ func TestMetricsCountCommittedBatches(t *testing.T) {
 		r = waitResult(t, publishAsync(b, context.Background(), []Event{ev("s", 9)}))
 		require.NoError(t, r.err)
 		require.Equal(t, []int{6, 1}, m.get())
+		require.Equal(t, int64(2), commits.Load(), "not for the refused one")
 	})
 }

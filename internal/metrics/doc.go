@@ -31,6 +31,16 @@
 // are not observed. A clock difference between the database host and this
 // one adds to (or is clamped out of) the value.
 //
+// # Sequencer
+//
+// streamer_sequencer_leading is 1 on the one server whose sequencer holds
+// the sequencer lock (in either ordering mode: in trigger mode it only asks
+// for the mode). The ticks it records in ticks mode are counted by result
+// (streamer_sequencer_ticks_total{result="numbered"|"empty"}), with the
+// transactions they numbered (streamer_sequencer_commits_total) and their
+// round trip (streamer_sequencer_tick_duration_seconds); takeovers and
+// errors are counted too. Only the leading server's tick series move.
+//
 // # Series reported later
 //
 // Some methods have no caller yet; their series read zero until the
@@ -55,5 +65,5 @@
 //   - A nil source function is skipped, never called.
 //   - Every method is safe on a nil *Metrics and does nothing there.
 //   - Label values come from fixed sets created in New (read kind, refusal
-//     reason); a method never creates a series.
+//     reason, tick result); a method never creates a series.
 package metrics

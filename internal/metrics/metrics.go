@@ -15,6 +15,7 @@ type Sources struct {
 	LiveSubscribers   func() int  // subscribers past their replay
 	LiveStreams       func() int  // streams with at least one live subscriber
 	ListenerConnected func() bool // the LISTEN connection is up
+	SequencerLeading  func() bool // this server's sequencer holds the sequencer lock
 }
 
 // Read kinds, the values of the kind label of the database read series.
@@ -33,6 +34,13 @@ const (
 	RefusedOther    = "other"
 )
 
+// Tick results, the values of the result label of
+// streamer_sequencer_ticks_total.
+const (
+	TickNumbered = "numbered" // the tick numbered at least one transaction
+	TickEmpty    = "empty"    // nothing had committed since the last tick
+)
+
 // Buckets. Lag and read times span a millisecond to tens of seconds; batch
 // sizes powers of two up to the largest batch the batcher makes by default.
 var (
@@ -40,6 +48,8 @@ var (
 	readBuckets  = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
 	batchBuckets = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}
 	waitBuckets  = []float64{.001, .01, .1, .25, .5, 1, 2.5, 5, 10}
+	// A tick is one round trip: an empty one a fraction of a millisecond.
+	tickBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}
 )
 
 // Metrics holds streamer's collectors on a registry of its own. Its methods
@@ -76,6 +86,13 @@ type Metrics struct {
 	bytesWritten  prometheus.Counter
 
 	pruned prometheus.Counter
+
+	ticksNumbered prometheus.Counter
+	ticksEmpty    prometheus.Counter
+	tickCommits   prometheus.Counter
+	tickTime      prometheus.Histogram
+	seqTakeovers  prometheus.Counter
+	seqErrors     prometheus.Counter
 }
 
 // New registers every series (gauges read from src at scrape time; a nil
@@ -157,6 +174,21 @@ func New(src Sources) *Metrics {
 
 	m.pruned = counter("streamer_pruned_events_total",
 		"Events deleted by retention (STREAMER_RETENTION).")
+
+	ticks := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamer_sequencer_ticks_total",
+		Help: "Ticks this server's sequencer recorded in the ticks ordering mode (calls of streamer.tick()), by result: numbered (it numbered at least one transaction) or empty. Not counted in trigger mode, where the sequencer only asks for the mode."},
+		[]string{"result"})
+	reg.MustRegister(ticks)
+	m.ticksNumbered = ticks.WithLabelValues(TickNumbered)
+	m.ticksEmpty = ticks.WithLabelValues(TickEmpty)
+	m.tickCommits = counter("streamer_sequencer_commits_total",
+		"Publishing transactions numbered by this server's ticks.")
+	m.tickTime = histogram("streamer_sequencer_tick_duration_seconds",
+		"Seconds one tick took (the round trip of streamer.tick()), empty ticks included; ticks mode only.", tickBuckets)
+	m.seqTakeovers = counter("streamer_sequencer_takeovers_total",
+		"Times this server's sequencer took the sequencer lock (at start, or after the sequencing server or its connection died).")
+	m.seqErrors = counter("streamer_sequencer_errors_total",
+		"Errors after which this server's sequencer closed its connection and backed off (connection lost, tick failed).")
 	return m
 }
 
@@ -173,14 +205,18 @@ func registerGauges(reg *prometheus.Registry, src Sources) {
 	if f := src.LiveStreams; f != nil {
 		gauge("streamer_streams_live", "Streams with at least one live subscriber.", func() float64 { return float64(f()) })
 	}
-	if f := src.ListenerConnected; f != nil {
-		gauge("streamer_listener_connected", "1 while the LISTEN connection is up, else 0.", func() float64 {
-			if f() {
-				return 1
-			}
-			return 0
-		})
+	boolGauge := func(name, help string, f func() bool) {
+		if f != nil {
+			gauge(name, help, func() float64 {
+				if f() {
+					return 1
+				}
+				return 0
+			})
+		}
 	}
+	boolGauge("streamer_listener_connected", "1 while the LISTEN connection is up, else 0.", src.ListenerConnected)
+	boolGauge("streamer_sequencer_leading", "1 while this server's sequencer holds the sequencer lock (one server at a time; in trigger mode it only asks for the mode), else 0.", src.SequencerLeading)
 }
 
 // Handler serves the registry in the Prometheus text format.
@@ -312,5 +348,36 @@ func (m *Metrics) Wrote(frames, bytes int) {
 func (m *Metrics) Pruned(n int64) {
 	if m != nil && n > 0 {
 		m.pruned.Add(float64(n))
+	}
+}
+
+// SequencerTicked counts one tick in the ticks ordering mode that numbered
+// n transactions (0: empty) and observes how long it took. Called by the
+// sequencer after each call of streamer.tick() that did not find trigger
+// mode.
+func (m *Metrics) SequencerTicked(n int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	if n > 0 {
+		m.ticksNumbered.Inc()
+		m.tickCommits.Add(float64(n))
+	} else {
+		m.ticksEmpty.Inc()
+	}
+	m.tickTime.Observe(d.Seconds())
+}
+
+// SequencerTookLock counts one takeover: the sequencer took the lock.
+func (m *Metrics) SequencerTookLock() {
+	if m != nil {
+		m.seqTakeovers.Inc()
+	}
+}
+
+// SequencerFailed counts one error after which the sequencer backed off.
+func (m *Metrics) SequencerFailed() {
+	if m != nil {
+		m.seqErrors.Inc()
 	}
 }

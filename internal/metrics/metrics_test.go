@@ -25,6 +25,7 @@ func TestHandler(t *testing.T) {
 		LiveSubscribers:   func() int { return 5 },
 		LiveStreams:       func() int { return 2 },
 		ListenerConnected: func() bool { return true },
+		SequencerLeading:  func() bool { return true },
 	}))
 	defer srv.Close()
 
@@ -40,6 +41,7 @@ func TestHandler(t *testing.T) {
 		"streamer_subscribers_live 5",
 		"streamer_streams_live 2",
 		"streamer_listener_connected 1",
+		"streamer_sequencer_leading 1",
 		"go_goroutines",
 		"process_resident_memory_bytes",
 	} {
@@ -52,7 +54,7 @@ func TestNilSourcesAreSkipped(t *testing.T) {
 	rec := httptest.NewRecorder()
 	metrics.Handler(metrics.Sources{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	require.Equal(t, http.StatusOK, rec.Code)
-	for _, gauge := range []string{"streamer_sse_connections", "streamer_subscribers_live", "streamer_streams_live", "streamer_listener_connected"} {
+	for _, gauge := range []string{"streamer_sse_connections", "streamer_subscribers_live", "streamer_streams_live", "streamer_listener_connected", "streamer_sequencer_leading"} {
 		require.NotContains(t, rec.Body.String(), gauge)
 	}
 }
@@ -76,6 +78,7 @@ func allFamilies(t *testing.T) map[string]*dto.MetricFamily {
 	return families(t, metrics.New(metrics.Sources{
 		OpenStreams: func() int { return 0 }, LiveSubscribers: func() int { return 0 },
 		LiveStreams: func() int { return 0 }, ListenerConnected: func() bool { return false },
+		SequencerLeading: func() bool { return false },
 	}))
 }
 
@@ -185,6 +188,21 @@ func TestMethodsMoveTheirSeries(t *testing.T) {
 			}},
 		{"Pruned", func(m *metrics.Metrics) { m.Pruned(1000); m.Pruned(0) },
 			[]want{{name: "streamer_pruned_events_total", value: 1000}}},
+		{"SequencerTicked", func(m *metrics.Metrics) {
+			m.SequencerTicked(3, 2*time.Millisecond)
+			m.SequencerTicked(0, time.Millisecond)
+			m.SequencerTicked(0, time.Millisecond)
+			m.SequencerTicked(2, time.Millisecond)
+		}, []want{
+			{name: "streamer_sequencer_ticks_total", labels: []string{"result", "numbered"}, value: 2},
+			{name: "streamer_sequencer_ticks_total", labels: []string{"result", "empty"}, value: 2},
+			{name: "streamer_sequencer_commits_total", value: 5},
+			{name: "streamer_sequencer_tick_duration_seconds", value: 4, sum: 0.005},
+		}},
+		{"SequencerTookLock", func(m *metrics.Metrics) { m.SequencerTookLock() },
+			[]want{{name: "streamer_sequencer_takeovers_total", value: 1}}},
+		{"SequencerFailed", func(m *metrics.Metrics) { m.SequencerFailed(); m.SequencerFailed() },
+			[]want{{name: "streamer_sequencer_errors_total", value: 2}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -217,10 +235,14 @@ func TestNilMetricsIsInert(t *testing.T) {
 		m.ConnectionRefused(metrics.RefusedCapacity)
 		m.Wrote(1, 1)
 		m.Pruned(1)
+		m.SequencerTicked(1, time.Millisecond)
+		m.SequencerTookLock()
+		m.SequencerFailed()
 	})
 }
 
-// The delivery path's calls allocate nothing.
+// The delivery path's calls, and the sequencer's per tick, allocate
+// nothing.
 func TestHotPathDoesNotAllocate(t *testing.T) {
 	m := metrics.New(metrics.Sources{})
 	allocs := testing.AllocsPerRun(1000, func() {
@@ -228,6 +250,8 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 		m.DeliveryLag(3 * time.Millisecond)
 		m.DBRead(metrics.ReadLive, time.Millisecond)
 		m.Wrote(4, 512)
+		m.SequencerTicked(2, time.Millisecond)
+		m.SequencerTicked(0, time.Millisecond)
 	})
 	require.Zero(t, allocs)
 }

@@ -19,7 +19,11 @@
 // The template is in the ordering mode [OrderingEnv] names
 // (STREAMER_TEST_ORDERING=trigger, the default, or ticks; see
 // migrations/007_ticks.sql), so that `make test` runs the delivery tests in
-// both. In ticks mode nothing is numbered until a tick: tests that read
+// both. Trigger stays the tests' default on purpose, although `streamer
+// migrate` puts a new database in ticks mode: the template is made with
+// [migrations.Migrate], which leaves trigger mode, not with the command, and
+// the ticks pass covers the packages whose delivery depends on the mode
+// (TICKS_PKGS in the Makefile). In ticks mode nothing is numbered until a tick: tests that read
 // positions from the database without a server's sequencer call [Tick];
 // tests of what only the trigger mode does call [SkipUnlessTrigger].
 //

@@ -25,6 +25,30 @@
 // dispatcher directly: that made two reads per tick, the NOTIFY's and its
 // own, and measured no faster; docs/benchmarks.md, "Ordering modes".)
 //
+// # Poke
+//
+// [Sequencer.Poke] is how this server's POST /publish (internal/batch,
+// Config.OnCommit) says a publishing transaction has committed. A leading
+// sequencer in ticks mode that is waiting longer than Interval (backed off
+// while idle, up to IdleInterval) then ticks Interval after its last tick
+// ended, or at once when that has passed, so the first event after an
+// idle spell does not wait out the backoff. Pokes never bring ticks closer
+// together than Interval: a wait of Interval (while events arrive, and for
+// Linger after) is not shortened at all. Pokes coalesce in a channel of
+// one, and each tick first empties it (every poke made before the tick is
+// served by its snapshot). Publishers on other servers, and SQL
+// publishers, do not poke: they wait for the backed-off tick as before.
+//
+// # Metrics
+//
+// Config.Metrics hears of each tick in ticks mode (numbered or empty, with
+// what it numbered and how long the round trip took; never the trigger
+// mode's asks), of each taking of the lock and of each error; package
+// metrics turns them into streamer_sequencer_* series, with
+// streamer_sequencer_leading read from [Sequencer.Leading]. Per tick that
+// is a few atomic operations and no allocation; the wait reuses one timer
+// per session.
+//
 // On an error it closes the connection (which releases the lock), waits
 // (capped exponential backoff) and starts again.
 //
@@ -38,5 +62,8 @@
 //     time; after Stop returns there are none (package startstop).
 //   - Leading reports true only while this sequencer holds the lock on a
 //     live connection.
-//   - A nil Config.TestSignals is inert.
+//   - Poke never blocks, and does nothing unless this sequencer leads and
+//     its last tick found ticks mode. A poke never starts a tick sooner
+//     than Interval after the previous tick ended.
+//   - A nil Config.TestSignals is inert; so is a nil Config.Metrics.
 package sequencer

@@ -53,10 +53,30 @@ type Config struct {
 	ModeInterval time.Duration
 	// MinBackoff and MaxBackoff bound the wait after an error.
 	MinBackoff, MaxBackoff time.Duration
-	Logger                 zerolog.Logger
+	// Metrics receives the sequencer's counts; nil counts nothing.
+	Metrics Metrics
+	Logger  zerolog.Logger
 	// TestSignals, when non-nil and initialised, report to tests.
 	TestSignals *TestSignals
 }
+
+// Metrics receives the sequencer's counts; *metrics.Metrics implements it.
+// Its methods are called from the sequencer's goroutine and must not block.
+type Metrics interface {
+	// SequencerTicked counts one tick in ticks mode that numbered n
+	// transactions (0: an empty tick) and took d.
+	SequencerTicked(n int, d time.Duration)
+	// SequencerTookLock counts one taking of the sequencer lock.
+	SequencerTookLock()
+	// SequencerFailed counts one error after which the sequencer backed off.
+	SequencerFailed()
+}
+
+type noMetrics struct{}
+
+func (noMetrics) SequencerTicked(int, time.Duration) {}
+func (noMetrics) SequencerTookLock()                 {}
+func (noMetrics) SequencerFailed()                   {}
 
 // TestSignals are the sequencer's test signals.
 type TestSignals struct {
@@ -74,6 +94,9 @@ type TestSignals struct {
 type Tick struct {
 	Numbered int           // transactions numbered (0 when empty or in trigger mode)
 	Wait     time.Duration // the wait before the next tick
+	Poked    bool          // a poke cut the wait before this tick short
+	Began    time.Time     // when the tick's round trip began
+	Took     time.Duration // how long it took
 }
 
 // Init enables every signal.
@@ -106,6 +129,9 @@ func (c Config) withDefaults() Config {
 	if c.TestSignals == nil {
 		c.TestSignals = &TestSignals{}
 	}
+	if c.Metrics == nil {
+		c.Metrics = noMetrics{}
+	}
 	return c
 }
 
@@ -115,18 +141,38 @@ type Sequencer struct {
 	startstop.Base
 	cfg     Config
 	leading atomic.Bool
+	// pokable: leading, and the last tick found ticks mode.
+	pokable atomic.Bool
 	ticks   atomic.Int64
+	pokes   chan struct{} // 1-buffered: pokes coalesce
 }
 
 var _ startstop.Service = (*Sequencer)(nil)
 
 // New returns a sequencer that is not running.
 func New(cfg Config) *Sequencer {
-	return &Sequencer{cfg: cfg.withDefaults()}
+	return &Sequencer{cfg: cfg.withDefaults(), pokes: make(chan struct{}, 1)}
 }
 
 // Leading reports whether this sequencer holds the lock now.
 func (s *Sequencer) Leading() bool { return s.leading.Load() }
+
+// Poke tells the sequencer that a publishing transaction has just
+// committed (this server's POST /publish calls it after each COMMIT): if
+// it leads in ticks mode and is waiting longer than Interval (backed off
+// while idle), it ticks Interval after its last tick ended instead, or at
+// once when that has passed. It never blocks and pokes coalesce: one
+// pending poke stands for any number. A no-op on a sequencer that does not
+// lead or found trigger mode, and safe on a nil *Sequencer.
+func (s *Sequencer) Poke() {
+	if s == nil || !s.pokable.Load() {
+		return
+	}
+	select {
+	case s.pokes <- struct{}{}:
+	default:
+	}
+}
 
 // Ticks returns how many ticks that numbered transactions this sequencer
 // has recorded.
@@ -167,6 +213,7 @@ func (s *Sequencer) run(ctx context.Context, connCfg *pgx.ConnConfig) {
 		}
 		d := backoff.Delay(attempt, s.cfg.MinBackoff, s.cfg.MaxBackoff)
 		log.Warn().Err(err).Dur("backoff", d).Msg("sequencer: lost the connection or a tick failed")
+		s.cfg.Metrics.SequencerFailed()
 		s.cfg.TestSignals.Failed.Signal(err)
 		if !backoff.Sleep(ctx, d) {
 			return
@@ -183,6 +230,7 @@ func (s *Sequencer) session(ctx context.Context, connCfg *pgx.ConnConfig) (led b
 		return false, fmt.Errorf("sequencer: connect: %w", err)
 	}
 	defer func() {
+		s.pokable.Store(false)
 		s.leading.Store(false)
 		cctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 		defer cancel()
@@ -194,19 +242,33 @@ func (s *Sequencer) session(ctx context.Context, connCfg *pgx.ConnConfig) (led b
 		return false, fmt.Errorf("sequencer: wait for the sequencer lock: %w", err)
 	}
 	s.leading.Store(true)
+	s.cfg.Metrics.SequencerTookLock()
 	pid := conn.PgConn().PID()
 	s.cfg.Logger.Info().Uint32("pid", pid).Msg("sequencer: this server records ticks")
 	s.cfg.TestSignals.Leading.Signal(pid)
 
+	timer := time.NewTimer(time.Hour) // one per session, reset for each wait
+	defer timer.Stop()
 	wait := s.cfg.Interval
 	var busy time.Time // when the last tick that numbered something ended
+	poked := false
 	for {
+		// This tick serves every poke made so far: those transactions
+		// committed before its snapshot.
+		select {
+		case <-s.pokes:
+		default:
+		}
 		var n *int32
 		numbered := 0
+		began := time.Now()
 		if err := conn.QueryRow(ctx, "SELECT streamer.tick()").Scan(&n); err != nil {
 			return led, fmt.Errorf("sequencer: tick: %w", err)
 		}
+		ended := time.Now()
+		took := ended.Sub(began)
 		led = true
+		s.pokable.Store(n != nil)
 		switch {
 		case n == nil: // trigger mode
 			wait = s.cfg.ModeInterval
@@ -214,15 +276,47 @@ func (s *Sequencer) session(ctx context.Context, connCfg *pgx.ConnConfig) (led b
 			numbered = int(*n)
 			s.ticks.Add(1)
 			s.cfg.TestSignals.Ticked.Signal(int(*n))
-			wait, busy = s.cfg.Interval, time.Now()
-		case time.Since(busy) < s.cfg.Linger:
+			wait, busy = s.cfg.Interval, ended
+		case ended.Sub(busy) < s.cfg.Linger:
 			wait = s.cfg.Interval
 		default:
 			wait = min(max(wait*2, s.cfg.Interval), s.cfg.IdleInterval)
 		}
-		s.cfg.TestSignals.Waited.Signal(Tick{Numbered: numbered, Wait: wait})
-		if !backoff.Sleep(ctx, wait) {
-			return led, ctx.Err()
+		if n != nil {
+			s.cfg.Metrics.SequencerTicked(numbered, took)
+		}
+		s.cfg.TestSignals.Waited.Signal(Tick{Numbered: numbered, Wait: wait, Poked: poked, Began: began, Took: took})
+		var err error
+		if poked, err = s.sleep(ctx, timer, wait, ended, n != nil); err != nil {
+			return led, err
+		}
+	}
+}
+
+// sleep waits d, or less when poked in ticks mode: then until Interval
+// after the last tick ended (at once if that has passed), so that pokes
+// never make ticks closer than Interval. poked reports a wait a poke cut
+// short.
+func (s *Sequencer) sleep(ctx context.Context, timer *time.Timer, d time.Duration, ended time.Time, ticksMode bool) (poked bool, err error) {
+	var pokes <-chan struct{} // nil: a poke cannot shorten a wait of Interval
+	if ticksMode && d > s.cfg.Interval {
+		pokes = s.pokes
+	}
+	timer.Reset(d)
+	for {
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-timer.C:
+			return poked, nil
+		case <-pokes:
+			poked, pokes = true, nil
+			gap := s.cfg.Interval - time.Since(ended)
+			if gap <= 0 {
+				timer.Stop()
+				return true, nil
+			}
+			timer.Reset(gap)
 		}
 	}
 }

@@ -328,12 +328,16 @@ func TestWaits(t *testing.T) {
 			for {
 				tk := sig.Waited.WaitOrTimeout(t)
 				if tk.Numbered > 0 {
-					require.Equal(t, sequencer.Tick{Numbered: 1, Wait: interval}, tk)
+					require.Equal(t, 1, tk.Numbered)
+					require.Equal(t, interval, tk.Wait)
 					break
 				}
 			}
 			for _, want := range tc.want {
-				require.Equal(t, sequencer.Tick{Wait: want}, sig.Waited.WaitOrTimeout(t))
+				tk := sig.Waited.WaitOrTimeout(t)
+				require.Zero(t, tk.Numbered)
+				require.Equal(t, want, tk.Wait)
+				require.False(t, tk.Poked)
 			}
 		})
 	}
