@@ -52,10 +52,10 @@ type result struct {
 	// tool's publisher ("streamer-bench"), PostgreSQL's own processes.
 	PGByBackendUs map[string]float64 `json:"pg_cpu_by_backend_us,omitempty"`
 
-	MinMs              float64 `json:"min_ms"` // the fastest delivery: the pipeline's fixed part
-	P50Ms              float64 `json:"p50_ms"`
-	P99Ms              float64 `json:"p99_ms"`
-	MaxMs              float64 `json:"max_ms"`
+	MinMs float64 `json:"min_ms"` // the fastest delivery: the pipeline's fixed part
+	P50Ms float64 `json:"p50_ms"`
+	P99Ms float64 `json:"p99_ms"`
+	MaxMs float64 `json:"max_ms"`
 
 	Complete   bool  `json:"complete"`
 	Missing    int64 `json:"missing"`
