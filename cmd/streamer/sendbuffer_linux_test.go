@@ -15,6 +15,7 @@ import (
 
 	"github.com/streamer-dev/streamer/internal/auth"
 	"github.com/streamer-dev/streamer/internal/pgtest"
+	"github.com/streamer-dev/streamer/internal/sequencer"
 	"github.com/streamer-dev/streamer/internal/testnet"
 )
 
@@ -46,8 +47,8 @@ func TestSendBufferApplied(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := serveConfig{
 		DatabaseURL: pgtest.NewDB(t), Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second,
-		SendBuffer: 8192,
-		Auth:       authFlags{AuthCookie: auth.DefaultCookie},
+		SendBuffer: 8192, TickInterval: sequencer.DefaultInterval,
+		Auth: authFlags{AuthCookie: auth.DefaultCookie},
 		listen: func(ctx context.Context, network, addr string) (net.Listener, error) {
 			var lc net.ListenConfig
 			ln, err := lc.Listen(ctx, network, addr)

@@ -30,6 +30,23 @@ var migrateDatabase = migrations.Migrate
 
 var optDatabaseURL = option{"database-url", "DATABASE_URL", "", "Postgres connection string"}
 
+// optTickInterval is the sequencer's Interval (internal/sequencer).
+var optTickInterval = option{"tick-interval", "STREAMER_TICK_INTERVAL", "5ms", "ticks mode: how often the sequencing server numbers what committed while events arrive (each tick is a transaction and a NOTIFY: shorter is lower latency for more database CPU); from 1ms to 1s"}
+
+// Bounds of STREAMER_TICK_INTERVAL: below a millisecond ticks cost more
+// than they serve (docs/benchmarks.md, "Ordering modes"); above a second
+// no subscriber would call it live.
+const minTickInterval, maxTickInterval = time.Millisecond, time.Second
+
+// checkTickInterval refuses an interval outside its bounds, naming the
+// variable.
+func checkTickInterval(d time.Duration) error {
+	if d < minTickInterval || d > maxTickInterval {
+		return fmt.Errorf("%s=%s: want from %s to %s", optTickInterval.env, d, minTickInterval, maxTickInterval)
+	}
+	return nil
+}
+
 var optOrdering = option{"ordering", "STREAMER_ORDERING", "", "how publishing transactions are ordered: ticks (publishers take no lock; one server numbers commits every few ms) or trigger (each COMMIT numbers itself under a global lock); empty: migrate puts a new database in ticks and leaves an existing one in its mode, serve follows the database"}
 
 // serveConfig is every setting of streamer serve.
@@ -51,7 +68,8 @@ type serveConfig struct {
 	ReplayRate      int
 	Retention       time.Duration
 	Ordering        string
-	SendBuffer      int // SO_SNDBUF of accepted sockets (sendbuffer.go)
+	TickInterval    time.Duration // ticks mode: the sequencer's busy Interval
+	SendBuffer      int           // SO_SNDBUF of accepted sockets (sendbuffer.go)
 
 	// POST /publish and its batcher (internal/batch).
 	PublishBatchEvents int
@@ -104,6 +122,7 @@ func (c *serveConfig) bind(out io.Writer) *settings {
 	s.Int(&c.PublishConcurrent, option{"publish-max-concurrent", "STREAMER_PUBLISH_MAX_CONCURRENT", "64", "POST /publish requests handled at once; beyond it 503 with Retry-After, before the body is read"})
 	s.Duration(&c.Retention, option{"retention", "STREAMER_RETENTION", "168h", "events committed longer ago are pruned in the background (one server at a time); 0 keeps everything"})
 	s.String(&c.Ordering, optOrdering)
+	s.Duration(&c.TickInterval, optTickInterval)
 	s.Int(&c.SendBuffer, optSendBuffer)
 	c.Auth.bind(s)
 	return s
@@ -164,6 +183,9 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 	if err := checkSendBuffer(cfg.SendBuffer, log); err != nil {
 		return err
 	}
+	if err := checkTickInterval(cfg.TickInterval); err != nil {
+		return err
+	}
 	if !authz.Enabled() {
 		log.Warn().Msg("no JWT key configured (STREAMER_JWT_SECRET, STREAMER_JWT_PUBLIC_KEY_FILE, STREAMER_JWT_JWKS_URL): every stream is public")
 	}
@@ -212,6 +234,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger) error {
 	// too made two).
 	seqCfg := sequencer.Config{
 		DatabaseURL: cfg.DatabaseURL,
+		Interval:    cfg.TickInterval,
 		Metrics:     met,
 		Logger:      log.With().Str("service", "sequencer").Logger(),
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/streamer-dev/streamer/internal/auth"
 	"github.com/streamer-dev/streamer/internal/pgtest"
+	"github.com/streamer-dev/streamer/internal/sequencer"
 	"github.com/streamer-dev/streamer/internal/startstop"
 	"github.com/streamer-dev/streamer/internal/testnet"
 	"github.com/streamer-dev/streamer/internal/testsignal"
@@ -128,8 +129,9 @@ func TestServeEndsWhenServingFails(t *testing.T) {
 	lns := make(chan *testnet.Breakable, 1)
 	cfg := serveConfig{
 		DatabaseURL: pgtest.NewDB(t), Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second,
-		Auth:   authFlags{AuthCookie: auth.DefaultCookie},
-		listen: testnet.ListenBreakable(lns),
+		TickInterval: sequencer.DefaultInterval,
+		Auth:         authFlags{AuthCookie: auth.DefaultCookie},
+		listen:       testnet.ListenBreakable(lns),
 	}
 	done := make(chan error, 1)
 	go func() { done <- serve(context.Background(), cfg, zerolog.New(zerolog.NewTestWriter(t))) }()
