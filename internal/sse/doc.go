@@ -36,10 +36,14 @@
 //     writes whichever Conns have frames queued, with a short deadline per
 //     attempt so that a client whose socket buffer is full is set aside and
 //     retried instead of holding a worker; a Conn that makes no progress
-//     for WriteTimeout is closed. One sweeper writes heartbeats and notices
-//     clients that went away with a non-blocking peek. An idle hijacked
-//     Conn therefore costs no goroutine and no buffer: a few hundred bytes
-//     of state.
+//     for WriteTimeout is closed. One sweeper writes heartbeats. Clients
+//     that went away are noticed, on Linux, by one watcher goroutine
+//     blocked on an epoll instance of the hub's own in which every
+//     hijacked socket is registered once (EPOLLRDHUP, edge triggered:
+//     closewatch_linux.go), so an open idle Conn costs no syscall at all;
+//     elsewhere the sweeper peeks at each Conn quiet for PeekInterval (one
+//     non-blocking recv). An idle hijacked Conn therefore costs no
+//     goroutine and no buffer: a few hundred bytes of state.
 //
 // A connection ends in one of three ways: [Conn.Close] drops whatever is
 // queued; [Conn.CloseAfter] lets the writer write what is queued plus a
@@ -105,7 +109,11 @@
 //   - An attached Conn closed as a slow consumer has its network
 //     connection aborted (SO_LINGER 0: RST, abort.go), so no orphaned
 //     socket keeps its send buffer; every other end is an orderly close.
-//   - A Hub runs its workers and sweeper only between Start and Stop; a
+//   - A watched Conn (Linux) is never peeked at; it is closed with
+//     ErrPeerClosed as soon as the kernel reports its client's FIN or
+//     reset, and an event for a Conn already finished is ignored (Conns
+//     are named by ids that are never reused, not by descriptors).
+//   - A Hub runs its workers, sweeper and close watcher only between Start and Stop; a
 //     Conn attached while it is not running is closed with ErrHubStopped
 //     at once, and Stop returns only after every attached Conn finished.
 package sse

@@ -40,6 +40,7 @@ type hubConn struct {
 
 	lastSent atomic.Int64 // unix nanos of the last completed write
 	lastPeek int64        // sweeper: unix nanos of the last closed-peer check
+	watchID  uint64       // set under h.mu before hc is scheduled: its id in h.watched; 0: not watched
 }
 
 // Hijack hands an HTTP/1.1 response over to h: it takes the connection
@@ -115,6 +116,7 @@ func (c *Conn) Attach(h *Hub, nc net.Conn, onClose func(error)) {
 		return
 	}
 	h.conns[hc] = struct{}{}
+	h.watchLocked(hc)
 	h.mu.Unlock()
 	c.hc.Store(hc)
 	h.schedule(hc)
@@ -304,6 +306,9 @@ func (hc *hubConn) finish() {
 	h := hc.h
 	h.mu.Lock()
 	delete(h.conns, hc)
+	if hc.watchID != 0 && h.watched != nil {
+		delete(h.watched, hc.watchID) // its socket leaves the epoll set when nc closes
+	}
 	h.mu.Unlock()
 	if onClose != nil {
 		onClose(err)
