@@ -23,7 +23,10 @@
 // written anyway once they reach 64 KiB or half of MaxQueueBytes
 // (whichever is less), or along with anything the writer writes for
 // another reason; a frame queued with Enqueue behind held frames waits for
-// the Release with them.
+// the Release with them. A producer that releases only a few hijacked
+// Conns per burst may use [Conn.ReleaseWrite] instead: it writes the held
+// frames itself with one non-blocking write(2), sparing a hub worker's
+// wake-up, and hands whatever that write does not take to the workers.
 //
 //   - The handler writer ([Conn.Run], state in handlerWriter) runs on the
 //     HTTP handler's goroutine: it waits for frames, writes each batch as
@@ -75,7 +78,9 @@
 //
 //   - Enqueue, EnqueueHeld and Release never block and never wait on the
 //     network: they take one mutex that is only ever held for a few slice
-//     operations.
+//     operations. ReleaseWrite never blocks either: besides that mutex it
+//     makes at most one non-blocking write(2), with no deadline, and
+//     leaves any rest, error or close to the hub's workers.
 //   - A frame queued with EnqueueHeld does not wake the writer: it is
 //     written after the producer's next Release, or before it when the
 //     held bytes queued reach min(64 KiB, MaxQueueBytes/2) or the writer
@@ -87,8 +92,8 @@
 //   - A Conn has one writer at a time: Run is the only goroutine that
 //     writes to, flushes or sets deadlines on the ResponseWriter, and after
 //     Attach the ResponseWriter is never touched again. An attached Conn is
-//     written by at most one hub worker at a time (the one that set its
-//     sched flag).
+//     written by at most one goroutine at a time: the one that set its
+//     sched flag, a hub worker or a caller of ReleaseWrite.
 //   - Bytes queued and not yet written never exceed MaxQueueBytes, except
 //     for a single frame accepted into an empty queue and the final frame
 //     of CloseAfter.
@@ -105,7 +110,7 @@
 //     connection is closed: on a hub worker, or on the goroutine that stops
 //     the hub, or (when the hub is not running) on the goroutine calling
 //     Attach, before Attach returns. Never on a goroutine that merely
-//     called Close or Enqueue (which may be the dispatcher).
+//     called Close, Enqueue or ReleaseWrite (which may be the dispatcher).
 //   - An attached Conn closed as a slow consumer has its network
 //     connection aborted (SO_LINGER 0: RST, abort.go), so no orphaned
 //     socket keeps its send buffer; every other end is an orderly close.
