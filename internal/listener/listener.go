@@ -31,6 +31,15 @@ const (
 	// minPingTimeout is the least time a ping is given to answer; the ping
 	// timeout is otherwise PingInterval.
 	minPingTimeout = time.Second
+
+	// drainWait is how long the drain waits for one more notification
+	// before deciding that the burst is over. Notifications already read
+	// into pgx's buffer or the socket's are returned well within it.
+	drainWait = time.Millisecond
+
+	// maxDrain bounds one drain, so a steady stream of notifications
+	// cannot postpone the wake indefinitely.
+	maxDrain = 10 * time.Millisecond
 )
 
 // waitFunc waits for one notification on conn.
@@ -220,11 +229,10 @@ func (l *Listener) run(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn)
 	}
 }
 
-// waitOnce waits up to PingInterval for a notification. On one it wakes
-// (Wake coalesces: the dispatcher folds the wakes of a burst into as few
-// reads as it has time for, so the listener does not wait to count them);
-// on an idle timeout it pings. A returned error means the connection must
-// be replaced (or ctx is done).
+// waitOnce waits up to PingInterval for a notification. On one it wakes,
+// drains the burst and wakes once more if the burst had more than one
+// notification; on an idle timeout it pings. A returned error means
+// the connection must be replaced (or ctx is done).
 func (l *Listener) waitOnce(ctx context.Context, conn *pgx.Conn) error {
 	waitCtx, cancel := context.WithTimeout(ctx, l.cfg.PingInterval)
 	_, err := l.waitForNotification(waitCtx, conn)
@@ -233,8 +241,15 @@ func (l *Listener) waitOnce(ctx context.Context, conn *pgx.Conn) error {
 
 	switch {
 	case err == nil:
-		l.wake(1)
-		return nil
+		// Wake at once, so that the first notification of a burst does not
+		// wait for the drain; then once more if the drain found others.
+		l.cfg.Waker.Wake()
+		n, err := l.drain(ctx, conn)
+		if n > 1 {
+			l.cfg.Waker.Wake()
+		}
+		l.signals.Woke.Signal(n) // even if the drain failed: n notifications did arrive
+		return err
 	case ctx.Err() != nil:
 		return context.Cause(ctx)
 	case timedOut:
@@ -247,6 +262,31 @@ func (l *Listener) waitOnce(ctx context.Context, conn *pgx.Conn) error {
 	default:
 		return fmt.Errorf("listener: wait for notification: %w", err)
 	}
+}
+
+// drain reads the notifications that follow the first one without a pause
+// (up to maxDrain in total) and returns how many notifications there were in
+// all, the first included.
+func (l *Listener) drain(ctx context.Context, conn *pgx.Conn) (int, error) {
+	n := 1
+	deadline := time.Now().Add(maxDrain)
+	for time.Now().Before(deadline) {
+		waitCtx, cancel := context.WithTimeout(ctx, drainWait)
+		_, err := l.waitForNotification(waitCtx, conn)
+		timedOut := isTimeout(waitCtx, conn, err)
+		cancel()
+		switch {
+		case err == nil:
+			n++
+		case ctx.Err() != nil:
+			return n, context.Cause(ctx)
+		case timedOut:
+			return n, nil
+		default:
+			return n, fmt.Errorf("listener: drain notifications: %w", err)
+		}
+	}
+	return n, nil
 }
 
 // isTimeout reports whether err is waitCtx's own deadline expiring while conn

@@ -15,7 +15,7 @@ type TestSignals struct {
 	BackoffError testsignal.TestSignal[error]
 
 	// Woke fires after each Waker.Wake call with the number of notifications
-	// it answers: 1, or 0 for the wake that follows a LISTEN.
+	// that wake coalesced; 0 for the wake that follows a LISTEN.
 	Woke testsignal.TestSignal[int]
 }
 
