@@ -17,9 +17,13 @@
 // waits for the dispatcher goroutine, which may be in a database read;
 // Subscribe then waits for its reply, Unsubscribe returns at once. Database
 // reads for live delivery run on the dispatcher goroutine; socket writes
-// never do (each connection is written by its own writer, fed through a
-// bounded, non-blocking queue), so a slow client cannot stall the dispatcher
-// and the dispatcher never waits on a socket. Live frames are queued held
+// do not (each connection is written by its own writer, fed through a
+// bounded, non-blocking queue), except that a release of at most 32
+// connections (inlineRelease) lets each write its frames with one
+// non-blocking write(2) on the dispatcher goroutine and leave the rest to
+// its writer (sse.Conn.ReleaseWrite: handing a connection over costs
+// about as much as that write). So a slow client cannot stall the
+// dispatcher and the dispatcher never waits on a socket. Live frames are queued held
 // (Subscriber.EnqueueHeld) and released once per subscriber at the end of
 // the loop turn that queued them (one turn: one page of a live read, a
 // replay joining, ...), so that each connection writes a turn's frames in
@@ -402,7 +406,8 @@
 //     way each wake costs one read per page.
 //   - After a run ends, no subscriber of that run is in the registry, and
 //     each has been closed.
-//   - Every frame queued with EnqueueHeld is released (Subscriber.Release)
+//   - Every frame queued with EnqueueHeld is released (Subscriber.Release,
+//     or sse.Conn.ReleaseWrite in a release of at most inlineRelease)
 //     by the end of the loop turn that queued it, or earlier once the turn
 //     has held frames for 2 ms (maxHold); a subscriber is released once per
 //     release, and only when it was given a frame since the last one.

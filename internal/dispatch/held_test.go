@@ -48,3 +48,51 @@ func TestHeldReleasedAfterMaxHold(t *testing.T) {
 	require.Empty(t, d.held)
 	require.False(t, st.held)
 }
+
+// writeSub is a fakeSub that can write its held frames itself, as an
+// sse.Conn can (ReleaseWrite); it counts which release it was given.
+type writeSub struct {
+	*fakeSub
+	inline int
+}
+
+func (s *writeSub) ReleaseWrite() {
+	s.inline++
+	s.Release()
+}
+
+// TestReleaseInline: a release of at most inlineRelease subscribers asks
+// each that can to write its frames itself (ReleaseWrite); a larger one
+// releases every subscriber to its writer (Release), as does, always, a
+// subscriber that cannot.
+func TestReleaseInline(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		subs   int // in the release, the one plain subscriber included
+		inline bool
+	}{{2, true}, {inlineRelease, true}, {inlineRelease + 1, false}} {
+		t.Run(fmt.Sprint(tc.subs), func(t *testing.T) {
+			t.Parallel()
+			d := benchDispatcher(Config{})
+			d.queued = 1 // hold's early release (every 256 deliveries) stays out of it
+			plain := newFakeSub()
+			d.hold(&subState{sub: plain})
+			var subs []*writeSub
+			for range tc.subs - 1 {
+				s := &writeSub{fakeSub: newFakeSub()}
+				subs = append(subs, s)
+				d.hold(&subState{sub: s})
+			}
+			d.releaseHeld()
+			want := 0
+			if tc.inline {
+				want = 1
+			}
+			for _, s := range subs {
+				require.Len(t, s.released(), 1)
+				require.Equal(t, want, s.inline)
+			}
+			require.Len(t, plain.released(), 1)
+		})
+	}
+}

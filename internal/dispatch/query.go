@@ -140,31 +140,24 @@ func readPage(ctx context.Context, pool *pgxpool.Pool, from cursor.Position, str
 		head       int64
 		nScanned   int
 		lastCommit *int64
+		raw        = rawDecodable(rows.FieldDescriptions())
 	)
 	for rows.Next() {
-		var (
-			seq, id     *int64
-			stream, typ *string
-			data        *string
-			aud         []string
-			hidden      *bool
-			committed   *time.Time
-		)
-		if err := rows.Scan(&p.horizon.Seq, &p.horizon.ID, &head, &nScanned, &lastCommit, &seq, &id, &stream, &typ, &data, &aud, &hidden, &committed); err != nil {
+		var r readRow
+		var err error
+		if raw {
+			err = r.decodeRaw(rows.RawValues())
+		} else {
+			err = r.scanRow(rows)
+		}
+		if err != nil {
 			return page{}, fmt.Errorf("scan event: %w", err)
 		}
-		if seq == nil { // LEFT JOIN: no event after from
-			continue
+		p.horizon = cursor.Position{Seq: r.horizonSeq, ID: r.horizonID}
+		head, nScanned, lastCommit = r.head, r.scanned, r.lastCommit
+		if r.hasEvent {
+			p.events = append(p.events, r.ev)
 		}
-		ev := event{pos: cursor.Position{Seq: *seq, ID: *id}, stream: *stream, data: *data,
-			audience: aud, hidden: hidden != nil && *hidden}
-		if typ != nil {
-			ev.typ = *typ
-		}
-		if committed != nil {
-			ev.committed = *committed
-		}
-		p.events = append(p.events, ev)
 	}
 	if err := rows.Err(); err != nil {
 		return page{}, fmt.Errorf("read events after %s: %w", from, err)

@@ -18,6 +18,10 @@
 // notification that has already arrived, and calls Wake once more if there
 // were any. A burst of a thousand NOTIFYs becomes a handful of wakes, and the
 // dispatcher folds wakes that arrive while it reads into one more read.
+// (Waking once per notification instead, without the drain's timed waits,
+// was measured in the streams benchmark in trigger mode: the server's CPU
+// did not change, the dispatcher read 44% more often and PostgreSQL's CPU
+// per delivery rose 14%; so the drain stays.)
 //
 // When no notification arrives for Config.PingInterval the connection is
 // pinged, so a dead one is noticed. On any error the listener marks itself

@@ -225,6 +225,7 @@ func TestListener(t *testing.T) {
 
 	t.Run("PublishTriggerWakes", func(t *testing.T) {
 		t.Parallel()
+		pgtest.SkipUnlessTrigger(t, "the statement-level NOTIFY trigger (ticks mode NOTIFYs per tick)")
 
 		l, bundle := setup(t, nil)
 		start(t, l, bundle)

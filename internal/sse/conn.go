@@ -140,6 +140,36 @@ func (c *Conn) Release() {
 	c.wakeUnlock(wake)
 }
 
+// ReleaseWrite is Release for a producer that releases only a few Conns
+// at a time, on a Conn attached to a [Hub]: instead of waking a hub
+// worker, it writes the held frames itself, on the caller's goroutine,
+// with one non-blocking write(2), when no worker holds the Conn. It never
+// waits: whatever that write does not take (a full socket buffer, an
+// error, a close that came meanwhile) is handed to the hub's workers as
+// Release would, and they finish the Conn if it must end. Handing a Conn
+// to a worker costs about as much as the write itself (a worker wakes up
+// and goes back to sleep), so a producer releasing a few Conns per burst
+// saves most of that; one releasing thousands should use Release and let
+// the workers write in parallel. On a Conn not attached to a hub it is
+// Release.
+func (c *Conn) ReleaseWrite() {
+	hc := c.hc.Load()
+	if hc == nil || hc.raw == nil {
+		c.Release()
+		return
+	}
+	c.mu.Lock()
+	wake := c.held && len(c.frames) > 0
+	c.held = false
+	if !wake || hc.sched || c.err != nil || c.draining {
+		c.wakeUnlock(wake)
+		return
+	}
+	hc.sched = true // this goroutine is hc's writer until it gives it up
+	c.mu.Unlock()
+	hc.serveInline()
+}
+
 func unixNanos(t time.Time) int64 {
 	if t.IsZero() {
 		return 0

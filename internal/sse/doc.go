@@ -23,7 +23,10 @@
 // written anyway once they reach 64 KiB or half of MaxQueueBytes
 // (whichever is less), or along with anything the writer writes for
 // another reason; a frame queued with Enqueue behind held frames waits for
-// the Release with them.
+// the Release with them. A producer that releases only a few hijacked
+// Conns per burst may use [Conn.ReleaseWrite] instead: it writes the held
+// frames itself with one non-blocking write(2), sparing a hub worker's
+// wake-up, and hands whatever that write does not take to the workers.
 //
 //   - The handler writer ([Conn.Run], state in handlerWriter) runs on the
 //     HTTP handler's goroutine: it waits for frames, writes each batch as
@@ -36,10 +39,14 @@
 //     writes whichever Conns have frames queued, with a short deadline per
 //     attempt so that a client whose socket buffer is full is set aside and
 //     retried instead of holding a worker; a Conn that makes no progress
-//     for WriteTimeout is closed. One sweeper writes heartbeats and notices
-//     clients that went away with a non-blocking peek. An idle hijacked
-//     Conn therefore costs no goroutine and no buffer: a few hundred bytes
-//     of state.
+//     for WriteTimeout is closed. One sweeper writes heartbeats. Clients
+//     that went away are noticed, on Linux, by one watcher goroutine
+//     blocked on an epoll instance of the hub's own in which every
+//     hijacked socket is registered once (EPOLLRDHUP, edge triggered:
+//     closewatch_linux.go), so an open idle Conn costs no syscall at all;
+//     elsewhere the sweeper peeks at each Conn quiet for PeekInterval (one
+//     non-blocking recv). An idle hijacked Conn therefore costs no
+//     goroutine and no buffer: a few hundred bytes of state.
 //
 // A connection ends in one of three ways: [Conn.Close] drops whatever is
 // queued; [Conn.CloseAfter] lets the writer write what is queued plus a
@@ -71,7 +78,9 @@
 //
 //   - Enqueue, EnqueueHeld and Release never block and never wait on the
 //     network: they take one mutex that is only ever held for a few slice
-//     operations.
+//     operations. ReleaseWrite never blocks either: besides that mutex it
+//     makes at most one non-blocking write(2), with no deadline, and
+//     leaves any rest, error or close to the hub's workers.
 //   - A frame queued with EnqueueHeld does not wake the writer: it is
 //     written after the producer's next Release, or before it when the
 //     held bytes queued reach min(64 KiB, MaxQueueBytes/2) or the writer
@@ -83,8 +92,8 @@
 //   - A Conn has one writer at a time: Run is the only goroutine that
 //     writes to, flushes or sets deadlines on the ResponseWriter, and after
 //     Attach the ResponseWriter is never touched again. An attached Conn is
-//     written by at most one hub worker at a time (the one that set its
-//     sched flag).
+//     written by at most one goroutine at a time: the one that set its
+//     sched flag, a hub worker or a caller of ReleaseWrite.
 //   - Bytes queued and not yet written never exceed MaxQueueBytes, except
 //     for a single frame accepted into an empty queue and the final frame
 //     of CloseAfter.
@@ -101,11 +110,15 @@
 //     connection is closed: on a hub worker, or on the goroutine that stops
 //     the hub, or (when the hub is not running) on the goroutine calling
 //     Attach, before Attach returns. Never on a goroutine that merely
-//     called Close or Enqueue (which may be the dispatcher).
+//     called Close, Enqueue or ReleaseWrite (which may be the dispatcher).
 //   - An attached Conn closed as a slow consumer has its network
 //     connection aborted (SO_LINGER 0: RST, abort.go), so no orphaned
 //     socket keeps its send buffer; every other end is an orderly close.
-//   - A Hub runs its workers and sweeper only between Start and Stop; a
+//   - A watched Conn (Linux) is never peeked at; it is closed with
+//     ErrPeerClosed as soon as the kernel reports its client's FIN or
+//     reset, and an event for a Conn already finished is ignored (Conns
+//     are named by ids that are never reused, not by descriptors).
+//   - A Hub runs its workers, sweeper and close watcher only between Start and Stop; a
 //     Conn attached while it is not running is closed with ErrHubStopped
 //     at once, and Stop returns only after every attached Conn finished.
 package sse

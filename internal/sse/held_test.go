@@ -127,3 +127,95 @@ func readN(t *testing.T, r net.Conn, n int) string {
 	require.NoError(t, err)
 	return string(buf)
 }
+
+// waitUnscheduled waits until no worker holds c (its hub took what it had to write
+// and gave it up).
+func waitUnscheduled(t *testing.T, c *Conn) {
+	t.Helper()
+	hc := c.hc.Load()
+	require.Eventually(t, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return !hc.sched
+	}, waitLimit, time.Millisecond, "a worker keeps the Conn")
+}
+
+// TestReleaseWriteInline: ReleaseWrite writes the held frames on the
+// caller's goroutine: it returns, with the frames on the socket, while
+// the test holds the hub's lock, so that no worker could have been given
+// the Conn (a push would block on that lock, and ReleaseWrite with it).
+func TestReleaseWriteInline(t *testing.T) {
+	t.Parallel()
+	h := startedHub(t, HubOptions{Workers: 1, PeekInterval: time.Hour})
+	c, client, _ := attachTo(t, h, Options{})
+	warmUp(t, c, client)
+	waitUnscheduled(t, c)
+
+	var want strings.Builder
+	for i := range 3 {
+		f := event("", strings.Repeat("i", i+1))
+		want.Write(f)
+		require.True(t, c.EnqueueHeld(f, time.Now()))
+	}
+	h.mu.Lock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.ReleaseWrite()
+	}()
+	select {
+	case <-done:
+	case <-time.After(waitLimit):
+		h.mu.Unlock()
+		t.Fatal("ReleaseWrite handed the Conn to a worker")
+	}
+	got := readN(t, client, want.Len())
+	h.mu.Unlock()
+	require.Equal(t, want.String(), got)
+	require.Zero(t, c.QueuedBytes())
+	waitUnscheduled(t, c)
+}
+
+// TestReleaseWriteRest: what the non-blocking write cannot take (a batch
+// larger than the small socket buffers here, below the hold bound) is
+// written by a worker, in order, and frames queued meanwhile follow it.
+func TestReleaseWriteRest(t *testing.T) {
+	t.Parallel()
+	h := startedHub(t, HubOptions{Workers: 1, PeekInterval: time.Hour})
+	client, server := loopback(t)
+	require.NoError(t, server.(*net.TCPConn).SetWriteBuffer(4<<10))
+	require.NoError(t, client.(*net.TCPConn).SetReadBuffer(4<<10))
+	c := NewConn(httptest.NewRecorder(), Options{})
+	c.Attach(h, server, func(error) {})
+	warmUp(t, c, client)
+	waitUnscheduled(t, c)
+
+	var want strings.Builder
+	for i := range 9 {
+		f := event("", strings.Repeat(string(rune('a'+i)), 6<<10))
+		want.Write(f)
+		require.True(t, c.EnqueueHeld(f, time.Now()))
+	}
+	c.ReleaseWrite()
+	after := event("", "after")
+	want.Write(after)
+	require.True(t, c.Enqueue(after))
+	require.Equal(t, want.String(), readN(t, client, want.Len()))
+}
+
+// TestReleaseWriteClosed: ReleaseWrite on a Conn closed meanwhile writes
+// nothing and leaves the close to the hub, which runs onClose on a worker.
+func TestReleaseWriteClosed(t *testing.T) {
+	t.Parallel()
+	h := startedHub(t, HubOptions{Workers: 1, PeekInterval: time.Hour})
+	c, client, closed := attachTo(t, h, Options{})
+	warmUp(t, c, client)
+	require.True(t, c.EnqueueHeld(event("", "x"), time.Time{}))
+	c.Close(nil)
+	c.ReleaseWrite()
+	require.ErrorIs(t, recv(t, closed, "not finished"), ErrClosed)
+	require.NoError(t, client.SetReadDeadline(time.Now().Add(waitLimit)))
+	rest, err := io.ReadAll(client)
+	require.NoError(t, err)
+	require.Empty(t, rest)
+}

@@ -23,8 +23,10 @@ type HubOptions struct {
 	Tick time.Duration
 	// PeekInterval is how often each connection not written to for that
 	// long is checked for a client that went away (one non-blocking
-	// syscall each); a connection written to more often learns of it from
-	// its writes, by the second write after the client left. Default 3s.
+	// syscall each), where the hub cannot watch its connections for that
+	// (see closeWatch: on Linux it does, and never peeks); a connection
+	// written to more often learns of it from its writes, by the second
+	// write after the client left. Default 3s.
 	PeekInterval time.Duration
 }
 
@@ -59,6 +61,15 @@ type Hub struct {
 	ready   []*hubConn
 	stalled []*hubConn
 	conns   map[*hubConn]struct{}
+
+	// watch reports the attached connections whose clients closed them
+	// (nil: unsupported or not running; quiet Conns are then peeked at).
+	// watched names the registered Conns by their id, lastID the last id
+	// given. noWatch (tests) runs the hub without it.
+	watch   *closeWatch
+	watched map[uint64]*hubConn
+	lastID  uint64
+	noWatch bool
 
 	goroutines atomic.Int32 // workers and sweeper running
 }
@@ -95,8 +106,13 @@ func (h *Hub) Start(ctx context.Context) error {
 	if !shouldStart {
 		return nil
 	}
+	var watch *closeWatch
+	if !h.noWatch {
+		watch, _ = newCloseWatch() // without it, quiet Conns are peeked at
+	}
 	h.mu.Lock()
 	h.running = true
+	h.watch, h.watched = watch, make(map[uint64]*hubConn)
 	h.mu.Unlock()
 	var wg sync.WaitGroup
 	h.goroutines.Add(int32(h.opts.Workers) + 1)
@@ -110,18 +126,26 @@ func (h *Hub) Start(ctx context.Context) error {
 		defer h.goroutines.Add(-1)
 		h.sweep(ctx)
 	})
+	if watch != nil {
+		h.goroutines.Add(1)
+		wg.Go(func() {
+			defer h.goroutines.Add(-1)
+			watch.wait(h.peerGone)
+		})
+	}
 	go func() {
 		defer stopped()
 		started()
 		<-ctx.Done()
-		h.shutdown(&wg)
+		h.shutdown(&wg, watch)
 	}()
 	return nil
 }
 
-// shutdown refuses further Attaches, waits for the workers and the sweeper,
-// then closes (with ErrClosed) and finishes every Conn still attached.
-func (h *Hub) shutdown(wg *sync.WaitGroup) {
+// shutdown refuses further Attaches, waits for the workers, the sweeper
+// and the close watcher, then closes (with ErrClosed) and finishes every
+// Conn still attached, and releases the watch.
+func (h *Hub) shutdown(wg *sync.WaitGroup, watch *closeWatch) {
 	h.mu.Lock()
 	h.running = false
 	conns := make([]*hubConn, 0, len(h.conns))
@@ -130,6 +154,9 @@ func (h *Hub) shutdown(wg *sync.WaitGroup) {
 	}
 	h.mu.Unlock()
 	h.cond.Broadcast()
+	if watch != nil {
+		watch.stopWait()
+	}
 	wg.Wait()
 	for _, hc := range conns {
 		hc.c.Close(ErrClosed)
@@ -139,7 +166,35 @@ func (h *Hub) shutdown(wg *sync.WaitGroup) {
 	clear(h.ready)
 	clear(h.stalled)
 	h.ready, h.stalled = nil, nil
+	h.watch, h.watched = nil, nil
 	h.mu.Unlock()
+	if watch != nil {
+		watch.close()
+	}
+}
+
+// watchLocked registers hc with the close watch, if the hub has one. Call
+// with h.mu held while the hub is running.
+func (h *Hub) watchLocked(hc *hubConn) {
+	if h.watch == nil {
+		return
+	}
+	h.lastID++
+	if h.watch.add(hc.raw, h.lastID) {
+		hc.watchID = h.lastID
+		h.watched[h.lastID] = hc
+	}
+}
+
+// peerGone closes the Conn registered under id, whose client closed the
+// connection (called by the close watcher).
+func (h *Hub) peerGone(id uint64) {
+	h.mu.Lock()
+	hc := h.watched[id]
+	h.mu.Unlock()
+	if hc != nil {
+		hc.c.Close(ErrPeerClosed)
+	}
 }
 
 // Len returns the number of attached Conns.
@@ -197,7 +252,8 @@ func (h *Hub) work() {
 }
 
 // sweep retries stalled writes every tick, and every second writes
-// heartbeats and looks for clients that went away.
+// heartbeats and, on Conns the close watch does not cover, looks for
+// clients that went away.
 func (h *Hub) sweep(ctx context.Context) {
 	ticker := time.NewTicker(h.opts.Tick)
 	defer ticker.Stop()
@@ -236,8 +292,9 @@ func (h *Hub) checkIdle(now time.Time) {
 		}
 		// A Conn written to within the interval needs no peek: writing to
 		// a departed client fails by the second write (the first draws a
-		// reset), so only quiet Conns are checked.
-		quiet := now.UnixNano()-hc.lastSent.Load() >= int64(h.opts.PeekInterval)
+		// reset), so only quiet Conns are checked; and a watched one needs
+		// none at all.
+		quiet := hc.watchID == 0 && now.UnixNano()-hc.lastSent.Load() >= int64(h.opts.PeekInterval)
 		if quiet && now.UnixNano()-hc.lastPeek >= int64(h.opts.PeekInterval) {
 			hc.lastPeek = now.UnixNano()
 			if peerClosed(hc.raw) {

@@ -92,19 +92,57 @@ func TestHubHeartbeat(t *testing.T) {
 	require.Equal(t, ": ping\n", line)
 }
 
+// unwatchedHub returns a started hub that peeks at quiet Conns instead of
+// watching them, as on a platform without epoll.
+func unwatchedHub(t *testing.T, opts HubOptions) *Hub {
+	t.Helper()
+	h := NewHub(opts)
+	h.noWatch = true
+	require.NoError(t, h.Start(context.Background()))
+	t.Cleanup(h.Stop)
+	return h
+}
+
+// TestHubPeerClosed: a quiet Conn whose client went away is closed with
+// ErrPeerClosed, whether the hub watches it (epoll) or peeks at it.
 func TestHubPeerClosed(t *testing.T) {
 	t.Parallel()
-	c, client, closed := attached(t, Options{})
-	require.NoError(t, client.Close())
-	require.ErrorIs(t, recv(t, closed, "closed peer not noticed"), ErrPeerClosed)
-	require.ErrorIs(t, c.Err(), ErrPeerClosed)
+	for _, tc := range []struct {
+		name  string
+		reset bool // the client resets the connection instead of closing it
+		hub   func(t *testing.T) *Hub
+	}{
+		{"peeked", false, func(t *testing.T) *Hub { return unwatchedHub(t, HubOptions{PeekInterval: time.Second}) }},
+		{"peeked/reset", true, func(t *testing.T) *Hub { return unwatchedHub(t, HubOptions{PeekInterval: time.Second}) }},
+		{"default", false, func(t *testing.T) *Hub { return startedHub(t, HubOptions{PeekInterval: time.Second}) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, client, closed := attachTo(t, tc.hub(t), Options{})
+			if tc.reset {
+				require.NoError(t, client.(*net.TCPConn).SetLinger(0))
+			}
+			require.NoError(t, client.Close())
+			require.ErrorIs(t, recv(t, closed, "closed peer not noticed"), ErrPeerClosed)
+			require.ErrorIs(t, c.Err(), ErrPeerClosed)
+		})
+	}
+}
+
+func startedHub(t *testing.T, opts HubOptions) *Hub {
+	t.Helper()
+	h := NewHub(opts)
+	require.NoError(t, h.Start(context.Background()))
+	t.Cleanup(h.Stop)
+	return h
 }
 
 // TestHubPeerClosedWhileWritten: a Conn written to often is not peeked at;
-// its departed client is noticed by the writes themselves.
+// its departed client is noticed by the writes themselves (where the hub
+// does not watch its Conns: see TestHubWatchesClose).
 func TestHubPeerClosedWhileWritten(t *testing.T) {
 	t.Parallel()
-	c, client, closed := attached(t, Options{})
+	c, client, closed := attachTo(t, unwatchedHub(t, HubOptions{Workers: 2, PeekInterval: time.Second}), Options{})
 	require.NoError(t, client.Close())
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -163,7 +201,7 @@ func TestHubSecondStart(t *testing.T) {
 	require.Zero(t, h.Stats().Goroutines)
 	require.NoError(t, h.Start(context.Background()))
 	require.NoError(t, h.Start(context.Background()))
-	require.Equal(t, 3+1, h.Stats().Goroutines, "three workers and the sweeper")
+	require.Equal(t, 3+1+closeWatchers, h.Stats().Goroutines, "three workers, the sweeper and the close watcher")
 	h.Stop()
 	require.Zero(t, h.Stats().Goroutines)
 }

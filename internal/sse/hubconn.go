@@ -40,6 +40,7 @@ type hubConn struct {
 
 	lastSent atomic.Int64 // unix nanos of the last completed write
 	lastPeek int64        // sweeper: unix nanos of the last closed-peer check
+	watchID  uint64       // set under h.mu before hc is scheduled: its id in h.watched; 0: not watched
 }
 
 // Hijack hands an HTTP/1.1 response over to h: it takes the connection
@@ -115,6 +116,7 @@ func (c *Conn) Attach(h *Hub, nc net.Conn, onClose func(error)) {
 		return
 	}
 	h.conns[hc] = struct{}{}
+	h.watchLocked(hc)
 	h.mu.Unlock()
 	c.hc.Store(hc)
 	h.schedule(hc)
@@ -157,12 +159,7 @@ func (hc *hubConn) serve() {
 			return
 		}
 		hc.batch, hc.commits, hc.last = batch, commits, last
-		if len(batch) == 1 {
-			hc.out = batch[0]
-		} else {
-			hc.scratch = getScratch(batch)
-			hc.out = *hc.scratch
-		}
+		hc.out = hc.batchBytes()
 	}
 
 	now := time.Now()
@@ -176,6 +173,49 @@ func (hc *hubConn) serve() {
 		return
 	}
 	hc.written(now)
+}
+
+// serveInline is serve's first write attempt, made by a producer that
+// claimed hc in ReleaseWrite instead of a worker: one non-blocking write
+// of the whole batch. Anything else (a partial write, a full socket
+// buffer, a write error, a close, CloseAfter's last batch) is left to a
+// worker, which carries on from hc.out as after any of its own attempts;
+// so a producer never waits, never sets a deadline and never runs
+// onClose.
+func (hc *hubConn) serveInline() {
+	c := hc.c
+	batch, commits, last, open := c.take()
+	if !open || last {
+		if open {
+			hc.batch, hc.commits, hc.last = batch, commits, last
+			hc.out = hc.batchBytes()
+		}
+		hc.h.push(hc) // closed meanwhile (the worker finishes it), or draining
+		return
+	}
+	if len(batch) == 0 {
+		hc.unschedule()
+		return
+	}
+	hc.batch, hc.commits, hc.last = batch, commits, last
+	hc.out = hc.batchBytes()
+	n, err := writeNonBlocking(hc.raw, hc.out)
+	hc.out = hc.out[n:]
+	if err != nil || len(hc.out) > 0 {
+		hc.h.push(hc) // the worker writes the rest, or meets the error again
+		return
+	}
+	hc.written(time.Now())
+}
+
+// batchBytes returns the bytes of hc.batch to write: its one frame, or
+// all of them copied into a pooled buffer (hc.scratch).
+func (hc *hubConn) batchBytes() []byte {
+	if len(hc.batch) == 1 {
+		return hc.batch[0]
+	}
+	hc.scratch = getScratch(hc.batch)
+	return *hc.scratch
 }
 
 var (
@@ -304,6 +344,9 @@ func (hc *hubConn) finish() {
 	h := hc.h
 	h.mu.Lock()
 	delete(h.conns, hc)
+	if hc.watchID != 0 && h.watched != nil {
+		delete(h.watched, hc.watchID) // its socket leaves the epoll set when nc closes
+	}
 	h.mu.Unlock()
 	if onClose != nil {
 		onClose(err)
