@@ -72,9 +72,10 @@
 // # Ticks
 //
 // The section above describes the trigger ordering mode. In the ticks mode
-// (migrations/007_ticks.sql, chosen with STREAMER_ORDERING=ticks at
-// streamer migrate; trigger stays the default) publishers only insert: no trigger runs at
-// COMMIT, no lock is taken, nothing is NOTIFYed. The streamer.commits rows
+// (migrations/007_ticks.sql; streamer migrate puts a new database in it,
+// and STREAMER_ORDERING=ticks switches an existing one) publishers only
+// insert: no trigger runs at COMMIT, no lock is taken, nothing is
+// NOTIFYed. The streamer.commits rows
 // are written afterwards, by ticks, and everything in this package (the
 // read, head, replay, gaps, tokens) reads them exactly as before.
 //
