@@ -82,3 +82,31 @@ func TestPacerStampDue(t *testing.T) {
 		assert.Less(t, len(distinct), len(st)/2, "a batch's events share the time it was sent")
 	})
 }
+
+// slowPublisher takes rtt per publish, as a COMMIT's round trip would.
+type slowPublisher struct {
+	recordingPublisher
+	rtt   time.Duration
+	calls int
+}
+
+func (p *slowPublisher) publish(ctx context.Context, streams, data []string) error {
+	time.Sleep(p.rtt)
+	p.calls++ // the pacer publishes from one goroutine
+	return p.recordingPublisher.publish(ctx, streams, data)
+}
+
+// TestPacerOneBatchPerTick: a publish round trip that lets the next event
+// fall due does not make a second transaction in the same tick: at 1,000
+// events/s with a 1.5 ms round trip the pacer sends one batch per 5-ms
+// tick (plus catch-ups only when a whole tick's worth is due), not two.
+func TestPacerOneBatchPerTick(t *testing.T) {
+	t.Parallel()
+	pub := &slowPublisher{rtt: 1500 * time.Microsecond}
+	p := newPacer(pub, 1000, 40, oneStream("s"))
+	took := p.run(context.Background(), 200*time.Millisecond, nil)
+	ticks := int(took / (5 * time.Millisecond))
+	require.Positive(t, pub.calls)
+	assert.LessOrEqual(t, pub.calls, ticks+2, "batches in %d ticks", ticks)
+	assert.InDelta(t, 1000*took.Seconds(), float64(len(pub.data)), 10, "events: the rate is kept")
+}

@@ -163,7 +163,15 @@ func (p *pacer) run(ctx context.Context, d time.Duration, stop <-chan struct{}) 
 			}
 			p.rtt.Record(time.Since(t0))
 			p.batches++
-			continue // catch up at once if the publish was slow
+			// Catch up at once only when a whole tick's worth has fallen
+			// due meanwhile (a slow publish): an event or two that came due
+			// during the round trip waits for the tick, so that publishing
+			// stays one transaction per tick, as the scenarios say (the
+			// next event is due every 1 ms at 1,000 events/s, and sending
+			// it at once made about two transactions a tick).
+			if int64(time.Since(start).Seconds()*p.rate)+1-(p.sent-base) >= p.perTick() {
+				continue
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -171,6 +179,11 @@ func (p *pacer) run(ctx context.Context, d time.Duration, stop <-chan struct{}) 
 		case <-tick.C:
 		}
 	}
+}
+
+// perTick is how many events fall due in one 5-ms tick, at least one.
+func (p *pacer) perTick() int64 {
+	return max(int64(p.rate*0.005), 1)
 }
 
 // publishN publishes n events in batches of size, as fast as it can.
