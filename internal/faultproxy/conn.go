@@ -73,7 +73,8 @@ func (c *Conn) Dropped(dir Direction) int64 {
 	return c.sum(dir, func(d *direction) int64 { return d.dropped })
 }
 
-// Passed returns how many bytes of dir were forwarded.
+// Passed returns how many bytes of dir were forwarded. A chunk counts once
+// its write has returned, so the far end may have read it a moment before.
 func (c *Conn) Passed(dir Direction) int64 {
 	return c.sum(dir, func(d *direction) int64 { return d.passed })
 }
