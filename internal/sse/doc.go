@@ -43,8 +43,10 @@
 //     that went away are noticed, on Linux, by one watcher goroutine
 //     blocked on an epoll instance of the hub's own in which every
 //     hijacked socket is registered once (EPOLLRDHUP, edge triggered:
-//     closewatch_linux.go), so an open idle Conn costs no syscall at all;
-//     elsewhere the sweeper peeks at each Conn quiet for PeekInterval (one
+//     closewatch_linux.go), so an open idle Conn costs no syscall at all
+//     (the watcher's epoll_wait is a plain blocking system call, not the
+//     runtime's netpoller: it parks one OS thread per running hub, which
+//     the runtime replaces for its other goroutines); elsewhere the sweeper peeks at each Conn quiet for PeekInterval (one
 //     non-blocking recv). An idle hijacked Conn therefore costs no
 //     goroutine and no buffer: a few hundred bytes of state.
 //
