@@ -43,54 +43,49 @@ func ParseOrdering(s string) (Ordering, error) {
 	return "", fmt.Errorf("%w %q (want %s or %s)", ErrUnknownOrdering, s, Ticks, Trigger)
 }
 
-// DefaultOrdering is the mode `streamer migrate` leaves a database in when
-// STREAMER_ORDERING is empty, with the reason to print. applied is the
-// migration version the database was at before this run (AppliedVersion,
-// read before Migrate).
+// defaultOrdering is the mode `streamer migrate` leaves a database in when
+// STREAMER_ORDERING is empty, with the reason to print: mode is the one it
+// is in, applied the migration version it was at before this run
+// (AppliedVersion, read before Migrate).
 //
 // A new database (applied 0: no migration had run) gets ticks. Publishers
 // then take no global lock and send no NOTIFY: pgbench single-row
-// transactions ran at 0.93-1.18x a plain table's rate, against 0.05-0.21x in
+// transactions ran at 0.92-1.86x a plain table's rate, against 0.05-0.53x in
 // trigger mode, whose commit-order lock serialises every publishing COMMIT.
-// The price is latency: delivery waits for the next tick (p50 5.4-5.7 ms at
-// 1,000 events/s, against 1.4 ms in trigger mode), and the order is commit
+// The price is latency: delivery waits for the next tick (p50 5.4-6.0 ms at
+// 1,000 events/s, against 1.5 ms in trigger mode), and the order is commit
 // order to the tick (docs/benchmarks.md, "Ordering modes").
 //
 // A database migrated before (including one from a release before 007,
 // which was in effect in trigger mode) keeps the mode it is in: switching
 // waits for every publisher in flight, and changes the latency its
 // subscribers see, so it happens only when asked.
-func DefaultOrdering(ctx context.Context, q Querier, applied int32) (Ordering, string, error) {
-	if applied == 0 {
+func defaultOrdering(mode Ordering, applied int32) (Ordering, string) {
+	switch {
+	case applied == 0:
 		return Ticks, "new database: publishers take no global lock and send no NOTIFY, " +
-			"one server numbers what committed every few ms; STREAMER_ORDERING=trigger numbers each COMMIT itself", nil
+			"one server numbers what committed every few ms; STREAMER_ORDERING=trigger numbers each COMMIT itself"
+	case mode == Ticks:
+		return mode, "unchanged: an existing database keeps its mode"
+	default:
+		return mode, "unchanged: an existing database keeps its mode; STREAMER_ORDERING=ticks frees publishers from the global commit lock"
 	}
-	mode, err := ReadOrdering(ctx, q)
-	if err != nil {
-		return "", "", err
-	}
-	if mode == Ticks {
-		return mode, "unchanged: an existing database keeps its mode", nil
-	}
-	return mode, "unchanged: an existing database keeps its mode; STREAMER_ORDERING=ticks frees publishers from the global commit lock", nil
 }
 
 // ApplyOrdering puts the database conn is connected to in the mode
 // `streamer migrate` leaves it in, after Migrate: want when it names one,
-// else DefaultOrdering's (applied as there). It switches only when the
-// database is in another mode (streamer.set_ordering waits for publishers
-// in flight) and returns the mode now in force and why.
+// else the default (a new database, applied 0, gets ticks; an existing one
+// keeps its mode; see defaultOrdering). It switches only when the database
+// is in another mode (streamer.set_ordering waits for publishers in
+// flight) and returns the mode now in force and why.
 func ApplyOrdering(ctx context.Context, conn *pgx.Conn, want Ordering, applied int32) (Ordering, string, error) {
-	reason := "STREAMER_ORDERING"
-	if want == "" {
-		var err error
-		if want, reason, err = DefaultOrdering(ctx, conn, applied); err != nil {
-			return "", "", err
-		}
-	}
 	mode, err := ReadOrdering(ctx, conn)
 	if err != nil {
 		return "", "", err
+	}
+	reason := "STREAMER_ORDERING"
+	if want == "" {
+		want, reason = defaultOrdering(mode, applied)
 	}
 	if mode != want {
 		if err := SetOrdering(ctx, conn, want); err != nil {
