@@ -153,7 +153,7 @@ func readPage(ctx context.Context, pool *pgxpool.Pool, from cursor.Position, str
 		if err != nil {
 			return page{}, fmt.Errorf("scan event: %w", err)
 		}
-		p.horizon = cursor.Position{Seq: r.horizonSeq, ID: r.horizonID}
+		p.horizon = r.horizon
 		head, nScanned, lastCommit = r.head, r.scanned, r.lastCommit
 		if r.hasEvent {
 			p.events = append(p.events, r.ev)

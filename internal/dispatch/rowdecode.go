@@ -22,12 +22,12 @@ import (
 
 // readRow is one row of a read, as decoded from it.
 type readRow struct {
-	horizonSeq, horizonID int64
-	head                  int64
-	scanned               int
-	lastCommit            *int64 // nil: NULL (nothing scanned)
-	ev                    event
-	hasEvent              bool // false: the LEFT JOIN found no event
+	horizon    cursor.Position // the prune horizon
+	head       int64
+	scanned    int
+	lastCommit *int64 // nil: NULL (nothing scanned)
+	ev         event
+	hasEvent   bool // false: the LEFT JOIN found no event
 }
 
 // readColumns are the types readQueryFormat's columns must have, in order,
@@ -74,7 +74,7 @@ func (r *readRow) decodeRaw(vals [][]byte) error {
 		}
 		return int64(binary.BigEndian.Uint64(vals[i]))
 	}
-	r.horizonSeq, r.horizonID = int8At(0), int8At(1)
+	r.horizon.Seq, r.horizon.ID = int8At(0), int8At(1)
 	r.head = int8At(2)
 	r.scanned = int(int8At(3))
 	if vals[4] != nil {
@@ -160,7 +160,7 @@ func (r *readRow) scanRow(rows pgx.Rows) error {
 		hidden            *bool
 		committed         *time.Time
 	)
-	if err := rows.Scan(&r.horizonSeq, &r.horizonID, &r.head, &r.scanned, &r.lastCommit, &seq, &id, &stream, &typ, &data, &aud, &hidden, &committed); err != nil {
+	if err := rows.Scan(&r.horizon.Seq, &r.horizon.ID, &r.head, &r.scanned, &r.lastCommit, &seq, &id, &stream, &typ, &data, &aud, &hidden, &committed); err != nil {
 		return err
 	}
 	if seq == nil {
