@@ -23,12 +23,7 @@ import (
 // below the minimum is refused before anything connects, naming the
 // variable.
 func TestSendBufferRefused(t *testing.T) {
-	t.Setenv("DATABASE_URL", "postgres://127.0.0.1:1/none")
-	for _, v := range []string{"abc", "-1", "100", "4095"} {
-		t.Setenv("STREAMER_SOCKET_SEND_BUFFER", v)
-		err := serveCommand(context.Background(), nil, io.Discard, io.Discard)
-		require.ErrorContains(t, err, "STREAMER_SOCKET_SEND_BUFFER", "value %q", v)
-	}
+	requireServeRefuses(t, "STREAMER_SOCKET_SEND_BUFFER", "abc", "-1", "100", "4095")
 	err := serveCommand(context.Background(), []string{"--socket-send-buffer", "10"}, io.Discard, io.Discard)
 	require.ErrorContains(t, err, "STREAMER_SOCKET_SEND_BUFFER=10")
 

@@ -17,12 +17,7 @@ import (
 // TestTickIntervalRefused: an interval that is not a duration, or outside
 // 1ms-1s, is refused before anything connects, naming the variable.
 func TestTickIntervalRefused(t *testing.T) {
-	t.Setenv("DATABASE_URL", "postgres://127.0.0.1:1/none")
-	for _, v := range []string{"abc", "0", "-5ms", "999us", "1001ms"} {
-		t.Setenv("STREAMER_TICK_INTERVAL", v)
-		err := serveCommand(context.Background(), nil, io.Discard, io.Discard)
-		require.ErrorContains(t, err, "STREAMER_TICK_INTERVAL", "value %q", v)
-	}
+	requireServeRefuses(t, "STREAMER_TICK_INTERVAL", "abc", "0", "-5ms", "999us", "1001ms")
 	err := serveCommand(context.Background(), []string{"--tick-interval", "2s"}, io.Discard, io.Discard)
 	require.ErrorContains(t, err, "STREAMER_TICK_INTERVAL=2s")
 
@@ -45,4 +40,18 @@ func TestTickIntervalApplied(t *testing.T) {
 		c.tuneSequencer = func(sc *sequencer.Config) { got <- sc.Interval }
 	}, "--tick-interval", "7ms")
 	require.Equal(t, 7*time.Millisecond, <-got)
+}
+
+// requireServeRefuses requires serve to refuse each value of the
+// environment variable env before anything connects (the database URL
+// leads nowhere), with an error naming env. It sets env with t.Setenv, so
+// the test cannot be parallel.
+func requireServeRefuses(t *testing.T, env string, values ...string) {
+	t.Helper()
+	t.Setenv("DATABASE_URL", "postgres://127.0.0.1:1/none")
+	for _, v := range values {
+		t.Setenv(env, v)
+		err := serveCommand(context.Background(), nil, io.Discard, io.Discard)
+		require.ErrorContains(t, err, env, "value %q", v)
+	}
 }
