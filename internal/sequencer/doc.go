@@ -46,7 +46,10 @@
 //
 // Config.Metrics hears of each tick in ticks mode (numbered or empty, with
 // what it numbered and how long the round trip took; never the trigger
-// mode's asks), of each taking of the lock and of each error; package
+// mode's asks), of how full PostgreSQL's NOTIFY queue is (read in the same
+// statement as every tick and mode check: a session that LISTENs in a
+// transaction left open fills it, and then every NOTIFY fails), of each
+// taking of the lock and of each error; package
 // metrics turns them into streamer_sequencer_* series, with
 // streamer_sequencer_leading read from [Sequencer.Leading]. Per tick that
 // is a few atomic operations and no allocation; the wait reuses one timer
