@@ -126,7 +126,7 @@ func TestUpgrade(t *testing.T) {
 
 	var version int32
 	require.NoError(t, conn.QueryRow(ctx, "SELECT version FROM "+migrations.VersionTable).Scan(&version))
-	require.Equal(t, int32(7), version, "the newest migration is 007")
+	require.Equal(t, int32(8), version, "the newest migration is 008")
 	mode, err := migrations.ReadOrdering(ctx, conn)
 	require.NoError(t, err)
 	require.Equal(t, migrations.Trigger, mode, "007 leaves the database as it was; streamer migrate switches")
@@ -214,11 +214,11 @@ func TestApplyOrdering(t *testing.T) {
 		reasonHas string
 	}{
 		{"new database gets ticks", fresh, "", "", migrations.Ticks, 0, "new database"},
-		{"existing trigger database stays trigger", as, migrations.Trigger, "", migrations.Trigger, 7, "unchanged"},
-		{"existing ticks database stays ticks", as, migrations.Ticks, "", migrations.Ticks, 7, "unchanged"},
+		{"existing trigger database stays trigger", as, migrations.Trigger, "", migrations.Trigger, 8, "unchanged"},
+		{"existing ticks database stays ticks", as, migrations.Ticks, "", migrations.Ticks, 8, "unchanged"},
 		{"upgrade from 006 stays trigger", 6, "", "", migrations.Trigger, 6, "unchanged"},
-		{"explicit ticks switches", as, migrations.Trigger, migrations.Ticks, migrations.Ticks, 7, "STREAMER_ORDERING"},
-		{"explicit trigger switches", as, migrations.Ticks, migrations.Trigger, migrations.Trigger, 7, "STREAMER_ORDERING"},
+		{"explicit ticks switches", as, migrations.Trigger, migrations.Ticks, migrations.Ticks, 8, "STREAMER_ORDERING"},
+		{"explicit trigger switches", as, migrations.Ticks, migrations.Trigger, migrations.Trigger, 8, "STREAMER_ORDERING"},
 		{"explicit trigger on a new database", fresh, "", migrations.Trigger, migrations.Trigger, 0, "STREAMER_ORDERING"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

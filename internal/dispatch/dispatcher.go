@@ -128,12 +128,17 @@ type Dispatcher struct {
 	// pace spaces out the replay workers' pages; nil without a ReplayRate.
 	pace *rate.Limiter
 
-	// mu guards running and cmds: the hand-off from Subscribe and
-	// Unsubscribe, which never wait on the dispatcher goroutine to take
-	// a command.
+	// mu guards running, cmds, notes and readWanted: the hand-off from
+	// Subscribe, Unsubscribe, Wake and Notified, which never wait on the
+	// dispatcher goroutine.
 	mu      sync.Mutex
 	running bool      // between a successful Start and the end of that run
 	cmds    []command // in the order they were made
+	// notes are the ticks' notifications not yet taken, in the order they
+	// arrived (at most maxNotes: a read covers any number); readWanted
+	// says a Wake asked for a read.
+	notes      []tickNote
+	readWanted bool
 
 	// Set by Start before the run's goroutines begin; one pair per run, so
 	// that nothing of a stopped run reaches the next one.
@@ -292,7 +297,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	d.jobs = make(chan replayJob)
 	d.results = make(chan replayResult, d.cfg.ReplayWorkers)
 	d.mu.Lock()
-	d.running, d.cmds = true, nil
+	d.running, d.cmds, d.notes, d.readWanted = true, nil, nil, false
 	d.mu.Unlock()
 
 	var wg sync.WaitGroup
@@ -314,7 +319,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 // unsubscribes, which is then a no-op) and leaves the registry.
 func (d *Dispatcher) end() {
 	d.mu.Lock()
-	d.running, d.cmds = false, nil
+	d.running, d.cmds, d.notes = false, nil, nil
 	d.mu.Unlock()
 	for _, st := range d.states {
 		if st.replay == nil {
@@ -328,10 +333,60 @@ func (d *Dispatcher) end() {
 // Wake asks the dispatcher to read new commits. It never blocks; wakes that
 // arrive while one is pending are folded into it.
 func (d *Dispatcher) Wake() {
+	d.mu.Lock()
+	d.readWanted = true
+	d.mu.Unlock()
+	d.signalWake()
+}
+
+// maxNotes bounds the notifications waiting for the dispatcher goroutine;
+// past it they are dropped for one read, which serves them all.
+const maxNotes = 64
+
+// Notified hands the dispatcher the payload of a notification on the
+// "streamer" channel. A tick's payload (migrations/008_tick_payload.sql)
+// carries its events, which the dispatcher fans out without reading when
+// its live position is where the tick began; any other payload (trigger
+// mode's empty one, one it cannot parse) is a Wake. It never blocks and
+// runs the parse on the caller's goroutine (the listener's).
+func (d *Dispatcher) Notified(payload string) {
+	if payload == "" {
+		d.Wake()
+		return
+	}
+	note, err := parseTickPayload(payload)
+	if err != nil {
+		d.cfg.Logger.Warn().Err(err).Int("bytes", len(payload)).Msg("notification not understood; reading instead")
+		d.Wake()
+		return
+	}
+	d.mu.Lock()
+	switch {
+	case !d.running:
+	case len(d.notes) == maxNotes:
+		d.notes, d.readWanted = d.notes[:0], true
+	default:
+		d.notes = append(d.notes, note)
+	}
+	d.mu.Unlock()
+	d.signalWake()
+}
+
+func (d *Dispatcher) signalWake() {
 	select {
 	case d.wakeCh <- struct{}{}:
 	default:
 	}
+}
+
+// takeWake returns the notes handed over since the last call and whether a
+// read was asked for.
+func (d *Dispatcher) takeWake() ([]tickNote, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	notes, read := d.notes, d.readWanted
+	d.notes, d.readWanted = nil, false
+	return notes, read
 }
 
 // Subscribe registers sub for streams from a resume position (nil: from

@@ -9,7 +9,9 @@
 // registry (package registry), the one index of live subscribers by stream,
 // which metrics and anything else that needs every connection read
 // concurrently. It takes Wake (from the listener, coalesced: any number of
-// wakes while one is pending is one read), Subscribe (from HTTP handlers),
+// wakes while one is pending is one read), Notified (from the listener: a
+// tick's notification, which carries the tick's events; see "Ticks"),
+// Subscribe (from HTTP handlers),
 // Unsubscribe (from whoever ends a connection: a hub worker running the
 // connection's close callback, or a handler), plus replay results from a
 // small pool of replay workers. Subscribe and Unsubscribe hand their request
@@ -33,7 +35,8 @@
 // a page fanned out to very many connections does not hold the first of
 // them back for the whole page.
 //
-// A wake costs one read, whatever the number of streams or subscribers:
+// A wake costs one read (none for a tick's notification that carried its
+// events, below), whatever the number of streams or subscribers:
 // positions are global, so the dispatcher keeps a single live read position
 // (rather than one per stream) and reads every commit after it, restricted to
 // the streams somebody is subscribed to when there are at most 1,000 of them,
@@ -170,6 +173,35 @@
 // trigger, a last tick numbers everything committed, and later publishers
 // number themselves at COMMIT with higher seqs. Positions are (seq, id) in
 // both modes, so tokens of either stay valid.
+//
+// A tick's notification carries what it numbered
+// (migrations/008_tick_payload.sql): prev, the head before it (max(seq)
+// read while holding the ordering row, so after every earlier tick), next,
+// its last seq, and, when at most 200 events and 7,900 bytes, every event of
+// those commits in delivery order. In the ticks mode only ticks take seqs,
+// so the commits with seq in (prev, next] are exactly the tick's. Notified
+// parses the payload on the listener's goroutine and queues the note (at
+// most 64: past that they are dropped and one read is asked for instead);
+// the dispatcher takes them in the order they were committed (ticks are
+// serialised and NOTIFY delivers in commit order) and, for each:
+//   - nobody subscribed: the live head moves to next, as a head read taken
+//     after the tick committed would have moved it;
+//   - the head is at or past next: the note is served already;
+//   - the head is exactly "after every event of prev" and the note has its
+//     events: they are exactly what a read from the head would return up
+//     to next, so they are fanned out as that read's page (to the same
+//     subscribers, by the same cursors and audience tests) and the head
+//     moves to next;
+//   - otherwise (the dispatcher missed a tick, a page was full, the events
+//     were left out): one read from the head, whose snapshot is later than
+//     every queued note's commit and so covers them all.
+//
+// A note is applied only where a read would have returned the same events
+// and moved the head to the same place, so everything said below about
+// reads holds for it. Gap detection needs no horizon from it: a note
+// applied at the head skips nothing, whatever was pruned since. In the
+// streams benchmark the read per tick per server is then gone; trigger
+// mode's NOTIFYs keep their empty payload and every one is a wake.
 //
 // # Why nothing is skipped or repeated
 //

@@ -51,7 +51,7 @@ func (d *Dispatcher) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-d.wakeCh:
-			d.readLive(ctx)
+			d.woken(ctx)
 		case <-retryC:
 			d.retry = nil
 			d.readLive(ctx)
@@ -221,6 +221,56 @@ func (d *Dispatcher) streamsToRead() (streams []string, some bool) {
 		return nil, true
 	}
 	return d.filter, true
+}
+
+// woken serves what the wake handed over: a read when one was asked for,
+// then the ticks' notes in order. A note is applied as the read it stands
+// for when the live head is where its tick began (applyNote); the first
+// that is not is served by one read, which also covers every note after it
+// (each was committed before it was received, so before the read's
+// snapshot). A full page or a failed read leaves a wake or a retry that
+// reads on from the head.
+func (d *Dispatcher) woken(ctx context.Context) {
+	notes, read := d.takeWake()
+	if read {
+		d.readLive(ctx)
+	}
+	for i := range notes {
+		if !d.applyNote(&notes[i]) {
+			d.readLive(ctx)
+			return
+		}
+	}
+}
+
+// applyNote applies one tick's note without reading and reports whether it
+// could. Nobody subscribed: the head moves to the tick's (what a head read
+// would have found at least). A note the head is already at or past is
+// served. A complete note whose tick began at the head holds exactly what
+// a read from the head would return up to the tick's last commit: the tick
+// numbered every commit after prev up to next (migrations/008_tick_payload.sql),
+// so it is fanned out as that read. Anything else needs a read.
+func (d *Dispatcher) applyNote(n *tickNote) bool {
+	next := cursor.After(n.next)
+	if d.cfg.Registry.Streams() == 0 && len(d.replaying) == 0 {
+		if d.head.Less(next) {
+			d.head = next
+		}
+		d.cfg.TestSignals.LiveRead.Signal(LiveRead{HeadOnly: true, Notified: true})
+		return true
+	}
+	if !d.head.Less(next) {
+		return true
+	}
+	if !n.complete || d.head != cursor.After(n.prev) {
+		return false
+	}
+	for i := range n.events {
+		d.fanout(&n.events[i])
+	}
+	d.head = next
+	d.cfg.TestSignals.LiveRead.Signal(LiveRead{Events: len(n.events), Notified: true})
+	return true
 }
 
 // readLive reads the commits after the live head and fans their events out.

@@ -25,8 +25,11 @@ type TestSignals struct {
 
 // LiveRead describes the last page of a live read that caught up.
 type LiveRead struct {
-	// HeadOnly: nobody was subscribed, so only the head was read.
+	// HeadOnly: nobody was subscribed, so only the head was read (or
+	// taken from a tick's notification).
 	HeadOnly bool
+	// Notified: a tick's notification served instead of a read.
+	Notified bool
 	// Events is the number of events in the page.
 	Events int
 	// Streams is the number of stream names the read asked for; 0 means

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -35,6 +36,11 @@ type loadConfig struct {
 	rollback    float64       // share of transactions rolled back
 	connLife    time.Duration // a subscriber drops each connection after between half and 1.5 times this,
 	away        time.Duration // stays away up to this long, and resumes
+	// unwatched, when not 0, adds to every SQL publisher's transaction an
+	// event of this many bytes on a stream nobody subscribes to. Over
+	// 7,900 bytes a tick's notification leaves its events out, so in the
+	// ticks mode every tick is read (migrations/008_tick_payload.sql).
+	unwatched int
 }
 
 func defaultLoad() loadConfig {
@@ -195,6 +201,12 @@ func (l *load) runPublisher(p int, rnd *rand.Rand) {
 			streams = append(streams, l.streams[rnd.IntN(len(l.streams))])
 			data = append(data, fmt.Sprintf("p%d-%d-%d", p, n, k))
 		}
+		acked := data
+		if l.cfg.unwatched > 0 {
+			big := fmt.Sprintf("unwatched-p%d-%d-", p, n)
+			streams = append(streams, "unwatched")
+			data = append(slices.Clip(data), big+strings.Repeat("x", max(0, l.cfg.unwatched-len(big))))
+		}
 		rollback := rnd.Float64() < l.cfg.rollback
 		// Not cancelled by stop: a transaction cut short could still commit
 		// and then be missing from acked.
@@ -215,7 +227,7 @@ func (l *load) runPublisher(p int, rnd *rand.Rand) {
 		switch {
 		case err == nil:
 			l.pubMu.Lock()
-			l.acked = append(l.acked, data...)
+			l.acked = append(l.acked, acked...)
 			l.pubMu.Unlock()
 		case errors.Is(err, errRollback):
 		default:

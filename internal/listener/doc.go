@@ -10,18 +10,21 @@
 // connection (a *pgx.Conn of its own, never one borrowed from a pool, because
 // LISTEN is session state and a pooled session would be handed to someone
 // else) that has run LISTEN on that channel, and one goroutine that waits for
-// notifications on it and calls [Waker.Wake].
+// notifications on it and calls [Waker.Wake] or [Waker.Notified].
 //
-// The notification carries no data; it only says "something was committed,
-// go and read". So the listener coalesces: it calls Wake at the first
-// notification (its latency is not held back), drains every further
-// notification that has already arrived, and calls Wake once more if there
-// were any. A burst of a thousand NOTIFYs becomes a handful of wakes, and the
-// dispatcher folds wakes that arrive while it reads into one more read.
-// (Waking once per notification instead, without the drain's timed waits,
-// was measured in the streams benchmark in trigger mode: the server's CPU
-// did not change, the dispatcher read 44% more often and PostgreSQL's CPU
-// per delivery rose 14%; so the drain stays.)
+// A trigger mode notification carries no data; it only says "something was
+// committed, go and read". So the listener coalesces those: it calls Wake
+// at the first notification (its latency is not held back), drains every
+// further notification that has already arrived, and calls Wake once more
+// if any of them was empty too. A burst of a thousand NOTIFYs becomes a
+// handful of wakes, and the dispatcher folds wakes that arrive while it
+// reads into one more read. (Waking once per notification instead, without
+// the drain's timed waits, was measured in the streams benchmark in trigger
+// mode: the server's CPU did not change, the dispatcher read 44% more often
+// and PostgreSQL's CPU per delivery rose 14%; so the drain stays.) A tick's
+// notification carries the tick's events (migrations/008_tick_payload.sql):
+// each such payload is handed to [Waker.Notified] as it arrives, in order,
+// and the dispatcher serves it without a read.
 //
 // When no notification arrives for Config.PingInterval the connection is
 // pinged, so a dead one is noticed. On any error the listener marks itself
@@ -55,10 +58,12 @@
 //   - Every successful LISTEN (the first and every reconnect) is followed by
 //     exactly one Wake, so nothing committed while the listener was not
 //     listening waits for the next notification.
-//   - Every received notification is followed, after at most the short drain
-//     window, by a Wake; notifications are never dropped, only merged.
-//   - Wake is called only from the listener's goroutine (or from Start before
-//     that goroutine exists), never concurrently with itself.
+//   - Every received notification with a payload is handed to Notified at
+//     once, in the order received; every one without is followed, after at
+//     most the short drain window, by a Wake. Notifications are never
+//     dropped; empty ones are merged.
+//   - Wake and Notified are called only from the listener's goroutine (or
+//     Wake from Start before that goroutine exists), never concurrently.
 //   - Connected reports true only between a successful LISTEN and the first
 //     error on, or closing of, that connection.
 //   - Stop is safe before Start, twice, and concurrently; Start on a running

@@ -17,8 +17,15 @@ import (
 )
 
 // Waker is told that new events may have been committed. The dispatcher
-// implements it; Wake must not block and should coalesce repeated calls.
-type Waker interface{ Wake() }
+// implements it; neither method may block, and Wake should coalesce
+// repeated calls.
+type Waker interface {
+	// Wake: something may have been committed; go and read.
+	Wake()
+	// Notified hands over a notification's payload when it is not empty
+	// (a tick's, which carries its events), in the order they arrived.
+	Notified(payload string)
+}
 
 const (
 	// connectTimeout bounds one connect + LISTEN attempt, so a server that
@@ -231,21 +238,26 @@ func (l *Listener) run(ctx context.Context, cfg *pgx.ConnConfig, conn *pgx.Conn)
 
 // waitOnce waits up to PingInterval for a notification. On one it wakes,
 // drains the burst and wakes once more if the burst had more than one
-// notification; on an idle timeout it pings. A returned error means
-// the connection must be replaced (or ctx is done).
+// notification without a payload; on an idle timeout it pings. A returned
+// error means the connection must be replaced (or ctx is done).
 func (l *Listener) waitOnce(ctx context.Context, conn *pgx.Conn) error {
 	waitCtx, cancel := context.WithTimeout(ctx, l.cfg.PingInterval)
-	_, err := l.waitForNotification(waitCtx, conn)
+	note, err := l.waitForNotification(waitCtx, conn)
 	timedOut := isTimeout(waitCtx, conn, err)
 	cancel()
 
 	switch {
 	case err == nil:
 		// Wake at once, so that the first notification of a burst does not
-		// wait for the drain; then once more if the drain found others.
-		l.cfg.Waker.Wake()
-		n, err := l.drain(ctx, conn)
-		if n > 1 {
+		// wait for the drain; then once more if the drain found others
+		// that carried nothing (a payload is handed over as it arrives).
+		if note.Payload != "" {
+			l.cfg.Waker.Notified(note.Payload)
+		} else {
+			l.cfg.Waker.Wake()
+		}
+		n, empty, err := l.drain(ctx, conn)
+		if empty > 0 {
 			l.cfg.Waker.Wake()
 		}
 		l.signals.Woke.Signal(n) // even if the drain failed: n notifications did arrive
@@ -265,28 +277,34 @@ func (l *Listener) waitOnce(ctx context.Context, conn *pgx.Conn) error {
 }
 
 // drain reads the notifications that follow the first one without a pause
-// (up to maxDrain in total) and returns how many notifications there were in
-// all, the first included.
-func (l *Listener) drain(ctx context.Context, conn *pgx.Conn) (int, error) {
-	n := 1
+// (up to maxDrain in total), hands each payload over as it arrives, and
+// returns how many notifications there were in all, the first included,
+// and how many of those after the first had no payload.
+func (l *Listener) drain(ctx context.Context, conn *pgx.Conn) (n, empty int, err error) {
+	n = 1
 	deadline := time.Now().Add(maxDrain)
 	for time.Now().Before(deadline) {
 		waitCtx, cancel := context.WithTimeout(ctx, drainWait)
-		_, err := l.waitForNotification(waitCtx, conn)
+		note, err := l.waitForNotification(waitCtx, conn)
 		timedOut := isTimeout(waitCtx, conn, err)
 		cancel()
 		switch {
 		case err == nil:
 			n++
+			if note.Payload != "" {
+				l.cfg.Waker.Notified(note.Payload)
+			} else {
+				empty++
+			}
 		case ctx.Err() != nil:
-			return n, context.Cause(ctx)
+			return n, empty, context.Cause(ctx)
 		case timedOut:
-			return n, nil
+			return n, empty, nil
 		default:
-			return n, fmt.Errorf("listener: drain notifications: %w", err)
+			return n, empty, fmt.Errorf("listener: drain notifications: %w", err)
 		}
 	}
-	return n, nil
+	return n, empty, nil
 }
 
 // isTimeout reports whether err is waitCtx's own deadline expiring while conn

@@ -3,7 +3,10 @@ package listener
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,10 +24,27 @@ import (
 	"github.com/streamer-dev/streamer/internal/testsignal"
 )
 
-// countingWaker counts Wake calls. Like the dispatcher's, Wake never blocks.
-type countingWaker struct{ n atomic.Int64 }
+// countingWaker counts Wake calls and keeps the payloads handed to
+// Notified. Like the dispatcher's, neither blocks.
+type countingWaker struct {
+	n        atomic.Int64
+	mu       sync.Mutex
+	payloads []string
+}
 
 func (w *countingWaker) Wake() { w.n.Add(1) }
+
+func (w *countingWaker) Notified(payload string) {
+	w.mu.Lock()
+	w.payloads = append(w.payloads, payload)
+	w.mu.Unlock()
+}
+
+func (w *countingWaker) notified() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.payloads)
+}
 
 var _ Waker = (*countingWaker)(nil)
 
@@ -79,6 +99,22 @@ func notify(t *testing.T, bundle *testBundle) {
 	t.Helper()
 	_, err := bundle.pool.Exec(context.Background(), "SELECT pg_notify($1, '')", bundle.cfg.withDefaults().Channel)
 	require.NoError(t, err)
+}
+
+// awaitNotifications waits until the listener has read n notifications
+// and returns in how many wakes (Woke signals) they came; every
+// notification must be read exactly once.
+func awaitNotifications(t *testing.T, bundle *testBundle, n int) (wakes int) {
+	t.Helper()
+	seen := 0
+	for seen < n {
+		got := bundle.signals.Woke.WaitOrTimeout(t)
+		require.Positive(t, got)
+		seen += got
+		wakes++
+	}
+	require.Equal(t, n, seen, "every notification is read exactly once")
+	return wakes
 }
 
 // requireBackendGone waits for the server to drop backend pid. The server
@@ -259,31 +295,50 @@ func TestListener(t *testing.T) {
 		start(t, l, bundle)
 		wakesBefore := bundle.waker.n.Load()
 
-		// Distinct payloads: PostgreSQL folds identical notifications sent in
-		// one transaction into one. All 1,000 are delivered at COMMIT.
+		// Empty payloads, as trigger mode's publishers send, each from a
+		// transaction of its own (PostgreSQL folds identical notifications
+		// of one transaction into one).
 		const notifications = 1000
-		_, err := bundle.pool.Exec(context.Background(),
-			"SELECT pg_notify($1, g::text) FROM generate_series(1, $2::int) g",
-			DefaultChannel, notifications)
+		_, err := bundle.pool.Exec(context.Background(), fmt.Sprintf(`
+			DO $$ BEGIN
+				FOR i IN 1..%d LOOP PERFORM pg_notify('%s', ''); COMMIT; END LOOP;
+			END $$`, notifications, DefaultChannel), pgx.QueryExecModeSimpleProtocol)
 		require.NoError(t, err)
 
-		wakes, seen := 0, 0
-		for seen < notifications {
-			n := bundle.signals.Woke.WaitOrTimeout(t)
-			require.Positive(t, n)
-			seen += n
-			wakes++
-		}
-		require.Equal(t, notifications, seen, "every notification is read exactly once")
+		wakes := awaitNotifications(t, bundle, notifications)
 		require.Less(t, wakes, notifications, "a burst must coalesce")
 		// Each drained burst wakes at its first notification and once more
 		// at its end.
 		require.LessOrEqual(t, bundle.waker.n.Load()-wakesBefore, int64(2*wakes))
+		require.Empty(t, bundle.waker.notified(), "an empty payload is a wake")
 		t.Logf("%d notifications -> %d wakes", notifications, wakes)
 
 		// Nothing of the burst is left over: the next NOTIFY is counted alone.
 		notify(t, bundle)
 		require.Equal(t, 1, bundle.signals.Woke.WaitOrTimeout(t))
+	})
+
+	t.Run("PayloadsHandedOverInOrder", func(t *testing.T) {
+		t.Parallel()
+
+		l, bundle := setup(t, nil)
+		start(t, l, bundle)
+		wakesBefore := bundle.waker.n.Load()
+
+		// Distinct payloads in one transaction: delivered at COMMIT, in order.
+		const notifications = 1000
+		_, err := bundle.pool.Exec(context.Background(),
+			"SELECT pg_notify($1, g::text) FROM generate_series(1, $2::int) g ORDER BY g",
+			DefaultChannel, notifications)
+		require.NoError(t, err)
+
+		awaitNotifications(t, bundle, notifications)
+		want := make([]string, notifications)
+		for i := range want {
+			want[i] = strconv.Itoa(i + 1)
+		}
+		require.Equal(t, want, bundle.waker.notified(), "each payload handed over once, in order")
+		require.Equal(t, wakesBefore, bundle.waker.n.Load(), "a payload is not also a wake")
 	})
 
 	t.Run("ReconnectsAfterTerminate", func(t *testing.T) {

@@ -93,6 +93,7 @@ type Metrics struct {
 	tickTime      prometheus.Histogram
 	seqTakeovers  prometheus.Counter
 	seqErrors     prometheus.Counter
+	notifyQueue   prometheus.Gauge
 }
 
 // New registers every series (gauges read from src at scrape time; a nil
@@ -189,6 +190,9 @@ func New(src Sources) *Metrics {
 		"Times this server's sequencer took the sequencer lock (at start, or after the sequencing server or its connection died).")
 	m.seqErrors = counter("streamer_sequencer_errors_total",
 		"Errors after which this server's sequencer closed its connection and backed off (connection lost, tick failed).")
+	m.notifyQueue = prometheus.NewGauge(prometheus.GaugeOpts{Name: "streamer_notify_queue_usage",
+		Help: "Fraction of PostgreSQL's NOTIFY queue in use (pg_notification_queue_usage()) as this server's sequencer last saw it, while it leads; at 1 every NOTIFY, so every tick and trigger-mode COMMIT, fails."})
+	reg.MustRegister(m.notifyQueue)
 	return m
 }
 
@@ -348,6 +352,14 @@ func (m *Metrics) Wrote(frames, bytes int) {
 func (m *Metrics) Pruned(n int64) {
 	if m != nil && n > 0 {
 		m.pruned.Add(float64(n))
+	}
+}
+
+// NotifyQueueUsage sets streamer_notify_queue_usage. Called by the leading
+// sequencer after each tick or mode check.
+func (m *Metrics) NotifyQueueUsage(fraction float64) {
+	if m != nil {
+		m.notifyQueue.Set(fraction)
 	}
 }
 

@@ -203,6 +203,8 @@ func TestMethodsMoveTheirSeries(t *testing.T) {
 			[]want{{name: "streamer_sequencer_takeovers_total", value: 1}}},
 		{"SequencerFailed", func(m *metrics.Metrics) { m.SequencerFailed(); m.SequencerFailed() },
 			[]want{{name: "streamer_sequencer_errors_total", value: 2}}},
+		{"NotifyQueueUsage", func(m *metrics.Metrics) { m.NotifyQueueUsage(0.5); m.NotifyQueueUsage(0.25) },
+			[]want{{name: "streamer_notify_queue_usage", value: 0.25}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -238,6 +240,7 @@ func TestNilMetricsIsInert(t *testing.T) {
 		m.SequencerTicked(1, time.Millisecond)
 		m.SequencerTookLock()
 		m.SequencerFailed()
+		m.NotifyQueueUsage(1)
 	})
 }
 
@@ -252,6 +255,7 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 		m.Wrote(4, 512)
 		m.SequencerTicked(2, time.Millisecond)
 		m.SequencerTicked(0, time.Millisecond)
+		m.NotifyQueueUsage(0.1)
 	})
 	require.Zero(t, allocs)
 }

@@ -19,11 +19,14 @@
 // trigger mode
 // (tick() returns NULL) it waits ModeInterval and asks again, so a
 // database switched to ticks while the server runs is served. A tick that
-// numbered transactions NOTIFYs "streamer" in its own transaction, which
-// wakes every server's listener, this one's too: the wake path is the
-// trigger mode's. (The sequencing server does not also wake its
-// dispatcher directly: that made two reads per tick, the NOTIFY's and its
-// own, and measured no faster; docs/benchmarks.md, "Ordering modes".)
+// numbered transactions NOTIFYs "streamer" in its own transaction with the
+// tick's events in the payload (migrations/008_tick_payload.sql), which
+// reaches every server's listener, this one's too: each dispatcher fans
+// the tick out from the payload without reading, and reads only when the
+// payload left the events out or it missed a tick. (The sequencing server
+// does not also hand its dispatcher the tick directly: the notification
+// already serves it, and before payloads doing so made two reads per tick
+// and measured no faster; docs/benchmarks.md, "Ordering modes".)
 //
 // # Poke
 //
@@ -43,7 +46,10 @@
 //
 // Config.Metrics hears of each tick in ticks mode (numbered or empty, with
 // what it numbered and how long the round trip took; never the trigger
-// mode's asks), of each taking of the lock and of each error; package
+// mode's asks), of how full PostgreSQL's NOTIFY queue is (read in the same
+// statement as every tick and mode check: a session that LISTENs in a
+// transaction left open fills it, and then every NOTIFY fails), of each
+// taking of the lock and of each error; package
 // metrics turns them into streamer_sequencer_* series, with
 // streamer_sequencer_leading read from [Sequencer.Leading]. Per tick that
 // is a few atomic operations and no allocation; the wait reuses one timer

@@ -12,6 +12,7 @@ import (
 
 	"github.com/streamer-dev/streamer/internal/pgtest"
 	"github.com/streamer-dev/streamer/internal/sequencer"
+	"github.com/streamer-dev/streamer/internal/testsignal"
 	"github.com/streamer-dev/streamer/migrations"
 )
 
@@ -22,6 +23,23 @@ type recorder struct {
 	took   []time.Duration
 	locks  int
 	errors int
+	queue  []float64
+}
+
+func (r *recorder) NotifyQueueUsage(f float64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.queue = append(r.queue, f)
+}
+
+// lastQueue returns the last NOTIFY queue usage reported, -1 before any.
+func (r *recorder) lastQueue() float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.queue) == 0 {
+		return -1
+	}
+	return r.queue[len(r.queue)-1]
 }
 
 func (r *recorder) SequencerTicked(n int, d time.Duration) {
@@ -99,4 +117,39 @@ func TestMetrics(t *testing.T) {
 	_, _, locks, errs = rec.snapshot()
 	require.Equal(t, 2, locks)
 	require.Equal(t, 1, errs)
+}
+
+// TestNotifyQueueUsage: the sequencer reports how full the NOTIFY queue is,
+// in trigger mode too. A session that LISTENs inside an open transaction
+// holds the queue's tail (a backend takes notifications only between
+// transactions), so notifications sent meanwhile fill it.
+func TestNotifyQueueUsage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := triggerDB(t)
+	rec := &recorder{}
+	_, sig, _ := startWith(t, url, sequencer.Config{Metrics: rec, ModeInterval: 10 * time.Millisecond})
+	sig.Waited.WaitOrTimeout(t)
+	require.GreaterOrEqual(t, rec.lastQueue(), 0.0, "reported after the first mode check")
+
+	holder, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer holder.Close(ctx)
+	_, err = holder.Exec(ctx, "LISTEN queue_test")
+	require.NoError(t, err)
+	tx, err := holder.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	pool, err := pgxpool.New(ctx, url)
+	require.NoError(t, err)
+	defer pool.Close()
+	// Three pages' worth (the usage counts whole 8 KiB pages).
+	for range 3 {
+		exec(t, pool, "SELECT pg_notify('queue_test', repeat('x', 7000))")
+	}
+	deadline := time.Now().Add(testsignal.Timeout)
+	for rec.lastQueue() <= 0 {
+		require.True(t, time.Now().Before(deadline), "the held NOTIFY queue was never reported in use")
+		sig.Waited.WaitOrTimeout(t)
+	}
 }

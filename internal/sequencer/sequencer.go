@@ -29,6 +29,12 @@ const (
 // one.
 const ApplicationName = "streamer-sequencer"
 
+// tickQuery records a tick and reads how full PostgreSQL's NOTIFY queue is:
+// every tick NOTIFYs with a payload, and a session that LISTENs inside a
+// long transaction holds the queue's tail until the queue is full and every
+// NOTIFY (every tick, every trigger-mode COMMIT) fails.
+const tickQuery = "SELECT streamer.tick(), pg_notification_queue_usage()"
+
 // closeTimeout bounds closing the connection.
 const closeTimeout = time.Second
 
@@ -70,6 +76,9 @@ type Metrics interface {
 	SequencerTookLock()
 	// SequencerFailed counts one error after which the sequencer backed off.
 	SequencerFailed()
+	// NotifyQueueUsage reports pg_notification_queue_usage() as the same
+	// statement as a tick (or, in trigger mode, a mode check) saw it.
+	NotifyQueueUsage(fraction float64)
 }
 
 type noMetrics struct{}
@@ -77,6 +86,7 @@ type noMetrics struct{}
 func (noMetrics) SequencerTicked(int, time.Duration) {}
 func (noMetrics) SequencerTookLock()                 {}
 func (noMetrics) SequencerFailed()                   {}
+func (noMetrics) NotifyQueueUsage(float64)           {}
 
 // TestSignals are the sequencer's test signals.
 type TestSignals struct {
@@ -262,7 +272,8 @@ func (s *Sequencer) session(ctx context.Context, connCfg *pgx.ConnConfig) (led b
 		var n *int32
 		numbered := 0
 		began := time.Now()
-		if err := conn.QueryRow(ctx, "SELECT streamer.tick()").Scan(&n); err != nil {
+		var queue float64
+		if err := conn.QueryRow(ctx, tickQuery).Scan(&n, &queue); err != nil {
 			return led, fmt.Errorf("sequencer: tick: %w", err)
 		}
 		ended := time.Now()
@@ -285,6 +296,7 @@ func (s *Sequencer) session(ctx context.Context, connCfg *pgx.ConnConfig) (led b
 		if n != nil {
 			s.cfg.Metrics.SequencerTicked(numbered, took)
 		}
+		s.cfg.Metrics.NotifyQueueUsage(queue)
 		s.cfg.TestSignals.Waited.Signal(Tick{Numbered: numbered, Wait: wait, Poked: poked, Began: began, Took: took})
 		var err error
 		if poked, err = s.sleep(ctx, timer, wait, ended, n != nil); err != nil {

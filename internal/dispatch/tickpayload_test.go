@@ -1,0 +1,271 @@
+package dispatch
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/streamer-dev/streamer/internal/cursor"
+	"github.com/streamer-dev/streamer/internal/pgtest"
+	"github.com/streamer-dev/streamer/internal/testsignal"
+)
+
+// toTicks puts the database of pool in the ticks mode, whatever mode the
+// test databases are in: tick payloads exist only there.
+func toTicks(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	_, err := pool.Exec(context.Background(), "SELECT streamer.set_ordering('ticks')")
+	require.NoError(t, err)
+}
+
+// tickPayload records a tick and returns the payload of its notification.
+func tickPayload(t *testing.T, pool *pgxpool.Pool) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	_, err = conn.Exec(ctx, "LISTEN streamer")
+	require.NoError(t, err)
+	defer func() { _, _ = conn.Exec(ctx, "UNLISTEN *") }()
+	var n *int32
+	require.NoError(t, pool.QueryRow(ctx, "SELECT streamer.tick()").Scan(&n))
+	require.NotNil(t, n, "not in ticks mode")
+	require.Positive(t, *n, "the tick numbered nothing")
+	waitCtx, cancel := context.WithTimeout(ctx, testsignal.Timeout)
+	defer cancel()
+	note, err := conn.Conn().WaitForNotification(waitCtx)
+	require.NoError(t, err)
+	return note.Payload
+}
+
+func head(t *testing.T, pool *pgxpool.Pool) int64 {
+	t.Helper()
+	var h int64
+	require.NoError(t, pool.QueryRow(context.Background(), "SELECT coalesce(max(seq), 0) FROM streamer.commits").Scan(&h))
+	return h
+}
+
+// TestTickPayloadMatchesRead: a tick's notification (written in SQL by
+// streamer.tick()) decodes to exactly what a live read from the head before
+// the tick returns: positions, streams, NULL and non-NULL types, data with
+// newlines and multibyte characters, audiences, commit times; and it
+// leaves the events out, keeping the heads, when they are too many or too
+// large for a notification.
+func TestTickPayloadMatchesRead(t *testing.T) {
+	t.Parallel()
+	big := func(n int) string { return strings.Repeat("é", n/2) }
+	for _, tc := range []struct {
+		name     string
+		txs      []string // one transaction each
+		complete bool
+	}{
+		{"assorted", []string{
+			`INSERT INTO streamer.events (stream, event, data) VALUES ('a', 't', 'hello'), ('b:1', NULL, E'x yé\nz 3 4\n')`,
+			`INSERT INTO streamer.events (stream, event, data, audience) VALUES ('c', 'e', '', '{u1,"ü ser",u1}')`,
+			`INSERT INTO streamer.events (stream, data, audience) VALUES ('a', '-1', '{x}')`,
+		}, true},
+		{"200 events", []string{
+			`INSERT INTO streamer.events (stream, data) SELECT 's' || g, g::text FROM generate_series(1, 150) g`,
+			`INSERT INTO streamer.events (stream, data) SELECT 's' || g, g::text FROM generate_series(1, 50) g`,
+		}, true},
+		{"201 events", []string{
+			`INSERT INTO streamer.events (stream, data) SELECT 's' || g, g::text FROM generate_series(1, 201) g`,
+		}, false},
+		{"6,000 bytes", []string{
+			`INSERT INTO streamer.events (stream, data) VALUES ('a', '` + big(6000) + `')`,
+		}, true},
+		{"8,000 bytes in all", []string{
+			`INSERT INTO streamer.events (stream, data) VALUES ('a', '` + big(4000) + `')`,
+			`INSERT INTO streamer.events (stream, data) VALUES ('a', '` + big(4000) + `')`,
+		}, false},
+		{"one of 10,000 bytes", []string{
+			`INSERT INTO streamer.events (stream, data) VALUES ('a', 'small')`,
+			`INSERT INTO streamer.events (stream, data) VALUES ('a', '` + big(10000) + `')`,
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			pool := pgtest.NewPool(t)
+			toTicks(t, pool)
+			// An earlier tick, so that prev is not 0.
+			_, err := pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) VALUES ('a', 'before')")
+			require.NoError(t, err)
+			pgtest.Tick(t, pool)
+			before := head(t, pool)
+			for _, tx := range tc.txs {
+				_, err := pool.Exec(ctx, tx)
+				require.NoError(t, err)
+			}
+
+			payload := tickPayload(t, pool)
+			require.Less(t, len(payload), 8000)
+			note, err := parseTickPayload(payload)
+			require.NoError(t, err)
+			require.Equal(t, before, note.prev)
+			require.Equal(t, head(t, pool), note.next)
+			require.Equal(t, tc.complete, note.complete)
+			if !tc.complete {
+				require.Nil(t, note.events)
+				return
+			}
+			p, err := readPage(ctx, pool, cursor.After(before), nil, 1000, nil)
+			require.NoError(t, err)
+			require.False(t, p.full)
+			require.Equal(t, cursor.After(note.next), p.next)
+			for i := range p.events {
+				p.events[i].committed = p.events[i].committed.UTC()
+				note.events[i].committed = note.events[i].committed.UTC()
+			}
+			require.Equal(t, p.events, note.events)
+		})
+	}
+}
+
+// TestParseTickPayloadRefuses: a payload that is not exactly what
+// streamer.tick() writes is an error (the dispatcher then reads), never a
+// partial note.
+func TestParseTickPayloadRefuses(t *testing.T) {
+	t.Parallel()
+	const good = "t1 4 6 1700000000000000 2\n5 10 1 0 2 -1\nahi6 11 1 1 0 1 2\nbeu1"
+	_, err := parseTickPayload(good)
+	require.NoError(t, err, "the base case must parse")
+	for name, payload := range map[string]string{
+		"empty":               "",
+		"other version":       strings.Replace(good, "t1", "t2", 1),
+		"no header end":       "t1 4 6 1700000000000000 2",
+		"heads backwards":     strings.Replace(good, "t1 4 6", "t1 6 4", 1),
+		"negative prev":       strings.Replace(good, "t1 4 6", "t1 -1 6", 1),
+		"no events":           strings.Replace(good, " 2\n5", " 0\n5", 1),
+		"more events than n":  strings.Replace(good, " 2\n5", " 1\n5", 1),
+		"fewer events than n": strings.Replace(good, " 2\n5", " 3\n5", 1),
+		"too many events":     strings.Replace(good, " 2\n5", " 201\n5", 1),
+		"length past end":     strings.Replace(good, "1 2\nbeu1", "1 9\nbeu1", 1),
+		"not a number":        strings.Replace(good, "5 10", "5 x", 1),
+		"out of order":        strings.Replace(good, "6 11", "5 9", 1),
+		"seq past next":       strings.Replace(good, "6 11", "7 11", 1),
+		"seq at prev":         strings.Replace(good, "5 10", "4 10", 1),
+		"empty stream":        strings.Replace(good, "5 10 1 0 2 -1\nahi", "5 10 0 0 3 -1\nahi", 1),
+		"zero audience":       strings.Replace(good, "1 2\nbeu1", "0\nbeu1", 1),
+		"trailing bytes":      good + "x",
+		"left out, trailing":  "t1 4 6 1700000000000000 -1\nx",
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			note, err := parseTickPayload(payload)
+			require.ErrorIs(t, err, errPayload)
+			require.Zero(t, note)
+		})
+	}
+}
+
+// TestDispatcherAppliesTickNotes: a dispatcher handed a tick's
+// notification at its live head fans the tick out without reading; one
+// handed a later tick's (it missed one) reads, and delivers each event
+// once; a note it is already past changes nothing; with nobody
+// subscribed a note moves the head without a read.
+func TestDispatcherAppliesTickNotes(t *testing.T) {
+	t.Parallel()
+	d, b := setup(t, nil)
+	toTicks(t, b.pool)
+	insert := func(data ...string) {
+		t.Helper()
+		for _, s := range data {
+			_, err := b.pool.Exec(context.Background(), "INSERT INTO streamer.events (stream, data) VALUES ('room', $1)", s)
+			require.NoError(t, err)
+		}
+	}
+
+	// Nobody subscribed: the head moves to the tick's without a read.
+	insert("unseen")
+	p0 := tickPayload(t, b.pool)
+	d.Notified(p0)
+	require.Equal(t, LiveRead{HeadOnly: true, Notified: true}, b.sig.LiveRead.WaitOrTimeout(t))
+	s := newFakeSub()
+	from, err := d.Subscribe(context.Background(), s, []string{"room"}, nil, nil)
+	require.NoError(t, err)
+	require.Equal(t, cursor.After(head(t, b.pool)), from, "a subscriber from now starts after the notified tick")
+	waitLive(t, b, s)
+
+	// At the head: applied, no read.
+	insert("a", "b")
+	p1 := tickPayload(t, b.pool)
+	d.Notified(p1)
+	require.Equal(t, LiveRead{Events: 2, Notified: true}, b.sig.LiveRead.WaitOrTimeout(t))
+	require.Equal(t, "a", s.next(t))
+	require.Equal(t, "b", s.next(t))
+
+	// Already past it, then a missed tick: the later note is served by a
+	// read, which delivers both ticks' events once each.
+	d.Notified(p1)
+	insert("c")
+	_ = tickPayload(t, b.pool)
+	insert("d")
+	p3 := tickPayload(t, b.pool)
+	d.Notified(p3)
+	got := b.sig.LiveRead.WaitOrTimeout(t)
+	require.False(t, got.Notified, "a note not at the head is a read")
+	require.Equal(t, 2, got.Events)
+	require.Equal(t, "c", s.next(t))
+	require.Equal(t, "d", s.next(t))
+
+	// The same note again, and one the read covered: nothing more.
+	d.Notified(p3)
+	insert("e")
+	p4 := tickPayload(t, b.pool)
+	d.Notified(p4)
+	require.Equal(t, LiveRead{Events: 1, Notified: true}, b.sig.LiveRead.WaitOrTimeout(t))
+	require.Equal(t, "e", s.next(t))
+	b.sig.LiveRead.RequireEmpty(t)
+	require.Empty(t, s.frames)
+}
+
+// TestDispatcherNotesFallBack: what a note cannot serve is read: a tick
+// that left its events out, a payload that does not parse, and more
+// notes than the dispatcher keeps waiting.
+func TestDispatcherNotesFallBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d, b := setup(t, nil)
+	toTicks(t, b.pool)
+	s := subscribe(t, d, b, "room")
+
+	_, err := b.pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) SELECT 'room', g::text FROM generate_series(1, 201) g")
+	require.NoError(t, err)
+	d.Notified(tickPayload(t, b.pool))
+	got := b.sig.LiveRead.WaitOrTimeout(t)
+	require.False(t, got.Notified, "a tick without its events is read")
+	require.Equal(t, 201, got.Events)
+	for i := 1; i <= 201; i++ {
+		require.Equal(t, strconv.Itoa(i), s.next(t))
+	}
+
+	_, err = b.pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) VALUES ('room', 'x')")
+	require.NoError(t, err)
+	pgtest.Tick(t, b.pool)
+	d.Notified("t1 garbage")
+	got = b.sig.LiveRead.WaitOrTimeout(t)
+	require.False(t, got.Notified)
+	require.Equal(t, "x", s.next(t))
+
+	// More notes than it keeps while a read blocks: they are dropped for
+	// one more read, after the blocked one.
+	_, err = b.pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) VALUES ('room', 'y')")
+	require.NoError(t, err)
+	p := tickPayload(t, b.pool)
+	release := lockCommits(t, b)
+	d.Wake()
+	blockedReader(t, b)
+	for range maxNotes + 1 {
+		d.Notified(p)
+	}
+	release()
+	require.Equal(t, LiveRead{Events: 1, Streams: 1}, b.sig.LiveRead.WaitOrTimeout(t))
+	require.Equal(t, "y", s.next(t))
+	require.Equal(t, LiveRead{Streams: 1}, b.sig.LiveRead.WaitOrTimeout(t), "the dropped notes' read")
+}

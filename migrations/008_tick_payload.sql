@@ -1,0 +1,133 @@
+-- A tick's notification carries its events (issue #14): in the ticks mode
+-- every server's dispatcher can fan a tick out without reading it.
+--
+-- Until now a tick NOTIFYed "streamer" with an empty payload and every
+-- server then read the commits after its live position: one read per tick
+-- per server, each a statement of its own, which in the streams benchmark
+-- (one event per stream per read) cost as much PostgreSQL CPU as the tick.
+-- Now the tick, which already holds the ordering row and knows what it
+-- numbered, puts those events in the payload, together with the head
+-- before it (prev) and after it (new). A dispatcher whose live position is
+-- "after every event of prev" applies them as the read would have returned
+-- them; any other (behind, or mid-commit after a full page) reads as before.
+-- The argument is in internal/dispatch/doc.go, "Ticks".
+--
+-- The payload, in bytes (decoded by internal/dispatch/tickpayload.go; the
+-- test there runs both ends):
+--
+--   t1 <prev> <new> <committed_at, Unix µs> <n>\n
+--   then n events in delivery order, each
+--   <seq> <id> <len stream> <len event> <len data> <audience: -1 | k len_1 .. len_k>\n
+--   <stream><event><data><audience value 1>..<audience value k>
+--
+-- Lengths are octet lengths; a NULL event type is written as length 0 (the
+-- column's rule forbids the empty string). n is -1 when the events were left
+-- out (more than 200, or a payload over 7,999 bytes, NOTIFY's limit): the
+-- header still says which commits the tick numbered, and readers read.
+-- Trigger mode's NOTIFYs keep their empty payload.
+
+-- The payload of a tick that numbered txids as seqs (the same order) after
+-- the head prev, at time at; see the top of this file. A function of its
+-- own so that its one statement keeps a generic plan: planned anew at every
+-- tick it cost more than running it.
+CREATE FUNCTION streamer.tick_payload(prev bigint, txids xid8[], seqs bigint[], at timestamptz) RETURNS text
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    n    bigint;
+    size bigint;
+    body text;
+BEGIN
+    -- The events of what it numbered, at most 201 of them (one more than a
+    -- payload carries, to tell "too many"); a row whose data alone would
+    -- not fit is counted but not copied.
+    SELECT count(*), sum(x.size), string_agg(x.line, '' ORDER BY x.seq, x.id)
+      INTO n, size, body
+      FROM (SELECT c.seq, e.id,
+                   octet_length(e.stream) + octet_length(e.data) AS size,
+                   CASE WHEN octet_length(e.data) < 8000 THEN
+                       c.seq || ' ' || e.id || ' ' || octet_length(e.stream) || ' '
+                       || coalesce(octet_length(e.event), 0) || ' ' || octet_length(e.data) || ' '
+                       || CASE WHEN e.audience IS NULL THEN '-1'
+                               ELSE cardinality(e.audience)
+                                    || (SELECT string_agg(' ' || octet_length(a), '' ORDER BY o)
+                                          FROM unnest(e.audience) WITH ORDINALITY AS u(a, o))
+                          END
+                       || E'\n' || e.stream || coalesce(e.event, '') || e.data
+                       || coalesce(array_to_string(e.audience, ''), '')
+                   END AS line
+              FROM unnest(txids, seqs) AS c(txid, seq)
+              CROSS JOIN LATERAL (
+                  SELECT e.id, e.stream, e.event, e.data, e.audience
+                    FROM streamer.events e
+                   WHERE e.txid = c.txid
+                   ORDER BY e.txid, e.id
+                   LIMIT 201) e
+             ORDER BY c.seq, e.id
+             LIMIT 201) x;
+    -- The header alone (about 80 bytes) when the events would not fit.
+    body := 't1 ' || prev || ' ' || seqs[cardinality(seqs)] || ' '
+            || (extract(epoch FROM at) * 1000000)::bigint || ' '
+            || CASE WHEN n <= 200 AND size < 7900 AND octet_length(body) < 7900 THEN n || E'\n' || body
+                    ELSE E'-1\n'
+               END;
+    RETURN body;
+END $$;
+
+-- Records one tick; see 007_ticks.sql for what it numbers and why. Unchanged
+-- but for what the NOTIFY says.
+CREATE OR REPLACE FUNCTION streamer.tick() RETURNS integer
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    st      streamer.ordering;
+    seen    text;
+    cur     pg_snapshot;
+    txids   xid8[];
+    seqs    bigint[] := '{}';
+    at      timestamptz;
+    one     xid8;
+    s       bigint;
+    prev    bigint;
+    body    text;
+BEGIN
+    SELECT * INTO st FROM streamer.ordering;
+    IF st.mode <> 'ticks' THEN
+        RETURN NULL;
+    END IF;
+    seen := st.tick_snapshot::text;
+    cur := streamer.tick_snapshot_now();
+    txids := streamer.tick_txids(st.tick_snapshot, cur);
+    IF cardinality(txids) = 0 AND streamer.tick_span(st.tick_snapshot, cur) <= 1000 THEN
+        RETURN 0;
+    END IF;
+    SELECT * INTO st FROM streamer.ordering FOR UPDATE;
+    IF st.mode <> 'ticks' THEN
+        RETURN NULL;
+    END IF;
+    IF st.tick_snapshot::text IS DISTINCT FROM seen THEN
+        cur := streamer.tick_snapshot_now();
+        txids := streamer.tick_txids(st.tick_snapshot, cur);
+    END IF;
+    IF cardinality(txids) = 0 THEN
+        IF streamer.tick_span(st.tick_snapshot, cur) > 1000 THEN
+            UPDATE streamer.ordering SET tick_snapshot = cur;
+        END IF;
+        RETURN 0;
+    END IF;
+    -- The head before this tick. Holding the ordering row, this statement
+    -- sees every earlier tick (READ COMMITTED: a new snapshot after the
+    -- lock), and in the ticks mode nothing else takes seqs, so the seqs
+    -- after prev up to this tick's last are exactly this tick's.
+    SELECT coalesce(max(c.seq), 0) INTO prev FROM streamer.commits c;
+    at := clock_timestamp();
+    FOREACH one IN ARRAY txids LOOP
+        INSERT INTO streamer.commits (seq, txid, committed_at)
+        VALUES (nextval('streamer.commit_seq'), one, at)
+        RETURNING seq INTO s;
+        seqs := seqs || s;
+    END LOOP;
+    UPDATE streamer.ordering
+       SET tick_snapshot = cur, ticks = ticks + 1, ticked_at = at;
+    body := streamer.tick_payload(prev, txids, seqs, at);
+    PERFORM pg_notify('streamer', body);
+    RETURN cardinality(txids);
+END $$;
