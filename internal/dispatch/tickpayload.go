@@ -79,6 +79,9 @@ func parseTickPayload(payload string) (tickNote, error) {
 			lAud = append(lAud, p.int())
 		}
 		p.endLine()
+		if p.err != nil {
+			return tickNote{}, p.err
+		}
 		ev.stream = p.bytes(lStream)
 		ev.typ = p.bytes(lType)
 		ev.data = p.bytes(lData)

@@ -269,3 +269,36 @@ func TestDispatcherNotesFallBack(t *testing.T) {
 	require.Equal(t, "y", s.next(t))
 	require.Equal(t, LiveRead{Streams: 1}, b.sig.LiveRead.WaitOrTimeout(t), "the dropped notes' read")
 }
+
+// FuzzTickPayload: no payload makes the parser panic, and every note it
+// accepts keeps what applyNote relies on: heads in order, and when
+// complete, 1 to 200 events at strictly increasing positions after prev
+// and up to next, each on a named stream.
+func FuzzTickPayload(f *testing.F) {
+	f.Add("t1 4 6 1700000000000000 2\n5 10 1 0 2 -1\nahi6 11 1 1 0 1 2\nbeu1")
+	f.Add("t1 0 2 1796654892193285 3\n1 1 1 2 5 -1\nat1hello1 2 2 0 7 -1\nb0x yé\nz2 3 1 0 1 2 2 6\ncdu1üser2")
+	f.Add("t1 2 3 1796654892200029 -1\n")
+	f.Fuzz(func(t *testing.T, payload string) {
+		note, err := parseTickPayload(payload)
+		if err != nil {
+			require.ErrorIs(t, err, errPayload)
+			require.Zero(t, note)
+			return
+		}
+		require.Less(t, note.prev, note.next)
+		require.GreaterOrEqual(t, note.prev, int64(0))
+		if !note.complete {
+			require.Nil(t, note.events)
+			return
+		}
+		require.NotEmpty(t, note.events)
+		require.LessOrEqual(t, len(note.events), 200)
+		last := cursor.After(note.prev)
+		for _, ev := range note.events {
+			require.True(t, last.Less(ev.pos))
+			require.LessOrEqual(t, ev.pos.Seq, note.next)
+			require.NotEmpty(t, ev.stream)
+			last = ev.pos
+		}
+	})
+}
