@@ -36,10 +36,26 @@ DECLARE
     n    bigint;
     size bigint;
     body text;
+    -- The header, less n; alone (about 80 bytes) when the events do not fit.
+    head text := 't1 ' || prev || ' ' || seqs[cardinality(seqs)] || ' '
+                 || (extract(epoch FROM at) * 1000000)::bigint || ' ';
 BEGIN
-    -- The events of what it numbered, at most 201 of them (one more than a
-    -- payload carries, to tell "too many"); a row whose data alone would
-    -- not fit is counted but not copied.
+    -- More than 200 events (a burst, or transactions of many rows): the
+    -- header alone, found by counting index entries, without reading a row.
+    SELECT count(*) INTO n
+      FROM (SELECT 1
+              FROM unnest(txids) AS c(txid)
+              CROSS JOIN LATERAL (
+                  SELECT 1 FROM streamer.events e
+                   WHERE e.txid = c.txid
+                   ORDER BY e.txid, e.id
+                   LIMIT 201) e
+             LIMIT 201) x;
+    IF n > 200 THEN
+        RETURN head || E'-1\n';
+    END IF;
+    -- The events of what it numbered; a row whose data alone would not fit
+    -- is counted but not copied.
     SELECT count(*), sum(x.size), string_agg(x.line, '' ORDER BY x.seq, x.id)
       INTO n, size, body
       FROM (SELECT c.seq, e.id,
@@ -60,17 +76,12 @@ BEGIN
                   SELECT e.id, e.stream, e.event, e.data, e.audience
                     FROM streamer.events e
                    WHERE e.txid = c.txid
-                   ORDER BY e.txid, e.id
-                   LIMIT 201) e
-             ORDER BY c.seq, e.id
-             LIMIT 201) x;
-    -- The header alone (about 80 bytes) when the events would not fit.
-    body := 't1 ' || prev || ' ' || seqs[cardinality(seqs)] || ' '
-            || (extract(epoch FROM at) * 1000000)::bigint || ' '
-            || CASE WHEN n <= 200 AND size < 7900 AND octet_length(body) < 7900 THEN n || E'\n' || body
-                    ELSE E'-1\n'
-               END;
-    RETURN body;
+                   ORDER BY e.txid, e.id) e
+             ORDER BY c.seq, e.id) x;
+    IF size < 7900 AND octet_length(body) < 7900 THEN
+        RETURN head || n || E'\n' || body;
+    END IF;
+    RETURN head || E'-1\n';
 END $$;
 
 -- Records one tick; see 007_ticks.sql for what it numbers and why. Unchanged
