@@ -25,6 +25,19 @@
 -- out (more than 200, or a payload over 7,999 bytes, NOTIFY's limit): the
 -- header still says which commits the tick numbered, and readers read.
 -- Trigger mode's NOTIFYs keep their empty payload.
+--
+-- Anyone who may connect may NOTIFY on any channel, so a payload alone
+-- proves nothing: a forged one could hand every server events that were
+-- never committed and move it past ones that were. A notification's sender
+-- PID cannot be forged, so the leading sequencer records its backend's PID
+-- in streamer.ordering.sequencer_pid (after its first tick in ticks mode,
+-- internal/sequencer), and a dispatcher applies a payload only from that
+-- backend; from any other (a forger, or a tick run by streamer.head()) it
+-- reads instead.
+
+ALTER TABLE streamer.ordering ADD COLUMN sequencer_pid integer NULL;
+COMMENT ON COLUMN streamer.ordering.sequencer_pid IS
+    'backend PID of the leading sequencer, recorded by it in ticks mode; dispatchers apply tick notifications from it alone';
 
 -- The payload of a tick that numbered txids as seqs (the same order) after
 -- the head prev, at time at; see the top of this file. A function of its

@@ -28,6 +28,8 @@ var errPayload = errors.New("malformed tick payload")
 
 // tickNote is one tick's notification.
 type tickNote struct {
+	// pid is the backend that sent the notification.
+	pid uint32
 	// prev and next are the heads before and after the tick: the tick
 	// numbered exactly the commits with seq in (prev, next].
 	prev, next int64
