@@ -83,6 +83,7 @@ fuzz: ## Run each fuzz target for 15s (FUZZTIME=60s, or 10000x: a count, immune 
 	$(GO) test -run '^$$' -fuzz '^FuzzPublishBody$$' -fuzztime $(or $(FUZZTIME),15s) ./internal/server/
 	$(GO) test -run '^$$' -fuzz '^FuzzSubscriberToken$$' -fuzztime $(or $(FUZZTIME),15s) ./internal/auth/
 	$(GO) test -run '^$$' -fuzz '^FuzzPatternMatch$$' -fuzztime $(or $(FUZZTIME),15s) ./internal/auth/
+	$(GO) test -run '^$$' -fuzz '^FuzzTickPayload$$' -fuzztime $(or $(FUZZTIME),15s) ./internal/dispatch/
 
 .PHONY: chaos
 chaos: deps ## Long fault tests under load (STREAMER_CHAOS=1) and 60s fuzz runs; see docs/reliability.md

@@ -25,6 +25,19 @@
 -- out (more than 200, or a payload over 7,999 bytes, NOTIFY's limit): the
 -- header still says which commits the tick numbered, and readers read.
 -- Trigger mode's NOTIFYs keep their empty payload.
+--
+-- Anyone who may connect may NOTIFY on any channel, so a payload alone
+-- proves nothing: a forged one could hand every server events that were
+-- never committed and move it past ones that were. A notification's sender
+-- PID cannot be forged, so the leading sequencer records its backend's PID
+-- in streamer.ordering.sequencer_pid (after its first tick in ticks mode,
+-- internal/sequencer), and a dispatcher applies a payload only from that
+-- backend; from any other (a forger, or a tick run by streamer.head()) it
+-- reads instead.
+
+ALTER TABLE streamer.ordering ADD COLUMN sequencer_pid integer NULL;
+COMMENT ON COLUMN streamer.ordering.sequencer_pid IS
+    'backend PID of the leading sequencer, recorded by it in ticks mode; dispatchers apply tick notifications from it alone';
 
 -- The payload of a tick that numbered txids as seqs (the same order) after
 -- the head prev, at time at; see the top of this file. A function of its
@@ -36,10 +49,26 @@ DECLARE
     n    bigint;
     size bigint;
     body text;
+    -- The header, less n; alone (about 80 bytes) when the events do not fit.
+    head text := 't1 ' || prev || ' ' || seqs[cardinality(seqs)] || ' '
+                 || (extract(epoch FROM at) * 1000000)::bigint || ' ';
 BEGIN
-    -- The events of what it numbered, at most 201 of them (one more than a
-    -- payload carries, to tell "too many"); a row whose data alone would
-    -- not fit is counted but not copied.
+    -- More than 200 events (a burst, or transactions of many rows): the
+    -- header alone, found by counting index entries, without reading a row.
+    SELECT count(*) INTO n
+      FROM (SELECT 1
+              FROM unnest(txids) AS c(txid)
+              CROSS JOIN LATERAL (
+                  SELECT 1 FROM streamer.events e
+                   WHERE e.txid = c.txid
+                   ORDER BY e.txid, e.id
+                   LIMIT 201) e
+             LIMIT 201) x;
+    IF n > 200 THEN
+        RETURN head || E'-1\n';
+    END IF;
+    -- The events of what it numbered; a row whose data alone would not fit
+    -- is counted but not copied.
     SELECT count(*), sum(x.size), string_agg(x.line, '' ORDER BY x.seq, x.id)
       INTO n, size, body
       FROM (SELECT c.seq, e.id,
@@ -60,17 +89,12 @@ BEGIN
                   SELECT e.id, e.stream, e.event, e.data, e.audience
                     FROM streamer.events e
                    WHERE e.txid = c.txid
-                   ORDER BY e.txid, e.id
-                   LIMIT 201) e
-             ORDER BY c.seq, e.id
-             LIMIT 201) x;
-    -- The header alone (about 80 bytes) when the events would not fit.
-    body := 't1 ' || prev || ' ' || seqs[cardinality(seqs)] || ' '
-            || (extract(epoch FROM at) * 1000000)::bigint || ' '
-            || CASE WHEN n <= 200 AND size < 7900 AND octet_length(body) < 7900 THEN n || E'\n' || body
-                    ELSE E'-1\n'
-               END;
-    RETURN body;
+                   ORDER BY e.txid, e.id) e
+             ORDER BY c.seq, e.id) x;
+    IF size < 7900 AND octet_length(body) < 7900 THEN
+        RETURN head || n || E'\n' || body;
+    END IF;
+    RETURN head || E'-1\n';
 END $$;
 
 -- Records one tick; see 007_ticks.sql for what it numbers and why. Unchanged

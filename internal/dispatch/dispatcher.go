@@ -148,6 +148,9 @@ type Dispatcher struct {
 	// Owned by the run goroutine (and by Start and the end of the run,
 	// which happen before and after it).
 	head cursor.Position
+	// tickPID is the leading sequencer's backend as last read from
+	// streamer.ordering (0: not read yet); notes from it alone are applied.
+	tickPID uint32
 	// liveLost is the newest pruned horizon a live read found past head
 	// (gap.go); the zero position until then.
 	liveLost cursor.Position
@@ -287,7 +290,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		}
 		return fmt.Errorf("start dispatcher: %w", err)
 	}
-	d.head, d.liveLost = head, cursor.Position{}
+	d.head, d.liveLost, d.tickPID = head, cursor.Position{}, 0
 	d.states = make(map[Subscriber]*subState)
 	d.live = make(map[string]*liveStates)
 	d.replaying = make(map[string]map[*subState]struct{})
@@ -344,22 +347,25 @@ func (d *Dispatcher) Wake() {
 const maxNotes = 64
 
 // Notified hands the dispatcher the payload of a notification on the
-// "streamer" channel. A tick's payload (migrations/008_tick_payload.sql)
-// carries its events, which the dispatcher fans out without reading when
-// its live position is where the tick began; any other payload (trigger
-// mode's empty one, one it cannot parse) is a Wake. It never blocks and
-// runs the parse on the caller's goroutine (the listener's).
-func (d *Dispatcher) Notified(payload string) {
+// "streamer" channel and the PID of the backend that sent it. A tick's
+// payload (migrations/008_tick_payload.sql) carries its events, which the
+// dispatcher fans out without reading when the sender is the leading
+// sequencer's backend and its live position is where the tick began; any
+// other payload (trigger mode's empty one, one it cannot parse) is a Wake.
+// It never blocks and runs the parse on the caller's goroutine (the
+// listener's).
+func (d *Dispatcher) Notified(pid uint32, payload string) {
 	if payload == "" {
 		d.Wake()
 		return
 	}
 	note, err := parseTickPayload(payload)
 	if err != nil {
-		d.cfg.Logger.Warn().Err(err).Int("bytes", len(payload)).Msg("notification not understood; reading instead")
+		d.cfg.Logger.Warn().Err(err).Uint32("sender_pid", pid).Int("bytes", len(payload)).Msg("notification not understood; reading instead")
 		d.Wake()
 		return
 	}
+	note.pid = pid
 	d.mu.Lock()
 	switch {
 	case !d.running:

@@ -184,6 +184,11 @@
 // most 64: past that they are dropped and one read is asked for instead);
 // the dispatcher takes them in the order they were committed (ticks are
 // serialised and NOTIFY delivers in commit order) and, for each:
+//   - sent by any backend but the leading sequencer's (the PID it records
+//     in streamer.ordering.sequencer_pid, looked up again whenever a note
+//     comes from another): read instead. Any session may NOTIFY on any
+//     channel, so a payload proves nothing by itself; only the sender's
+//     PID cannot be forged. Ticks run by streamer.head() are read too;
 //   - nobody subscribed: the live head moves to next, as a head read taken
 //     after the tick committed would have moved it;
 //   - the head is at or past next: the note is served already;

@@ -236,7 +236,7 @@ func (d *Dispatcher) woken(ctx context.Context) {
 		d.readLive(ctx)
 	}
 	for i := range notes {
-		if !d.applyNote(&notes[i]) {
+		if !d.applyNote(ctx, &notes[i]) {
 			d.readLive(ctx)
 			return
 		}
@@ -249,8 +249,13 @@ func (d *Dispatcher) woken(ctx context.Context) {
 // served. A complete note whose tick began at the head holds exactly what
 // a read from the head would return up to the tick's last commit: the tick
 // numbered every commit after prev up to next (migrations/008_tick_payload.sql),
-// so it is fanned out as that read. Anything else needs a read.
-func (d *Dispatcher) applyNote(n *tickNote) bool {
+// so it is fanned out as that read. Anything else needs a read, and so
+// does a note that did not come from the leading sequencer's backend
+// (trustedSender): a payload proves nothing by itself.
+func (d *Dispatcher) applyNote(ctx context.Context, n *tickNote) bool {
+	if !d.trustedSender(ctx, n.pid) {
+		return false
+	}
 	next := cursor.After(n.next)
 	if d.cfg.Registry.Streams() == 0 && len(d.replaying) == 0 {
 		if d.head.Less(next) {
@@ -270,6 +275,32 @@ func (d *Dispatcher) applyNote(n *tickNote) bool {
 	}
 	d.head = next
 	d.cfg.TestSignals.LiveRead.Signal(LiveRead{Events: len(n.events), Notified: true})
+	return true
+}
+
+// trustedSender reports whether pid is the leading sequencer's backend,
+// which alone sends tick payloads to be applied. The PID is read again
+// from streamer.ordering when a note comes from another (after a failover,
+// a tick run by streamer.head(), or a forger): one small query, and the
+// note is read instead unless it now matches. A failed lookup trusts
+// nothing.
+func (d *Dispatcher) trustedSender(ctx context.Context, pid uint32) bool {
+	if pid != 0 && pid == d.tickPID {
+		return true
+	}
+	var leader *int32
+	if err := d.cfg.Pool.QueryRow(ctx, "SELECT sequencer_pid FROM streamer.ordering").Scan(&leader); err != nil {
+		d.cfg.Logger.Warn().Err(err).Msg("look up the sequencing backend; reading instead")
+		return false
+	}
+	d.tickPID = 0
+	if leader != nil {
+		d.tickPID = uint32(*leader)
+	}
+	if pid != d.tickPID {
+		d.cfg.TestSignals.Untrusted.Signal(pid)
+		return false
+	}
 	return true
 }
 

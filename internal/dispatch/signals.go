@@ -11,6 +11,7 @@ type TestSignals struct {
 	Live        testsignal.TestSignal[Subscriber] // a subscriber went live (at connect, or after its replay)
 	ReplayRound testsignal.TestSignal[Subscriber] // a replay needed another round
 	LiveRead    testsignal.TestSignal[LiveRead]   // a live read caught up
+	Untrusted   testsignal.TestSignal[uint32]     // a tick note from this backend, not the sequencer's, was read instead
 	ReadError   testsignal.TestSignal[error]      // a live read failed
 	// PageCacheHit: a replay took the page after this position from the
 	// page cache instead of the database.
@@ -42,6 +43,7 @@ func (s *TestSignals) Init() {
 	s.Live.Init()
 	s.ReplayRound.Init()
 	s.LiveRead.Init()
+	s.Untrusted.Init()
 	s.ReadError.Init()
 	s.PageCacheHit.Init()
 	s.ReplayRead.Init()

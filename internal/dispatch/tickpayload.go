@@ -28,6 +28,8 @@ var errPayload = errors.New("malformed tick payload")
 
 // tickNote is one tick's notification.
 type tickNote struct {
+	// pid is the backend that sent the notification.
+	pid uint32
 	// prev and next are the heads before and after the tick: the tick
 	// numbered exactly the commits with seq in (prev, next].
 	prev, next int64
@@ -79,6 +81,9 @@ func parseTickPayload(payload string) (tickNote, error) {
 			lAud = append(lAud, p.int())
 		}
 		p.endLine()
+		if p.err != nil {
+			return tickNote{}, p.err
+		}
 		ev.stream = p.bytes(lStream)
 		ev.typ = p.bytes(lType)
 		ev.data = p.bytes(lData)

@@ -2,9 +2,11 @@ package dispatch
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
@@ -22,25 +24,38 @@ func toTicks(t *testing.T, pool *pgxpool.Pool) {
 	require.NoError(t, err)
 }
 
-// tickPayload records a tick and returns the payload of its notification.
-func tickPayload(t *testing.T, pool *pgxpool.Pool) string {
+// sent is a notification as the listener hands it over.
+type sent struct {
+	pid     uint32
+	payload string
+}
+
+func (n sent) to(d *Dispatcher) { d.Notified(n.pid, n.payload) }
+
+// tickPayload records a tick on one connection, made the leading
+// sequencer's backend first (streamer.ordering.sequencer_pid, as a
+// sequencer records it on taking the lock), and returns its notification.
+func tickPayload(t *testing.T, pool *pgxpool.Pool) sent {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pool.Acquire(ctx)
 	require.NoError(t, err)
 	defer conn.Release()
+	_, err = conn.Exec(ctx, "UPDATE streamer.ordering SET sequencer_pid = pg_backend_pid()")
+	require.NoError(t, err)
 	_, err = conn.Exec(ctx, "LISTEN streamer")
 	require.NoError(t, err)
 	defer func() { _, _ = conn.Exec(ctx, "UNLISTEN *") }()
 	var n *int32
-	require.NoError(t, pool.QueryRow(ctx, "SELECT streamer.tick()").Scan(&n))
+	require.NoError(t, conn.QueryRow(ctx, "SELECT streamer.tick()").Scan(&n))
 	require.NotNil(t, n, "not in ticks mode")
 	require.Positive(t, *n, "the tick numbered nothing")
 	waitCtx, cancel := context.WithTimeout(ctx, testsignal.Timeout)
 	defer cancel()
 	note, err := conn.Conn().WaitForNotification(waitCtx)
 	require.NoError(t, err)
-	return note.Payload
+	require.Equal(t, conn.Conn().PgConn().PID(), note.PID)
+	return sent{pid: note.PID, payload: note.Payload}
 }
 
 func head(t *testing.T, pool *pgxpool.Pool) int64 {
@@ -103,7 +118,7 @@ func TestTickPayloadMatchesRead(t *testing.T) {
 				require.NoError(t, err)
 			}
 
-			payload := tickPayload(t, pool)
+			payload := tickPayload(t, pool).payload
 			require.Less(t, len(payload), 8000)
 			note, err := parseTickPayload(payload)
 			require.NoError(t, err)
@@ -184,7 +199,7 @@ func TestDispatcherAppliesTickNotes(t *testing.T) {
 	// Nobody subscribed: the head moves to the tick's without a read.
 	insert("unseen")
 	p0 := tickPayload(t, b.pool)
-	d.Notified(p0)
+	p0.to(d)
 	require.Equal(t, LiveRead{HeadOnly: true, Notified: true}, b.sig.LiveRead.WaitOrTimeout(t))
 	s := newFakeSub()
 	from, err := d.Subscribe(context.Background(), s, []string{"room"}, nil, nil)
@@ -195,19 +210,19 @@ func TestDispatcherAppliesTickNotes(t *testing.T) {
 	// At the head: applied, no read.
 	insert("a", "b")
 	p1 := tickPayload(t, b.pool)
-	d.Notified(p1)
+	p1.to(d)
 	require.Equal(t, LiveRead{Events: 2, Notified: true}, b.sig.LiveRead.WaitOrTimeout(t))
 	require.Equal(t, "a", s.next(t))
 	require.Equal(t, "b", s.next(t))
 
 	// Already past it, then a missed tick: the later note is served by a
 	// read, which delivers both ticks' events once each.
-	d.Notified(p1)
+	p1.to(d)
 	insert("c")
-	_ = tickPayload(t, b.pool)
+	tickPayload(t, b.pool)
 	insert("d")
 	p3 := tickPayload(t, b.pool)
-	d.Notified(p3)
+	p3.to(d)
 	got := b.sig.LiveRead.WaitOrTimeout(t)
 	require.False(t, got.Notified, "a note not at the head is a read")
 	require.Equal(t, 2, got.Events)
@@ -215,10 +230,10 @@ func TestDispatcherAppliesTickNotes(t *testing.T) {
 	require.Equal(t, "d", s.next(t))
 
 	// The same note again, and one the read covered: nothing more.
-	d.Notified(p3)
+	p3.to(d)
 	insert("e")
 	p4 := tickPayload(t, b.pool)
-	d.Notified(p4)
+	p4.to(d)
 	require.Equal(t, LiveRead{Events: 1, Notified: true}, b.sig.LiveRead.WaitOrTimeout(t))
 	require.Equal(t, "e", s.next(t))
 	b.sig.LiveRead.RequireEmpty(t)
@@ -237,7 +252,7 @@ func TestDispatcherNotesFallBack(t *testing.T) {
 
 	_, err := b.pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) SELECT 'room', g::text FROM generate_series(1, 201) g")
 	require.NoError(t, err)
-	d.Notified(tickPayload(t, b.pool))
+	tickPayload(t, b.pool).to(d)
 	got := b.sig.LiveRead.WaitOrTimeout(t)
 	require.False(t, got.Notified, "a tick without its events is read")
 	require.Equal(t, 201, got.Events)
@@ -248,7 +263,7 @@ func TestDispatcherNotesFallBack(t *testing.T) {
 	_, err = b.pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) VALUES ('room', 'x')")
 	require.NoError(t, err)
 	pgtest.Tick(t, b.pool)
-	d.Notified("t1 garbage")
+	d.Notified(1, "t1 garbage")
 	got = b.sig.LiveRead.WaitOrTimeout(t)
 	require.False(t, got.Notified)
 	require.Equal(t, "x", s.next(t))
@@ -262,10 +277,75 @@ func TestDispatcherNotesFallBack(t *testing.T) {
 	d.Wake()
 	blockedReader(t, b)
 	for range maxNotes + 1 {
-		d.Notified(p)
+		p.to(d)
 	}
 	release()
 	require.Equal(t, LiveRead{Events: 1, Streams: 1}, b.sig.LiveRead.WaitOrTimeout(t))
 	require.Equal(t, "y", s.next(t))
 	require.Equal(t, LiveRead{Streams: 1}, b.sig.LiveRead.WaitOrTimeout(t), "the dropped notes' read")
+}
+
+// FuzzTickPayload: no payload makes the parser panic, and every note it
+// accepts keeps what applyNote relies on: heads in order, and when
+// complete, 1 to 200 events at strictly increasing positions after prev
+// and up to next, each on a named stream.
+func FuzzTickPayload(f *testing.F) {
+	f.Add("t1 4 6 1700000000000000 2\n5 10 1 0 2 -1\nahi6 11 1 1 0 1 2\nbeu1")
+	f.Add("t1 0 2 1796654892193285 3\n1 1 1 2 5 -1\nat1hello1 2 2 0 7 -1\nb0x yé\nz2 3 1 0 1 2 2 6\ncdu1üser2")
+	f.Add("t1 2 3 1796654892200029 -1\n")
+	f.Fuzz(func(t *testing.T, payload string) {
+		note, err := parseTickPayload(payload)
+		if err != nil {
+			require.ErrorIs(t, err, errPayload)
+			require.Zero(t, note)
+			return
+		}
+		require.Less(t, note.prev, note.next)
+		require.GreaterOrEqual(t, note.prev, int64(0))
+		if !note.complete {
+			require.Nil(t, note.events)
+			return
+		}
+		require.NotEmpty(t, note.events)
+		require.LessOrEqual(t, len(note.events), 200)
+		last := cursor.After(note.prev)
+		for _, ev := range note.events {
+			require.True(t, last.Less(ev.pos))
+			require.LessOrEqual(t, ev.pos.Seq, note.next)
+			require.NotEmpty(t, ev.stream)
+			last = ev.pos
+		}
+	})
+}
+
+// TestDispatcherRefusesForgedNotes: any session may NOTIFY on the channel,
+// so a well-formed payload at the head from a backend that is not the
+// leading sequencer's is not applied: its event is never delivered and the
+// head does not move past real ones; the dispatcher reads instead.
+func TestDispatcherRefusesForgedNotes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d, b := setup(t, nil)
+	toTicks(t, b.pool)
+	s := subscribe(t, d, b, "room")
+	_, err := b.pool.Exec(ctx, "UPDATE streamer.ordering SET sequencer_pid = 0")
+	require.NoError(t, err)
+
+	forger, err := b.pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer forger.Release()
+	h := head(t, b.pool)
+	forged := fmt.Sprintf("t1 %d %d %d 1\n%d 1 4 0 6 -1\nroomforged", h, h+1000, time.Now().UnixMicro(), h+1)
+	_, err = parseTickPayload(forged)
+	require.NoError(t, err, "the forgery must be well-formed")
+	d.Notified(forger.Conn().PgConn().PID(), forged)
+	require.Equal(t, forger.Conn().PgConn().PID(), b.sig.Untrusted.WaitOrTimeout(t))
+	require.Equal(t, LiveRead{Streams: 1}, b.sig.LiveRead.WaitOrTimeout(t), "read instead")
+
+	_, err = b.pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) VALUES ('room', 'real')")
+	require.NoError(t, err)
+	tickPayload(t, b.pool).to(d)
+	require.Equal(t, LiveRead{Events: 1, Notified: true}, b.sig.LiveRead.WaitOrTimeout(t))
+	require.Equal(t, "real", s.next(t))
+	require.Empty(t, s.frames, "the forged event was delivered")
 }

@@ -24,7 +24,8 @@
 // and PostgreSQL's CPU per delivery rose 14%; so the drain stays.) A tick's
 // notification carries the tick's events (migrations/008_tick_payload.sql):
 // each such payload is handed to [Waker.Notified] as it arrives, in order,
-// and the dispatcher serves it without a read.
+// with the PID of the backend that sent it (the dispatcher trusts only the
+// leading sequencer's), and the dispatcher serves it without a read.
 //
 // When no notification arrives for Config.PingInterval the connection is
 // pinged, so a dead one is noticed. On any error the listener marks itself

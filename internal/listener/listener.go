@@ -23,8 +23,9 @@ type Waker interface {
 	// Wake: something may have been committed; go and read.
 	Wake()
 	// Notified hands over a notification's payload when it is not empty
-	// (a tick's, which carries its events), in the order they arrived.
-	Notified(payload string)
+	// (a tick's, which carries its events), with the PID of the backend
+	// that sent it, in the order they arrived.
+	Notified(pid uint32, payload string)
 }
 
 const (
@@ -252,7 +253,7 @@ func (l *Listener) waitOnce(ctx context.Context, conn *pgx.Conn) error {
 		// wait for the drain; then once more if the drain found others
 		// that carried nothing (a payload is handed over as it arrives).
 		if note.Payload != "" {
-			l.cfg.Waker.Notified(note.Payload)
+			l.cfg.Waker.Notified(note.PID, note.Payload)
 		} else {
 			l.cfg.Waker.Wake()
 		}
@@ -292,7 +293,7 @@ func (l *Listener) drain(ctx context.Context, conn *pgx.Conn) (n, empty int, err
 		case err == nil:
 			n++
 			if note.Payload != "" {
-				l.cfg.Waker.Notified(note.Payload)
+				l.cfg.Waker.Notified(note.PID, note.Payload)
 			} else {
 				empty++
 			}

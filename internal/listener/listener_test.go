@@ -30,14 +30,23 @@ type countingWaker struct {
 	n        atomic.Int64
 	mu       sync.Mutex
 	payloads []string
+	pids     []uint32
 }
 
 func (w *countingWaker) Wake() { w.n.Add(1) }
 
-func (w *countingWaker) Notified(payload string) {
+func (w *countingWaker) Notified(pid uint32, payload string) {
 	w.mu.Lock()
 	w.payloads = append(w.payloads, payload)
+	w.pids = append(w.pids, pid)
 	w.mu.Unlock()
+}
+
+// senders returns the distinct PIDs handed to Notified so far.
+func (w *countingWaker) senders() []uint32 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Compact(slices.Sorted(slices.Values(w.pids)))
 }
 
 func (w *countingWaker) notified() []string {
@@ -327,7 +336,10 @@ func TestListener(t *testing.T) {
 
 		// Distinct payloads in one transaction: delivered at COMMIT, in order.
 		const notifications = 1000
-		_, err := bundle.pool.Exec(context.Background(),
+		conn, err := bundle.pool.Acquire(context.Background())
+		require.NoError(t, err)
+		defer conn.Release()
+		_, err = conn.Exec(context.Background(),
 			"SELECT pg_notify($1, g::text) FROM generate_series(1, $2::int) g ORDER BY g",
 			DefaultChannel, notifications)
 		require.NoError(t, err)
@@ -338,6 +350,7 @@ func TestListener(t *testing.T) {
 			want[i] = strconv.Itoa(i + 1)
 		}
 		require.Equal(t, want, bundle.waker.notified(), "each payload handed over once, in order")
+		require.Equal(t, []uint32{conn.Conn().PgConn().PID()}, bundle.waker.senders(), "with the sender's PID")
 		require.Equal(t, wakesBefore, bundle.waker.n.Load(), "a payload is not also a wake")
 	})
 

@@ -361,3 +361,51 @@ func TestEmptyTickReadOnly(t *testing.T) {
 	require.Zero(t, n)
 	require.Nil(t, xid, "an empty tick took an xid")
 }
+
+// TestRecordsItsBackend: in ticks mode the leading sequencer records its
+// backend in streamer.ordering.sequencer_pid (dispatchers apply tick
+// notifications from it alone), again after a failover; in trigger mode it
+// writes nothing, so a read-only database still serves it.
+func TestRecordsItsBackend(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	recorded := func(pool *pgxpool.Pool) *int32 {
+		var pid *int32
+		require.NoError(t, pool.QueryRow(ctx, "SELECT sequencer_pid FROM streamer.ordering").Scan(&pid))
+		return pid
+	}
+
+	t.Run("ticks", func(t *testing.T) {
+		t.Parallel()
+		url, pool := ticksDB(t)
+		_, sig, pid := startWith(t, url, sequencer.Config{})
+		for range 2 { // the first tick records, the second shows it done
+			exec(t, pool, "INSERT INTO streamer.events (stream, data) VALUES ('s', 'a')")
+			sig.Ticked.WaitOrTimeout(t)
+		}
+		require.Equal(t, int32(pid), *recorded(pool))
+
+		_, err := pgtest.Admin(t).Exec(ctx, "SELECT pg_terminate_backend($1)", int32(pid))
+		require.NoError(t, err)
+		again := sig.Leading.WaitOrTimeout(t)
+		require.NotEqual(t, pid, again)
+		for range 2 {
+			exec(t, pool, "INSERT INTO streamer.events (stream, data) VALUES ('s', 'b')")
+			sig.Ticked.WaitOrTimeout(t)
+		}
+		require.Equal(t, int32(again), *recorded(pool), "recorded again after the failover")
+	})
+
+	t.Run("trigger", func(t *testing.T) {
+		t.Parallel()
+		url := triggerDB(t)
+		pool, err := pgxpool.New(ctx, url)
+		require.NoError(t, err)
+		defer pool.Close()
+		_, sig, _ := startWith(t, url, sequencer.Config{ModeInterval: 10 * time.Millisecond})
+		for range 3 {
+			sig.Waited.WaitOrTimeout(t)
+		}
+		require.Nil(t, recorded(pool))
+	})
+}
