@@ -53,27 +53,27 @@ DECLARE
     head text := 't1 ' || prev || ' ' || seqs[cardinality(seqs)] || ' '
                  || (extract(epoch FROM at) * 1000000)::bigint || ' ';
 BEGIN
-    -- More than 200 events (a burst, or transactions of many rows): the
-    -- header alone, found by counting index entries, without reading a row.
-    SELECT count(*) INTO n
-      FROM (SELECT 1
-              FROM unnest(txids) AS c(txid)
+    -- Events that cannot fit (more than 200, as in a burst or transactions
+    -- of many rows, or too many bytes): the header alone, found by reading
+    -- the rows' sizes, up to 201 of them, without building a line.
+    SELECT count(*), sum(x.size) INTO n, size
+      FROM (SELECT octet_length(e.stream) + coalesce(octet_length(e.event), 0) + octet_length(e.data)
+                   + coalesce(octet_length(array_to_string(e.audience, '')) + 8 * cardinality(e.audience), 0)
+                   + octet_length(c.seq::text) + octet_length(e.id::text) + 20 AS size
+              FROM unnest(txids, seqs) AS c(txid, seq)
               CROSS JOIN LATERAL (
-                  SELECT 1 FROM streamer.events e
+                  SELECT e.id, e.stream, e.event, e.data, e.audience FROM streamer.events e
                    WHERE e.txid = c.txid
                    ORDER BY e.txid, e.id
                    LIMIT 201) e
              LIMIT 201) x;
-    IF n > 200 THEN
+    IF n > 200 OR size >= 7900 THEN
         RETURN head || E'-1\n';
     END IF;
-    -- The events of what it numbered; a row whose data alone would not fit
-    -- is counted but not copied.
-    SELECT count(*), sum(x.size), string_agg(x.line, '' ORDER BY x.seq, x.id)
-      INTO n, size, body
+    -- The events of what it numbered, in delivery order.
+    SELECT string_agg(x.line, '' ORDER BY x.seq, x.id)
+      INTO body
       FROM (SELECT c.seq, e.id,
-                   octet_length(e.stream) + octet_length(e.data) AS size,
-                   CASE WHEN octet_length(e.data) < 8000 THEN
                        c.seq || ' ' || e.id || ' ' || octet_length(e.stream) || ' '
                        || coalesce(octet_length(e.event), 0) || ' ' || octet_length(e.data) || ' '
                        || CASE WHEN e.audience IS NULL THEN '-1'
@@ -82,8 +82,7 @@ BEGIN
                                           FROM unnest(e.audience) WITH ORDINALITY AS u(a, o))
                           END
                        || E'\n' || e.stream || coalesce(e.event, '') || e.data
-                       || coalesce(array_to_string(e.audience, ''), '')
-                   END AS line
+                       || coalesce(array_to_string(e.audience, ''), '') AS line
               FROM unnest(txids, seqs) AS c(txid, seq)
               CROSS JOIN LATERAL (
                   SELECT e.id, e.stream, e.event, e.data, e.audience
@@ -91,7 +90,7 @@ BEGIN
                    WHERE e.txid = c.txid
                    ORDER BY e.txid, e.id) e
              ORDER BY c.seq, e.id) x;
-    IF size < 7900 AND octet_length(body) < 7900 THEN
+    IF octet_length(body) < 7900 THEN
         RETURN head || n || E'\n' || body;
     END IF;
     RETURN head || E'-1\n';
