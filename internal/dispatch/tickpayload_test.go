@@ -240,15 +240,22 @@ func TestDispatcherAppliesTickNotes(t *testing.T) {
 	require.Empty(t, s.frames)
 }
 
+// subscribedInTicks returns a started dispatcher on a database in the
+// ticks mode and a live subscriber of stream "room".
+func subscribedInTicks(t *testing.T) (*Dispatcher, *bundle, *fakeSub) {
+	t.Helper()
+	d, b := setup(t, nil)
+	toTicks(t, b.pool)
+	return d, b, subscribe(t, d, b, "room")
+}
+
 // TestDispatcherNotesFallBack: what a note cannot serve is read: a tick
 // that left its events out, a payload that does not parse, and more
 // notes than the dispatcher keeps waiting.
 func TestDispatcherNotesFallBack(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	d, b := setup(t, nil)
-	toTicks(t, b.pool)
-	s := subscribe(t, d, b, "room")
+	d, b, s := subscribedInTicks(t)
 
 	_, err := b.pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) SELECT 'room', g::text FROM generate_series(1, 201) g")
 	require.NoError(t, err)
@@ -325,9 +332,7 @@ func FuzzTickPayload(f *testing.F) {
 func TestDispatcherRefusesForgedNotes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	d, b := setup(t, nil)
-	toTicks(t, b.pool)
-	s := subscribe(t, d, b, "room")
+	d, b, s := subscribedInTicks(t)
 	_, err := b.pool.Exec(ctx, "UPDATE streamer.ordering SET sequencer_pid = 0")
 	require.NoError(t, err)
 
