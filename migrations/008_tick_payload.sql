@@ -53,44 +53,37 @@ DECLARE
     head text := 't1 ' || prev || ' ' || seqs[cardinality(seqs)] || ' '
                  || (extract(epoch FROM at) * 1000000)::bigint || ' ';
 BEGIN
-    -- Events that cannot fit (more than 200, as in a burst or transactions
-    -- of many rows, or too many bytes): the header alone, found by reading
-    -- the rows' sizes, up to 201 of them, without building a line.
-    SELECT count(*), sum(x.size) INTO n, size
-      FROM (SELECT octet_length(e.stream) + coalesce(octet_length(e.event), 0) + octet_length(e.data)
-                   + coalesce(octet_length(array_to_string(e.audience, '')) + 8 * cardinality(e.audience), 0)
-                   + octet_length(c.seq::text) + octet_length(e.id::text) + 20 AS size
-              FROM unnest(txids, seqs) AS c(txid, seq)
-              CROSS JOIN LATERAL (
-                  SELECT e.id, e.stream, e.event, e.data, e.audience FROM streamer.events e
-                   WHERE e.txid = c.txid
-                   ORDER BY e.txid, e.id
-                   LIMIT 201) e
-             LIMIT 201) x;
-    IF n > 200 OR size >= 7900 THEN
-        RETURN head || E'-1\n';
-    END IF;
-    -- The events of what it numbered, in delivery order.
-    SELECT string_agg(x.line, '' ORDER BY x.seq, x.id)
-      INTO body
-      FROM (SELECT c.seq, e.id,
-                       c.seq || ' ' || e.id || ' ' || octet_length(e.stream) || ' '
-                       || coalesce(octet_length(e.event), 0) || ' ' || octet_length(e.data) || ' '
-                       || CASE WHEN e.audience IS NULL THEN '-1'
-                               ELSE cardinality(e.audience)
-                                    || (SELECT string_agg(' ' || octet_length(a), '' ORDER BY o)
-                                          FROM unnest(e.audience) WITH ORDINALITY AS u(a, o))
-                          END
-                       || E'\n' || e.stream || coalesce(e.event, '') || e.data
-                       || coalesce(array_to_string(e.audience, ''), '') AS line
-              FROM unnest(txids, seqs) AS c(txid, seq)
-              CROSS JOIN LATERAL (
-                  SELECT e.id, e.stream, e.event, e.data, e.audience
-                    FROM streamer.events e
-                   WHERE e.txid = c.txid
-                   ORDER BY e.txid, e.id) e
-             ORDER BY c.seq, e.id) x;
-    IF octet_length(body) < 7900 THEN
+    -- One statement (each one costs an executor start-up): up to 201 rows;
+    -- their number and estimated size over all of them; and a line for
+    -- each only when they can fit (not more than 200, not 7,900 bytes), so
+    -- a tick of a burst or of transactions of many rows builds nothing.
+    SELECT max(x.n), max(x.size),
+           string_agg(CASE WHEN x.n <= 200 AND x.size < 7900 THEN
+                          x.seq || ' ' || x.id || ' ' || octet_length(x.stream) || ' '
+                          || coalesce(octet_length(x.event), 0) || ' ' || octet_length(x.data) || ' '
+                          || CASE WHEN x.audience IS NULL THEN '-1'
+                                  ELSE cardinality(x.audience)
+                                       || (SELECT string_agg(' ' || octet_length(a), '' ORDER BY o)
+                                             FROM unnest(x.audience) WITH ORDINALITY AS u(a, o))
+                             END
+                          || E'\n' || x.stream || coalesce(x.event, '') || x.data
+                          || coalesce(array_to_string(x.audience, ''), '')
+                      END, '' ORDER BY x.seq, x.id)
+      INTO n, size, body
+      FROM (SELECT r.*, count(*) OVER () AS n,
+                   sum(octet_length(r.stream) + coalesce(octet_length(r.event), 0) + octet_length(r.data)
+                       + coalesce(octet_length(array_to_string(r.audience, '')) + 8 * cardinality(r.audience), 0)
+                       + octet_length(r.seq::text) + octet_length(r.id::text) + 20) OVER () AS size
+              FROM (SELECT c.seq, e.id, e.stream, e.event, e.data, e.audience
+                      FROM unnest(txids, seqs) AS c(txid, seq)
+                      CROSS JOIN LATERAL (
+                          SELECT e.id, e.stream, e.event, e.data, e.audience
+                            FROM streamer.events e
+                           WHERE e.txid = c.txid
+                           ORDER BY e.txid, e.id
+                           LIMIT 201) e
+                     LIMIT 201) r) x;
+    IF n <= 200 AND size < 7900 AND octet_length(body) < 7900 THEN
         RETURN head || n || E'\n' || body;
     END IF;
     RETURN head || E'-1\n';
