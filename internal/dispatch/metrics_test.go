@@ -155,6 +155,19 @@ func TestMetricsHeadRead(t *testing.T) {
 	require.Zero(t, got.delivered)
 }
 
+// TestMetricsSequencerLookup: a tick's notification from a backend that
+// is not the recorded sequencer's costs a look-up, counted as a read of
+// its own kind.
+func TestMetricsSequencerLookup(t *testing.T) {
+	t.Parallel()
+	d, b, m := setupMetrics(t, nil)
+	toTicks(t, b.pool)
+	d.Notified(1, "t1 0 1 1700000000000000 -1\n")
+	require.Equal(t, uint32(1), b.sig.Untrusted.WaitOrTimeout(t))
+	b.sig.LiveRead.WaitOrTimeout(t)
+	require.Equal(t, 1, m.snapshot().reads[metrics.ReadSequencer])
+}
+
 func TestMetricsReplay(t *testing.T) {
 	t.Parallel()
 	const events = 10

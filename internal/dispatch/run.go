@@ -289,7 +289,10 @@ func (d *Dispatcher) trustedSender(ctx context.Context, pid uint32) bool {
 		return true
 	}
 	var leader *int32
-	if err := d.cfg.Pool.QueryRow(ctx, "SELECT sequencer_pid FROM streamer.ordering").Scan(&leader); err != nil {
+	began := time.Now()
+	err := d.cfg.Pool.QueryRow(ctx, "SELECT sequencer_pid FROM streamer.ordering").Scan(&leader)
+	d.cfg.Metrics.DBRead(metrics.ReadSequencer, time.Since(began))
+	if err != nil {
 		d.cfg.Logger.Warn().Err(err).Msg("look up the sequencing backend; reading instead")
 		return false
 	}

@@ -23,6 +23,9 @@ const (
 	ReadLive   = "live"   // a live read of the dispatcher
 	ReadReplay = "replay" // a replay worker's page
 	ReadHead   = "head"   // the head alone (nobody subscribed)
+	// ReadSequencer is the leading sequencer's backend PID, looked up when a
+	// tick's notification came from another backend.
+	ReadSequencer = "sequencer"
 )
 
 // Connection refusal reasons, the values of the reason label of
@@ -136,15 +139,15 @@ func New(src Sources) *Metrics {
 		"Connections closed because the client did not read as fast as events arrived (outbound queue bound exceeded, or no write progress within the write timeout).")
 
 	m.reads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamer_db_reads_total",
-		Help: "Event reads from the database, by kind: live (the dispatcher, one per page), replay (one per replay page not in the cache), head (the head alone, while nobody is subscribed)."},
+		Help: "Event reads from the database, by kind: live (the dispatcher, one per page), replay (one per replay page not in the cache), head (the head alone, while nobody is subscribed), sequencer (the leading sequencer's backend, when a tick's notification came from another)."},
 		[]string{"kind"})
 	m.readTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "streamer_db_read_duration_seconds",
 		Help: "Seconds one event read took, query and rows, by kind (see streamer_db_reads_total); failed reads included.", Buckets: readBuckets},
 		[]string{"kind"})
 	reg.MustRegister(m.reads, m.readTime)
-	m.readsByKey = make(map[string]prometheus.Counter, 3)
-	m.timeByKey = make(map[string]prometheus.Observer, 3)
-	for _, k := range []string{ReadLive, ReadReplay, ReadHead} {
+	m.readsByKey = make(map[string]prometheus.Counter, 4)
+	m.timeByKey = make(map[string]prometheus.Observer, 4)
+	for _, k := range []string{ReadLive, ReadReplay, ReadHead, ReadSequencer} {
 		m.readsByKey[k] = m.reads.WithLabelValues(k)
 		m.timeByKey[k] = m.readTime.WithLabelValues(k)
 	}
@@ -281,8 +284,9 @@ func (m *Metrics) ReplayPageCached() {
 	}
 }
 
-// DBRead counts one event read of the given kind (ReadLive, ReadReplay,
-// ReadHead; anything else is ignored) and observes its duration.
+// DBRead counts one read of the given kind (ReadLive, ReadReplay,
+// ReadHead, ReadSequencer; anything else is ignored) and observes its
+// duration.
 func (m *Metrics) DBRead(kind string, d time.Duration) {
 	if m == nil {
 		return
