@@ -351,8 +351,10 @@
 // In ticks mode publishers pay for an INSERT and nothing else; the server
 // pays one tick transaction (a few index probes, one commits row per
 // publishing transaction, one WAL flush) per tick while events arrive, and
-// one read-only statement per idle tick; one live read serves a tick's
-// commits. Delivery waits for the next tick (5 ms after a busy one and for
+// one read-only statement per idle tick. A tick's notification carries its
+// events when they fit (at most 200 and 7,900 bytes), and then no server
+// reads; otherwise one live read per server serves the tick's commits.
+// Delivery waits for the next tick (5 ms after a busy one and for
 // 100 ms after it, doubling to at most 20 ms after an idle spell) and for
 // the tick's transaction: at 1,000 events/s p50 5.4-5.7 ms against 1.4 ms
 // in trigger mode on a 2-core machine. Figures in docs/benchmarks.md.
@@ -441,7 +443,8 @@
 //     before. A subscriber at or after the horizon never gets one.
 //   - A live read names the subscribed streams (live and replaying) when
 //     there are at most 1,000 of them, else it reads every stream; either
-//     way each wake costs one read per page.
+//     way each wake that needs a read costs one read per page (a tick's
+//     note applied at the head costs none).
 //   - After a run ends, no subscriber of that run is in the registry, and
 //     each has been closed.
 //   - Every frame queued with EnqueueHeld is released (Subscriber.Release,
