@@ -33,18 +33,17 @@ const ApplicationName = "streamer-sequencer"
 // every tick NOTIFYs with a payload, and a session that LISTENs inside a
 // long transaction holds the queue's tail until the queue is full and every
 // NOTIFY (every tick, every trigger-mode COMMIT) fails.
-//
-// Its third column says whether streamer.ordering.sequencer_pid is another
-// backend than this one: dispatchers apply a tick's notification only from
-// the backend recorded there (anyone may NOTIFY; only the sender's PID
-// cannot be forged), so in ticks mode the sequencer records itself
-// (recordQuery) after the first tick that finds it missing. That tick's
-// notification is read instead of applied; nothing depends on it but
-// cost. Not at taking the lock: in trigger mode the sequencer writes
-// nothing, and so still works on a read-only database.
-const tickQuery = `SELECT streamer.tick(), pg_notification_queue_usage(),
-	(SELECT sequencer_pid IS DISTINCT FROM pg_backend_pid() FROM streamer.ordering)`
+const tickQuery = "SELECT streamer.tick(), pg_notification_queue_usage()"
 
+// recordQuery makes this session's backend streamer.ordering.sequencer_pid.
+// Dispatchers apply a tick's notification only from the backend recorded
+// there (anyone may NOTIFY; only the sender's PID cannot be forged), so in
+// ticks mode the sequencer records itself once per session, after its first
+// tick: that tick's notification is read instead of applied, which costs a
+// read and nothing else. Only the lock's holder records, so the record
+// stays this session's while it leads. Not at taking the lock: in trigger
+// mode the sequencer writes nothing, and so still works on a read-only
+// database.
 const recordQuery = "UPDATE streamer.ordering SET sequencer_pid = pg_backend_pid()"
 
 // closeTimeout bounds closing the connection.
@@ -274,6 +273,7 @@ func (s *Sequencer) session(ctx context.Context, connCfg *pgx.ConnConfig) (led b
 	wait := s.cfg.Interval
 	var busy time.Time // when the last tick that numbered something ended
 	poked := false
+	recorded := false // this session's backend is streamer.ordering.sequencer_pid
 	for {
 		// This tick serves every poke made so far: those transactions
 		// committed before its snapshot.
@@ -284,20 +284,18 @@ func (s *Sequencer) session(ctx context.Context, connCfg *pgx.ConnConfig) (led b
 		var n *int32
 		numbered := 0
 		began := time.Now()
-		var (
-			queue      float64
-			unrecorded bool
-		)
-		if err := conn.QueryRow(ctx, tickQuery).Scan(&n, &queue, &unrecorded); err != nil {
+		var queue float64
+		if err := conn.QueryRow(ctx, tickQuery).Scan(&n, &queue); err != nil {
 			return led, fmt.Errorf("sequencer: tick: %w", err)
-		}
-		if n != nil && unrecorded {
-			if _, err := conn.Exec(ctx, recordQuery); err != nil {
-				return led, fmt.Errorf("sequencer: record the sequencing backend: %w", err)
-			}
 		}
 		ended := time.Now()
 		took := ended.Sub(began)
+		if n != nil && !recorded {
+			if _, err := conn.Exec(ctx, recordQuery); err != nil {
+				return led, fmt.Errorf("sequencer: record the sequencing backend: %w", err)
+			}
+			recorded = true
+		}
 		led = true
 		s.pokable.Store(n != nil)
 		switch {
