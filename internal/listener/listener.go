@@ -252,9 +252,7 @@ func (l *Listener) waitOnce(ctx context.Context, conn *pgx.Conn) error {
 		// Wake at once, so that the first notification of a burst does not
 		// wait for the drain; then once more if the drain found others
 		// that carried nothing (a payload is handed over as it arrives).
-		if note.Payload != "" {
-			l.cfg.Waker.Notified(note.PID, note.Payload)
-		} else {
+		if !l.handPayload(note) {
 			l.cfg.Waker.Wake()
 		}
 		n, empty, err := l.drain(ctx, conn)
@@ -292,9 +290,7 @@ func (l *Listener) drain(ctx context.Context, conn *pgx.Conn) (n, empty int, err
 		switch {
 		case err == nil:
 			n++
-			if note.Payload != "" {
-				l.cfg.Waker.Notified(note.PID, note.Payload)
-			} else {
+			if !l.handPayload(note) {
 				empty++
 			}
 		case ctx.Err() != nil:
@@ -306,6 +302,16 @@ func (l *Listener) drain(ctx context.Context, conn *pgx.Conn) (n, empty int, err
 		}
 	}
 	return n, empty, nil
+}
+
+// handPayload hands a notification's payload to the Waker, and reports
+// false, handing nothing, when it has none.
+func (l *Listener) handPayload(note *pgconn.Notification) bool {
+	if note.Payload == "" {
+		return false
+	}
+	l.cfg.Waker.Notified(note.PID, note.Payload)
+	return true
 }
 
 // isTimeout reports whether err is waitCtx's own deadline expiring while conn
