@@ -58,11 +58,12 @@ func tickPayload(t *testing.T, pool *pgxpool.Pool) sent {
 	return sent{pid: note.PID, payload: note.Payload}
 }
 
+// head returns the seq of the head, as the dispatcher reads it.
 func head(t *testing.T, pool *pgxpool.Pool) int64 {
 	t.Helper()
-	var h int64
-	require.NoError(t, pool.QueryRow(context.Background(), "SELECT coalesce(max(seq), 0) FROM streamer.commits").Scan(&h))
-	return h
+	h, err := readHead(context.Background(), pool)
+	require.NoError(t, err)
+	return h.Seq
 }
 
 // TestTickPayloadMatchesRead: a tick's notification (written in SQL by
