@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
@@ -66,13 +67,34 @@ func TestSendBufferApplied(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("serve ended before listening: %v", err)
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
-	defer client.CloseIdleConnections()
-	resp, err := client.Get("http://" + addr + "/healthz")
+	// One request on a connection of our own, held open while its server
+	// side is examined: the response shows the server has set the buffer
+	// (it does so before serving), and the connection is found among those
+	// accepted by its address, whatever else may have connected.
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+	_, err = io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: streamer\r\n\r\n")
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
 	resp.Body.Close()
 
-	n, err := testnet.SendBuffer(<-accepted)
-	require.NoError(t, err)
-	require.Equal(t, 2*8192, n)
+	for {
+		var s net.Conn
+		select {
+		case s = <-accepted:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the server accepted no connection from %s", c.LocalAddr())
+		}
+		if s.RemoteAddr().String() != c.LocalAddr().String() {
+			continue
+		}
+		n, err := testnet.SendBuffer(s)
+		require.NoError(t, err)
+		require.Equal(t, 2*8192, n)
+		return
+	}
 }

@@ -51,7 +51,10 @@ func newBrowser(t *testing.T) context.Context {
 	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
 		chromedp.ExecPath(path),
 		chromedp.UserDataDir(t.TempDir()), // a fresh profile
-		chromedp.NoSandbox,                // as root in a container
+		// Chromium keeps its singleton socket in a directory of its own
+		// under TMPDIR and leaves it behind: in the test's, not in /tmp.
+		chromedp.Env("TMPDIR="+t.TempDir()),
+		chromedp.NoSandbox, // as root in a container
 		chromedp.DisableGPU,
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-component-update", true),
