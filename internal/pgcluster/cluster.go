@@ -45,6 +45,11 @@ var ServerArgs = []string{
 	"-c", "full_page_writes=off",
 	"-c", "max_connections=300",
 	"-c", "shared_buffers=128MB",
+	// Dynamic shared memory in files under the data directory (already on
+	// tmpfs when it can be) instead of POSIX segments in /dev/shm, which a
+	// killed postmaster (a test that kills it, a test binary that dies)
+	// leaves behind there until reboot: they go with the directory.
+	"-c", "dynamic_shared_memory_type=mmap",
 }
 
 // Cluster is a running throwaway PostgreSQL cluster, a child process of

@@ -73,12 +73,17 @@ func TestStart(t *testing.T) {
 func TestStopReportsAnEarlyExit(t *testing.T) {
 	t.Parallel()
 	c := start(t)
+	// What PostgreSQL would leave in /dev/shm after a kill is in the
+	// cluster's directory instead.
+	segments, err := os.ReadDir(filepath.Join(c.dataDir(), "pg_dynshmem"))
+	require.NoError(t, err)
+	require.NotEmpty(t, segments, "dynamic shared memory is under the data directory")
 	require.NoError(t, syscall.Kill(c.proc.Pid, syscall.SIGKILL))
 	<-c.proc.Done()
 
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	err := c.Stop(ctx)
+	err = c.Stop(ctx)
 	require.ErrorContains(t, err, "postgres exited before it was stopped")
 	require.NoDirExists(t, c.dir, "the directory is removed all the same")
 }
