@@ -91,6 +91,9 @@ func connect(t *testing.T) *pgx.Conn {
 	return conn
 }
 
+// latest is the number of the newest migration.
+const latest int32 = 9
+
 // TestUpgrade: a database left by migration 003 with events in it is
 // migrated to the latest version in place: rows kept, no audience, the
 // audience rule validated, retention state empty.
@@ -126,7 +129,7 @@ func TestUpgrade(t *testing.T) {
 
 	var version int32
 	require.NoError(t, conn.QueryRow(ctx, "SELECT version FROM "+migrations.VersionTable).Scan(&version))
-	require.Equal(t, int32(8), version, "the newest migration is 008")
+	require.Equal(t, latest, version, "the newest migration")
 	mode, err := migrations.ReadOrdering(ctx, conn)
 	require.NoError(t, err)
 	require.Equal(t, migrations.Trigger, mode, "007 leaves the database as it was; streamer migrate switches")
@@ -214,11 +217,11 @@ func TestApplyOrdering(t *testing.T) {
 		reasonHas string
 	}{
 		{"new database gets ticks", fresh, "", "", migrations.Ticks, 0, "new database"},
-		{"existing trigger database stays trigger", as, migrations.Trigger, "", migrations.Trigger, 8, "unchanged"},
-		{"existing ticks database stays ticks", as, migrations.Ticks, "", migrations.Ticks, 8, "unchanged"},
+		{"existing trigger database stays trigger", as, migrations.Trigger, "", migrations.Trigger, latest, "unchanged"},
+		{"existing ticks database stays ticks", as, migrations.Ticks, "", migrations.Ticks, latest, "unchanged"},
 		{"upgrade from 006 stays trigger", 6, "", "", migrations.Trigger, 6, "unchanged"},
-		{"explicit ticks switches", as, migrations.Trigger, migrations.Ticks, migrations.Ticks, 8, "STREAMER_ORDERING"},
-		{"explicit trigger switches", as, migrations.Ticks, migrations.Trigger, migrations.Trigger, 8, "STREAMER_ORDERING"},
+		{"explicit ticks switches", as, migrations.Trigger, migrations.Ticks, migrations.Ticks, latest, "STREAMER_ORDERING"},
+		{"explicit trigger switches", as, migrations.Ticks, migrations.Trigger, migrations.Trigger, latest, "STREAMER_ORDERING"},
 		{"explicit trigger on a new database", fresh, "", migrations.Trigger, migrations.Trigger, 0, "STREAMER_ORDERING"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

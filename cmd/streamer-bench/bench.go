@@ -598,12 +598,15 @@ WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 			rows.Close()
 		}
 		// Ticks mode: what the sequencer asked of the database. Both
-		// figures are 0 in trigger mode (and before migration 007).
+		// figures are 0 in trigger mode (and before migration 007). The
+		// sequencer's statement starts with the tick and may read more
+		// after it (it does since the notify-queue gauge): a prefix, so
+		// that servers of either age are counted.
 		_ = s.b.pool.QueryRow(ctx, `
 SELECT coalesce(sum(calls), 0)::bigint, coalesce(sum(total_exec_time), 0)
 FROM pg_stat_statements
 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-  AND query = 'SELECT streamer.tick()'`).Scan(&m.tickCalls, &m.tickMs)
+  AND query LIKE 'SELECT streamer.tick()%'`).Scan(&m.tickCalls, &m.tickMs)
 		_ = s.b.pool.QueryRow(ctx, `SELECT ticks FROM streamer.ordering`).Scan(&m.ticks)
 	}
 	if s.b.postmaster > 0 && s.t.kind == "streamer" {

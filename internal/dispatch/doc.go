@@ -142,11 +142,12 @@
 // numbered and delivered as usual; it is numbered by the first tick after
 // its COMMIT. Each tick probes events_txid_id_idx once per transaction
 // that was running at the previous tick and once per xid assigned since
-// (a loop over the snapshots' xids, or one statement when there are more
-// than 100; never a scan of rows), so its cost does not depend on how many
-// rows a long transaction inserted. An idle tick writes nothing and takes
-// no lock or xid; it records its snapshot anyway when more than 1,000 xids
-// would otherwise be probed again. A head() that must tick
+// (one statement over the snapshots' xids, or a loose index scan when more
+// than 10,000 were assigned; never a scan of rows), so its cost does not
+// depend on how many rows a long transaction inserted. An idle tick writes
+// nothing and takes no lock or xid; it records its snapshot anyway when
+// more than 1,000 xids would otherwise be probed again. A head() that must
+// tick
 // holds the ordering row until its caller's transaction ends, delaying
 // every other tick meanwhile: call it in a short transaction of its own.
 //
