@@ -202,6 +202,16 @@
 //     were left out): one read from the head, whose snapshot is later than
 //     every queued note's commit and so covers them all.
 //
+// The sender's PID is trusted while it is the one recorded, and a PID is
+// given out again once its backend has ended. Between the end of the
+// leader's backend and the first note of the next leader (which records
+// its own PID after its first tick), a backend that the kernel gave the
+// same PID would be trusted. Linux hands PIDs out in turn up to pid_max
+// (32,768 on some machines), so that needs them to wrap within the
+// window; a role that may end the leader's backend (the same role, or a
+// member of pg_signal_backend) can open the window itself. Not closed
+// here: docs/operations.md asks for publishers that are neither.
+//
 // A note is applied only where a read would have returned the same events
 // and moved the head to the same place, so everything said below about
 // reads holds for it. Gap detection needs no horizon from it: a note
