@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
 
 	"github.com/streamer-dev/streamer/internal/cursor"
 	"github.com/streamer-dev/streamer/internal/pgtest"
@@ -24,6 +25,13 @@ func toTicks(t *testing.T, pool *pgxpool.Pool) {
 	require.NoError(t, err)
 }
 
+// helperT is what the helpers below need of a test: a *testing.T, or a
+// *rapid.T inside a property.
+type helperT interface {
+	require.TestingT
+	Helper()
+}
+
 // sent is a notification as the listener hands it over.
 type sent struct {
 	pid     uint32
@@ -35,7 +43,7 @@ func (n sent) to(d *Dispatcher) { d.Notified(n.pid, n.payload) }
 // tickPayload records a tick on one connection, made the leading
 // sequencer's backend first (streamer.ordering.sequencer_pid, as a
 // sequencer records it on taking the lock), and returns its notification.
-func tickPayload(t *testing.T, pool *pgxpool.Pool) sent {
+func tickPayload(t helperT, pool *pgxpool.Pool) sent {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pool.Acquire(ctx)
@@ -59,7 +67,7 @@ func tickPayload(t *testing.T, pool *pgxpool.Pool) sent {
 }
 
 // head returns the seq of the head, as the dispatcher reads it.
-func head(t *testing.T, pool *pgxpool.Pool) int64 {
+func head(t helperT, pool *pgxpool.Pool) int64 {
 	t.Helper()
 	h, err := readHead(context.Background(), pool)
 	require.NoError(t, err)
@@ -354,4 +362,85 @@ func TestDispatcherRefusesForgedNotes(t *testing.T) {
 	require.Equal(t, LiveRead{Events: 1, Notified: true}, b.sig.LiveRead.WaitOrTimeout(t))
 	require.Equal(t, "real", s.next(t))
 	require.Empty(t, s.frames, "the forged event was delivered")
+}
+
+// TestTickPayloadMatchesReadRandom: the property of
+// TestTickPayloadMatchesRead over generated ticks (pgregory.net/rapid): a
+// few transactions of a few events each, with any stream names and event
+// types the rules allow, any text as data (newlines, multibyte characters,
+// lengths around the notification's limit) and audiences or none. Every
+// tick's note has the right heads; a note with its events holds exactly
+// what a read returns; and a note whose events are well within a
+// notification carries them.
+func TestTickPayloadMatchesReadRandom(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	toTicks(t, pool)
+	noNUL := func(s string) string { return strings.ReplaceAll(s, "\x00", "") }
+	// Data of a drawn number of characters: rapid's strings are mostly
+	// short, and the limits to cross are in thousands of bytes.
+	text := func(n int) *rapid.Generator[string] {
+		return rapid.Map(rapid.StringOfN(rapid.Rune(), n, n, -1), noNUL)
+	}
+	streamName := rapid.StringMatching(`[A-Za-z0-9][A-Za-z0-9_.:/@=+-]{0,30}`)
+	eventType := rapid.OneOf(rapid.Just(""), rapid.StringMatching(`[A-Za-z0-9_.:-]{1,20}`).
+		Filter(func(s string) bool { return !strings.HasPrefix(s, "streamer.") }))
+	audienceValue := rapid.Map(rapid.StringOfN(rapid.Rune(), 1, 12, -1), noNUL).
+		Filter(func(s string) bool { return s != "" })
+	audience := rapid.OneOf(rapid.Just([]string(nil)), rapid.SliceOfN(audienceValue, 1, 3))
+
+	rapid.Check(t, func(rt *rapid.T) {
+		before := head(rt, pool)
+		events, bytes := 0, 0
+		for range rapid.IntRange(1, 5).Draw(rt, "transactions") {
+			tx, err := pool.Begin(ctx)
+			require.NoError(rt, err)
+			// A failed check (and rapid's shrinking makes many) must not
+			// keep its connection: after Commit this does nothing.
+			defer func() { _ = tx.Rollback(ctx) }()
+			for range rapid.IntRange(1, 6).Draw(rt, "events") {
+				stream, typ := streamName.Draw(rt, "stream"), eventType.Draw(rt, "type")
+				length := rapid.SampledFrom([]int{0, 1, 30, 500, 2500}).Draw(rt, "length")
+				data, aud := text(length).Draw(rt, "data"), audience.Draw(rt, "audience")
+				var nullable *string
+				if typ != "" {
+					nullable = &typ
+				}
+				_, err := tx.Exec(ctx, "INSERT INTO streamer.events (stream, event, data, audience) VALUES ($1, $2, $3, $4)",
+					stream, nullable, data, aud)
+				require.NoError(rt, err)
+				events++
+				bytes += len(stream) + len(typ) + len(data) + 80
+				for _, a := range aud {
+					bytes += len(a) + 8
+				}
+			}
+			require.NoError(rt, tx.Commit(ctx))
+		}
+
+		payload := tickPayload(rt, pool).payload
+		require.Less(rt, len(payload), 8000)
+		note, err := parseTickPayload(payload)
+		require.NoError(rt, err)
+		require.Equal(rt, before, note.prev)
+		require.Equal(rt, head(rt, pool), note.next)
+		if bytes < 7800 {
+			require.True(rt, note.complete, "%d events of about %d bytes fit in a notification", events, bytes)
+		}
+		if !note.complete {
+			require.Nil(rt, note.events)
+			return
+		}
+		p, err := readPage(ctx, pool, cursor.After(before), nil, 1000, nil)
+		require.NoError(rt, err)
+		require.False(rt, p.full)
+		require.Equal(rt, cursor.After(note.next), p.next)
+		require.Len(rt, note.events, events)
+		for i := range p.events {
+			p.events[i].committed = p.events[i].committed.UTC()
+			note.events[i].committed = note.events[i].committed.UTC()
+		}
+		require.Equal(rt, p.events, note.events)
+	})
 }
