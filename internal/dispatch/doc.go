@@ -147,9 +147,9 @@
 // depend on how many rows a long transaction inserted. An idle tick writes
 // nothing and takes no lock or xid; it records its snapshot anyway when
 // more than 1,000 xids would otherwise be probed again. A head() that must
-// tick
-// holds the ordering row until its caller's transaction ends, delaying
-// every other tick meanwhile: call it in a short transaction of its own.
+// tick holds the ordering row until its caller's transaction ends,
+// delaying every other tick meanwhile: call it in a short transaction of
+// its own.
 //
 // head() in ticks mode stays exact. In one statement (one snapshot H):
 // when every transaction with events that H sees is visible in the last
