@@ -216,7 +216,7 @@ func (c *Cluster) stop(ctx context.Context) error {
 			err = errors.New("postgres did not shut down in time and was killed")
 		}
 	}
-	return errors.Join(err, os.RemoveAll(c.dir))
+	return errors.Join(err, releaseInterlock(c.dataDir()), os.RemoveAll(c.dir))
 }
 
 // logTail returns the end of the server log, for error messages.

@@ -3,6 +3,7 @@ package pgcluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/streamer-dev/streamer/internal/testenv"
 )
@@ -80,12 +82,36 @@ func TestStopReportsAnEarlyExit(t *testing.T) {
 	require.NotEmpty(t, segments, "dynamic shared memory is under the data directory")
 	require.NoError(t, syscall.Kill(c.proc.Pid, syscall.SIGKILL))
 	<-c.proc.Done()
+	interlock := interlockID(t, c.dataDir())
 
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	err = c.Stop(ctx)
 	require.ErrorContains(t, err, "postgres exited before it was stopped")
 	require.NoDirExists(t, c.dir, "the directory is removed all the same")
+	// Removed, once the backends that follow their postmaster have gone.
+	require.Eventually(t, func() bool {
+		_, err := unix.SysvShmCtl(interlock, unix.IPC_STAT, &unix.SysvShmDesc{})
+		return errors.Is(err, unix.EINVAL)
+	}, 30*time.Second, 10*time.Millisecond, "the killed postmaster's System V segment is left behind")
+}
+
+// interlockID returns the id of the System V shared memory segment that
+// the postmaster of dataDir names in postmaster.pid.
+func interlockID(t *testing.T, dataDir string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	require.NoError(t, err)
+	lines := strings.Split(string(b), "\n")
+	require.GreaterOrEqual(t, len(lines), 7, "postmaster.pid:\n%s", b)
+	fields := strings.Fields(lines[6])
+	require.Len(t, fields, 2, "postmaster.pid:\n%s", b)
+	id, err := strconv.Atoi(fields[1])
+	require.NoError(t, err)
+	var desc unix.SysvShmDesc
+	_, err = unix.SysvShmCtl(id, unix.IPC_STAT, &desc)
+	require.NoError(t, err, "the segment postmaster.pid names exists")
+	return id
 }
 
 func TestRemoveAbandoned(t *testing.T) {
@@ -105,12 +131,22 @@ func TestRemoveAbandoned(t *testing.T) {
 		return dir
 	}
 	abandoned := mk(dirPrefix+"dead", strconv.Itoa(dead.ProcessState.Pid()))
+	// Its postmaster was killed too, and left its System V segment (here
+	// one of the test's own) named in postmaster.pid.
+	segment, err := unix.SysvShmGet(unix.IPC_PRIVATE, 64, unix.IPC_CREAT|0o600)
+	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = unix.SysvShmCtl(segment, unix.IPC_RMID, nil) })
+	require.NoError(t, os.Mkdir(filepath.Join(abandoned, "data"), 0o700))
+	pidFile := fmt.Sprintf("1\n%s\n0\n5432\n/run\n\n%9d %9d\nready\n", abandoned, 0, segment)
+	require.NoError(t, os.WriteFile(filepath.Join(abandoned, "data", "postmaster.pid"), []byte(pidFile), 0o600))
 	alive := mk(dirPrefix+"alive", strconv.Itoa(os.Getpid()))
 	ownerless := mk(dirPrefix+"ownerless", "")
 	other := mk("other", strconv.Itoa(dead.ProcessState.Pid()))
 
 	removeAbandoned(parent)
 	require.NoDirExists(t, abandoned)
+	_, err = unix.SysvShmCtl(segment, unix.IPC_STAT, &unix.SysvShmDesc{})
+	require.ErrorIs(t, err, unix.EINVAL, "the abandoned cluster's System V segment is removed")
 	require.DirExists(t, alive)
 	require.DirExists(t, ownerless)
 	require.DirExists(t, other, "only cluster directories are touched")

@@ -89,6 +89,7 @@ func removeAbandoned(parent string) {
 			continue
 		}
 		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			_ = releaseInterlock(filepath.Join(dir, "data"))
 			_ = os.RemoveAll(dir)
 		}
 	}

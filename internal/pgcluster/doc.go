@@ -26,9 +26,10 @@
 //     A process that died without calling it leaves the directory behind,
 //     and the next [Start] on the machine removes it (the directory names its
 //     owner's pid in owner.pid; a live owner's directory is never touched).
-//     Nothing of a cluster lives outside its directory, not even its
-//     dynamic shared memory (files under data/, not POSIX segments in
-//     /dev/shm), so nothing outlives it there either.
+//     Nothing else of a cluster outlives it, even when it was killed: its
+//     dynamic shared memory is files under data/ (not POSIX segments in
+//     /dev/shm), and the System V segment a killed postmaster leaves (its
+//     postmaster.pid names it) is removed with the directory.
 //   - The socket path fits the 107 bytes a unix socket path may have: a
 //     parent directory too long for it is never chosen.
 //   - When no cluster can be started because something is missing (no
