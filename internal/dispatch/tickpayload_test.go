@@ -66,6 +66,40 @@ func tickPayload(t helperT, pool *pgxpool.Pool) sent {
 	return sent{pid: note.PID, payload: note.Payload}
 }
 
+// tickAndParse records a tick (tickPayload) and decodes its notification,
+// requiring what every note must say: the heads before and after the tick.
+func tickAndParse(t helperT, pool *pgxpool.Pool, before int64) tickNote {
+	t.Helper()
+	payload := tickPayload(t, pool).payload
+	require.Less(t, len(payload), 8000)
+	note, err := parseTickPayload(payload)
+	require.NoError(t, err)
+	require.Equal(t, before, note.prev)
+	require.Equal(t, head(t, pool), note.next)
+	return note
+}
+
+// requireNoteIsRead: a note that left its events out has none; one that
+// carries them holds exactly what a live read from before returns, and
+// that read ends at the note's head.
+func requireNoteIsRead(t helperT, pool *pgxpool.Pool, before int64, note tickNote) {
+	t.Helper()
+	if !note.complete {
+		require.Nil(t, note.events)
+		return
+	}
+	p, err := readPage(context.Background(), pool, cursor.After(before), nil, 1000, nil)
+	require.NoError(t, err)
+	require.False(t, p.full)
+	require.Equal(t, cursor.After(note.next), p.next)
+	require.Len(t, note.events, len(p.events))
+	for i := range p.events {
+		p.events[i].committed = p.events[i].committed.UTC()
+		note.events[i].committed = note.events[i].committed.UTC()
+	}
+	require.Equal(t, p.events, note.events)
+}
+
 // head returns the seq of the head, as the dispatcher reads it.
 func head(t helperT, pool *pgxpool.Pool) int64 {
 	t.Helper()
@@ -127,26 +161,9 @@ func TestTickPayloadMatchesRead(t *testing.T) {
 				require.NoError(t, err)
 			}
 
-			payload := tickPayload(t, pool).payload
-			require.Less(t, len(payload), 8000)
-			note, err := parseTickPayload(payload)
-			require.NoError(t, err)
-			require.Equal(t, before, note.prev)
-			require.Equal(t, head(t, pool), note.next)
+			note := tickAndParse(t, pool, before)
 			require.Equal(t, tc.complete, note.complete)
-			if !tc.complete {
-				require.Nil(t, note.events)
-				return
-			}
-			p, err := readPage(ctx, pool, cursor.After(before), nil, 1000, nil)
-			require.NoError(t, err)
-			require.False(t, p.full)
-			require.Equal(t, cursor.After(note.next), p.next)
-			for i := range p.events {
-				p.events[i].committed = p.events[i].committed.UTC()
-				note.events[i].committed = note.events[i].committed.UTC()
-			}
-			require.Equal(t, p.events, note.events)
+			requireNoteIsRead(t, pool, before, note)
 		})
 	}
 }
@@ -419,28 +436,13 @@ func TestTickPayloadMatchesReadRandom(t *testing.T) {
 			require.NoError(rt, tx.Commit(ctx))
 		}
 
-		payload := tickPayload(rt, pool).payload
-		require.Less(rt, len(payload), 8000)
-		note, err := parseTickPayload(payload)
-		require.NoError(rt, err)
-		require.Equal(rt, before, note.prev)
-		require.Equal(rt, head(rt, pool), note.next)
+		note := tickAndParse(rt, pool, before)
 		if bytes < 7800 {
 			require.True(rt, note.complete, "%d events of about %d bytes fit in a notification", events, bytes)
 		}
-		if !note.complete {
-			require.Nil(rt, note.events)
-			return
+		if note.complete {
+			require.Len(rt, note.events, events)
 		}
-		p, err := readPage(ctx, pool, cursor.After(before), nil, 1000, nil)
-		require.NoError(rt, err)
-		require.False(rt, p.full)
-		require.Equal(rt, cursor.After(note.next), p.next)
-		require.Len(rt, note.events, events)
-		for i := range p.events {
-			p.events[i].committed = p.events[i].committed.UTC()
-			note.events[i].committed = note.events[i].committed.UTC()
-		}
-		require.Equal(rt, p.events, note.events)
+		requireNoteIsRead(rt, pool, before, note)
 	})
 }
