@@ -100,14 +100,9 @@ func TestStopReportsAnEarlyExit(t *testing.T) {
 // the postmaster of dataDir names in postmaster.pid.
 func interlockID(t *testing.T, dataDir string) int {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	_, id, ok, err := interlock(dataDir)
 	require.NoError(t, err)
-	lines := strings.Split(string(b), "\n")
-	require.GreaterOrEqual(t, len(lines), 7, "postmaster.pid:\n%s", b)
-	fields := strings.Fields(lines[6])
-	require.Len(t, fields, 2, "postmaster.pid:\n%s", b)
-	id, err := strconv.Atoi(fields[1])
-	require.NoError(t, err)
+	require.True(t, ok, "postmaster.pid names a segment")
 	var desc unix.SysvShmDesc
 	_, err = unix.SysvShmCtl(id, unix.IPC_STAT, &desc)
 	require.NoError(t, err, "the segment postmaster.pid names exists")

@@ -23,36 +23,46 @@ import (
 // nothing to do; a segment that has gone, or whose key no longer matches
 // (its id was given out again), is left alone.
 func releaseInterlock(dataDir string) error {
-	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read postmaster.pid: %w", err)
-	}
-	// Line 7: the segment's key and id, as "%9lu %9lu".
-	lines := strings.Split(string(b), "\n")
-	if len(lines) < 7 {
-		return nil
-	}
-	fields := strings.Fields(lines[6])
-	if len(fields) != 2 {
-		return nil
-	}
-	key, err1 := strconv.ParseInt(fields[0], 10, 64)
-	id, err2 := strconv.Atoi(fields[1])
-	if err1 != nil || err2 != nil {
-		return nil
+	key, id, ok, err := interlock(dataDir)
+	if err != nil || !ok {
+		return err
 	}
 	var desc unix.SysvShmDesc
 	if _, err := unix.SysvShmCtl(id, unix.IPC_STAT, &desc); err != nil {
 		return nil // gone
 	}
-	if uint32(desc.Perm.Key) != uint32(key) {
+	if uint32(desc.Perm.Key) != key {
 		return nil
 	}
 	if _, err := unix.SysvShmCtl(id, unix.IPC_RMID, nil); err != nil {
 		return fmt.Errorf("remove the postmaster's shared memory segment %d: %w", id, err)
 	}
 	return nil
+}
+
+// interlock returns the key and id of the System V segment that
+// postmaster.pid in dataDir names (its line 7, "%9lu %9lu"); ok is false
+// when there is no such file or it names none.
+func interlock(dataDir string) (key uint32, id int, ok bool, err error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, 0, false, nil
+	}
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("read postmaster.pid: %w", err)
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 7 {
+		return 0, 0, false, nil
+	}
+	fields := strings.Fields(lines[6])
+	if len(fields) != 2 {
+		return 0, 0, false, nil
+	}
+	k, err1 := strconv.ParseUint(fields[0], 10, 32)
+	id, err2 := strconv.Atoi(fields[1])
+	if err1 != nil || err2 != nil {
+		return 0, 0, false, nil
+	}
+	return uint32(k), id, true, nil
 }
