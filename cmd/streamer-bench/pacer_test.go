@@ -100,6 +100,9 @@ func (p *slowPublisher) publish(ctx context.Context, streams, data []string) err
 // fall due does not make a second transaction in the same tick: at 1,000
 // events/s with a 1.5 ms round trip the pacer sends one batch per 5-ms
 // tick (plus catch-ups only when a whole tick's worth is due), not two.
+// Sending the due event at once makes about 2.3 batches a tick; the bound
+// leaves a quarter for catch-ups after scheduling stalls on a busy machine
+// (one stall in CI made 43 batches in 40 ticks).
 func TestPacerOneBatchPerTick(t *testing.T) {
 	t.Parallel()
 	pub := &slowPublisher{rtt: 1500 * time.Microsecond}
@@ -107,6 +110,8 @@ func TestPacerOneBatchPerTick(t *testing.T) {
 	took := p.run(context.Background(), 200*time.Millisecond, nil)
 	ticks := int(took / (5 * time.Millisecond))
 	require.Positive(t, pub.calls)
-	assert.LessOrEqual(t, pub.calls, ticks+2, "batches in %d ticks", ticks)
-	assert.InDelta(t, 1000*took.Seconds(), float64(len(pub.data)), 10, "events: the rate is kept")
+	assert.LessOrEqual(t, pub.calls, ticks*5/4+2, "batches in %d ticks", ticks)
+	// Behind by at most the last tick and a stall: never ahead.
+	assert.LessOrEqual(t, float64(len(pub.data)), 1000*took.Seconds()+1, "events: never ahead of the rate")
+	assert.InDelta(t, 1000*took.Seconds(), float64(len(pub.data)), 25, "events: the rate is kept")
 }
