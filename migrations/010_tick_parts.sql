@@ -48,12 +48,12 @@
 -- The arrays are aggregated in the order the window sorted the rows into,
 -- without an ORDER BY of their own: a plain aggregate over a subquery
 -- takes the rows in the order the subquery returns them, and an ORDER BY
--- in each aggregate costs a sort each (four of them were a fifth of the
--- cost of building a tick of 200 events). Should that order ever not hold, no event is
--- misdelivered: a reader refuses a notification whose events do not
--- strictly follow its <from> in order, and any disorder in the
--- concatenation of a tick's notifications is inside one of them or at a
--- boundary, where a part's first event would not follow the <to> its
+-- in an aggregate costs a sort of its own (four of them were a fifth of
+-- the cost of building a tick of 200 events). Should that order ever not
+-- hold, no event is misdelivered: a reader refuses a notification whose
+-- events do not strictly follow its <from> in order, and any disorder in
+-- the concatenation of a tick's notifications is inside one of them or at
+-- a boundary, where a part's first event would not follow the <to> its
 -- <from> repeats. It reads instead.
 CREATE OR REPLACE FUNCTION streamer.tick_payload(prev bigint, txids xid8[], seqs bigint[], at timestamptz) RETURNS text
 LANGUAGE plpgsql VOLATILE AS $$
@@ -98,7 +98,8 @@ BEGIN
     total := coalesce(cardinality(lines), 0);
     LOOP
         EXIT WHEN i > least(total, 2000) OR parts = 8 OR fin[i] - base >= 7850;
-        -- The last line j that keeps the part under 7,850 bytes: line i does.
+        -- The last line lo that keeps the part under 7,850 bytes (line i
+        -- does).
         lo := i;
         hi := least(total, 2000);
         WHILE lo < hi LOOP
