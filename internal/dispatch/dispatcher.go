@@ -342,15 +342,16 @@ func (d *Dispatcher) Wake() {
 	d.signalWake()
 }
 
-// maxNotes bounds the notifications waiting for the dispatcher goroutine;
-// past it they are dropped for one read, which serves them all.
-const maxNotes = 64
+// maxNotes bounds the notifications waiting for the dispatcher goroutine
+// (a tick sends up to nine); past it they are dropped for one read, which
+// serves them all.
+const maxNotes = 128
 
 // Notified hands the dispatcher the payload of a notification on the
 // "streamer" channel and the PID of the backend that sent it. A tick's
-// payload (migrations/008_tick_payload.sql) carries its events, which the
+// payloads (migrations/010_tick_parts.sql) carry its events, which the
 // dispatcher fans out without reading when the sender is the leading
-// sequencer's backend and its live position is where the tick began; any
+// sequencer's backend and its live position is where the note begins; any
 // other payload (trigger mode's empty one, one it cannot parse) is a Wake.
 // It never blocks and runs the parse on the caller's goroutine (the
 // listener's).

@@ -175,32 +175,46 @@
 // number themselves at COMMIT with higher seqs. Positions are (seq, id) in
 // both modes, so tokens of either stay valid.
 //
-// A tick's notification carries what it numbered
-// (migrations/008_tick_payload.sql): prev, the head before it (max(seq)
-// read while holding the ordering row, so after every earlier tick), next,
-// its last seq, and, when at most 200 events and 7,900 bytes, every event of
-// those commits in delivery order. In the ticks mode only ticks take seqs,
-// so the commits with seq in (prev, next] are exactly the tick's. Notified
-// parses the payload on the listener's goroutine and queues the note (at
-// most 64: past that they are dropped and one read is asked for instead);
-// the dispatcher takes them in the order they were committed (ticks are
-// serialised and NOTIFY delivers in commit order) and, for each:
+// A tick's notifications carry what it numbered
+// (migrations/010_tick_parts.sql, after 008_tick_payload.sql). The tick
+// knows prev, the head before it (max(seq) read while holding the
+// ordering row, so after every earlier tick), and its last seq; in the
+// ticks mode only ticks take seqs, so the commits with seq in that range
+// are exactly the tick's, and their events, in delivery order, are what a
+// read from "after every event of prev" returns up to the last seq. The
+// tick splits that run of events into up to eight notifications of under
+// 8,000 bytes, anywhere, within a commit too; each says where it starts
+// and ends (from, to: positions in the delivery order) and carries the
+// events between, or, for what they cannot carry (an event over 7,849
+// bytes, events past the 2,000th or the eighth notification), a last
+// notification says only where it starts and ends. They are contiguous:
+// the first starts after prev, each next one where the one before ended,
+// the last ends after the last seq. Notified parses each payload on the
+// listener's goroutine and queues the note (at most 128: past that they
+// are dropped and one read is asked for instead); the dispatcher takes
+// them in the order they were committed (ticks are serialised, one
+// transaction's notifications arrive together and in order, and NOTIFY
+// delivers in commit order) and, for each:
 //   - sent by any backend but the leading sequencer's (the PID it records
 //     in streamer.ordering.sequencer_pid, looked up again whenever a note
 //     comes from another): read instead. Any session may NOTIFY on any
 //     channel, so a payload proves nothing by itself; only the sender's
 //     PID cannot be forged. Ticks run by streamer.head() are read too;
-//   - nobody subscribed: the live head moves to next, as a head read taken
-//     after the tick committed would have moved it;
-//   - the head is at or past next: the note is served already;
-//   - the head is exactly "after every event of prev" and the note has its
-//     events: they are exactly what a read from the head would return up
-//     to next, so they are fanned out as that read's page (to the same
-//     subscribers, by the same cursors and audience tests) and the head
-//     moves to next;
-//   - otherwise (the dispatcher missed a tick, a page was full, the events
+//   - nobody subscribed: the live head moves to the note's end, as a head
+//     read taken after the tick committed would have moved it at least;
+//   - the head is at or past the note's end: the note is served already;
+//   - the head is exactly the note's start and the note has its events:
+//     they are exactly what a read from the head would return up to the
+//     note's end (the run of the tick's events between the two), so they
+//     are fanned out as that read's page (to the same subscribers, by the
+//     same cursors and audience tests) and the head moves to the end;
+//   - otherwise (the dispatcher missed a note, a page was full, the events
 //     were left out): one read from the head, whose snapshot is later than
 //     every queued note's commit and so covers them all.
+//
+// The parser refuses a payload whose events do not strictly follow its
+// start in order or pass its end, so a note never moves the head over an
+// event it does not carry.
 //
 // The sender's PID is trusted while it is the one recorded, and a PID is
 // given out again once its backend has ended. Between the end of the
@@ -215,8 +229,9 @@
 // A note is applied only where a read would have returned the same events
 // and moved the head to the same place, so everything said below about
 // reads holds for it. Gap detection needs no horizon from it: a note
-// applied at the head skips nothing, whatever was pruned since. In the
-// streams benchmark the read per tick per server is then gone; trigger
+// applied at the head skips nothing, whatever was pruned since. The read
+// per tick per server is then gone wherever the tick's events fit in its
+// notifications; trigger
 // mode's NOTIFYs keep their empty payload and every one is a wake.
 //
 // # Why nothing is skipped or repeated

@@ -244,11 +244,12 @@ func (d *Dispatcher) woken(ctx context.Context) {
 }
 
 // applyNote applies one tick's note without reading and reports whether it
-// could. Nobody subscribed: the head moves to the tick's (what a head read
-// would have found at least). A note the head is already at or past is
-// served. A complete note whose tick began at the head holds exactly what
-// a read from the head would return up to the tick's last commit: the tick
-// numbered every commit after prev up to next (migrations/008_tick_payload.sql),
+// could. Nobody subscribed: the head moves to the note's end (what a head
+// read would have found at least). A note the head is already at or past
+// is served. A complete note that starts at the head holds exactly what a
+// read from the head would return up to the note's end: a tick numbered
+// every commit after its prev up to its last seq, and its notes carry
+// those commits' events in contiguous runs (migrations/010_tick_parts.sql),
 // so it is fanned out as that read. Anything else needs a read, and so
 // does a note that did not come from the leading sequencer's backend
 // (trustedSender): a payload proves nothing by itself.
@@ -256,7 +257,7 @@ func (d *Dispatcher) applyNote(ctx context.Context, n *tickNote) bool {
 	if !d.trustedSender(ctx, n.pid) {
 		return false
 	}
-	next := cursor.After(n.next)
+	next := n.to
 	if d.cfg.Registry.Streams() == 0 && len(d.replaying) == 0 {
 		if d.head.Less(next) {
 			d.head = next
@@ -267,7 +268,7 @@ func (d *Dispatcher) applyNote(ctx context.Context, n *tickNote) bool {
 	if !d.head.Less(next) {
 		return true
 	}
-	if !n.complete || d.head != cursor.After(n.prev) {
+	if !n.complete || d.head != n.from {
 		return false
 	}
 	for i := range n.events {

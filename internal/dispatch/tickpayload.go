@@ -10,53 +10,75 @@ import (
 	"github.com/streamer-dev/streamer/internal/cursor"
 )
 
-// A tick's notification payload (migrations/008_tick_payload.sql):
+// A tick's notification payload (migrations/010_tick_parts.sql; the "t1"
+// form of 008_tick_payload.sql is still read):
 //
+//	t2 <from> <to> <committed_at, Unix µs> <n>\n
 //	t1 <prev> <new> <committed_at, Unix µs> <n>\n
 //	n events, each: <seq> <id> <len stream> <len event> <len data> <-1 | k len_1 .. len_k>\n
 //	                <stream><event><data><audience values>
 //
-// n is -1 when the tick left its events out. Lengths are in bytes. The
+// In t2, from and to are resume tokens ("seq": after every event of seq,
+// "seq.id": after that event) and the note holds the events after from up
+// to and including to; a tick's notes are contiguous. A t1 note is the
+// whole tick: from after every event of prev, to after every event of new.
+// n is -1 when the note left its events out. Lengths are in bytes. The
 // decoded strings share the payload's memory: one allocation per
 // notification, none per event beyond its audience slice.
 
-// tickPayloadPrefix starts every payload this version writes.
-const tickPayloadPrefix = "t1 "
+// The versions of the payload this package reads.
+const (
+	tickPayloadV1 = "t1 "
+	tickPayloadV2 = "t2 "
+)
+
+// minEventBytes is the fewest bytes an event takes in a payload: its line
+// ("1 1 1 0 0 -1\n") and a stream of one byte. It bounds n before the
+// events are read.
+const minEventBytes = 14
 
 // errPayload is wrapped by every parse error of a tick payload.
 var errPayload = errors.New("malformed tick payload")
 
-// tickNote is one tick's notification.
+// tickNote is one notification of a tick.
 type tickNote struct {
 	// pid is the backend that sent the notification.
 	pid uint32
-	// prev and next are the heads before and after the tick: the tick
-	// numbered exactly the commits with seq in (prev, next].
-	prev, next int64
-	// events are the tick's events in delivery order; complete is false
-	// (and events nil) when the payload left them out.
+	// from and to bound the note: it stands for exactly the events after
+	// from up to and including to, in delivery order.
+	from, to cursor.Position
+	// events are those events in delivery order; complete is false (and
+	// events nil) when the payload left them out.
 	events   []event
 	complete bool
 }
 
 // parseTickPayload decodes a tick's notification payload.
 func parseTickPayload(payload string) (tickNote, error) {
+	var note tickNote
 	p := payloadParser{rest: payload}
-	if !strings.HasPrefix(payload, tickPayloadPrefix) {
+	switch {
+	case strings.HasPrefix(payload, tickPayloadV2):
+		p.rest = payload[len(tickPayloadV2):]
+		note.from, note.to = p.position(), p.position()
+	case strings.HasPrefix(payload, tickPayloadV1):
+		p.rest = payload[len(tickPayloadV1):]
+		prev, next := p.int(), p.int()
+		if prev < 0 {
+			p.fail("head %d", prev)
+		}
+		note.from, note.to = cursor.After(prev), cursor.After(next)
+	default:
 		return tickNote{}, fmt.Errorf("%w: unknown version", errPayload)
 	}
-	p.rest = payload[len(tickPayloadPrefix):]
-	var note tickNote
-	note.prev = p.int()
-	note.next = p.int()
 	at := time.UnixMicro(p.int())
 	n := p.int()
 	p.endLine()
 	if p.err != nil {
 		return tickNote{}, p.err
 	}
-	if note.next <= note.prev || note.prev < 0 {
-		return tickNote{}, fmt.Errorf("%w: heads %d, %d", errPayload, note.prev, note.next)
+	if !note.from.Less(note.to) {
+		return tickNote{}, fmt.Errorf("%w: from %s to %s", errPayload, note.from, note.to)
 	}
 	if n == -1 {
 		if err := p.end(); err != nil {
@@ -64,11 +86,11 @@ func parseTickPayload(payload string) (tickNote, error) {
 		}
 		return note, nil
 	}
-	if n < 1 || n > 200 {
-		return tickNote{}, fmt.Errorf("%w: %d events", errPayload, n)
+	if n < 1 || n > int64(len(p.rest)/minEventBytes) {
+		return tickNote{}, fmt.Errorf("%w: %d events in %d bytes", errPayload, n, len(p.rest))
 	}
 	note.events = make([]event, n)
-	last := cursor.After(note.prev)
+	last := note.from
 	for i := range note.events {
 		ev := &note.events[i]
 		ev.pos = cursor.Position{Seq: p.int(), ID: p.int()}
@@ -97,7 +119,7 @@ func parseTickPayload(payload string) (tickNote, error) {
 		if p.err != nil {
 			return tickNote{}, p.err
 		}
-		if !last.Less(ev.pos) || ev.pos.Seq > note.next || ev.stream == "" {
+		if !last.Less(ev.pos) || note.to.Less(ev.pos) || ev.pos.ID == cursor.EndOfCommit || ev.stream == "" {
 			return tickNote{}, fmt.Errorf("%w: event %d at %s", errPayload, i, ev.pos)
 		}
 		last = ev.pos
@@ -142,6 +164,25 @@ func (p *payloadParser) int() int64 {
 	}
 	p.rest = p.rest[i:]
 	return v
+}
+
+// position reads a resume token and the space after it.
+func (p *payloadParser) position() cursor.Position {
+	if p.err != nil {
+		return cursor.Position{}
+	}
+	token, rest, ok := strings.Cut(p.rest, " ")
+	if !ok {
+		p.fail("truncated")
+		return cursor.Position{}
+	}
+	pos, err := cursor.Parse(token)
+	if err != nil {
+		p.fail("position %q", token)
+		return cursor.Position{}
+	}
+	p.rest = rest
+	return pos
 }
 
 func (p *payloadParser) endLine() {

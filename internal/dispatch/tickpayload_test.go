@@ -40,10 +40,20 @@ type sent struct {
 
 func (n sent) to(d *Dispatcher) { d.Notified(n.pid, n.payload) }
 
+// sentTick is a tick's notifications in the order they arrived.
+type sentTick []sent
+
+func (ts sentTick) to(d *Dispatcher) {
+	for _, n := range ts {
+		n.to(d)
+	}
+}
+
 // tickPayload records a tick on one connection, made the leading
 // sequencer's backend first (streamer.ordering.sequencer_pid, as a
-// sequencer records it on taking the lock), and returns its notification.
-func tickPayload(t helperT, pool *pgxpool.Pool) sent {
+// sequencer records it on taking the lock), and returns its notifications:
+// those up to the one that ends at the new head.
+func tickPayload(t helperT, pool *pgxpool.Pool) sentTick {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pool.Acquire(ctx)
@@ -58,46 +68,82 @@ func tickPayload(t helperT, pool *pgxpool.Pool) sent {
 	require.NoError(t, conn.QueryRow(ctx, "SELECT streamer.tick()").Scan(&n))
 	require.NotNil(t, n, "not in ticks mode")
 	require.Positive(t, *n, "the tick numbered nothing")
+	end := cursor.After(head(t, pool))
 	waitCtx, cancel := context.WithTimeout(ctx, testsignal.Timeout)
 	defer cancel()
-	note, err := conn.Conn().WaitForNotification(waitCtx)
-	require.NoError(t, err)
-	require.Equal(t, conn.Conn().PgConn().PID(), note.PID)
-	return sent{pid: note.PID, payload: note.Payload}
-}
-
-// tickAndParse records a tick (tickPayload) and decodes its notification,
-// requiring what every note must say: the heads before and after the tick.
-func tickAndParse(t helperT, pool *pgxpool.Pool, before int64) tickNote {
-	t.Helper()
-	payload := tickPayload(t, pool).payload
-	require.Less(t, len(payload), 8000)
-	note, err := parseTickPayload(payload)
-	require.NoError(t, err)
-	require.Equal(t, before, note.prev)
-	require.Equal(t, head(t, pool), note.next)
-	return note
-}
-
-// requireNoteIsRead: a note that left its events out has none; one that
-// carries them holds exactly what a live read from before returns, and
-// that read ends at the note's head.
-func requireNoteIsRead(t helperT, pool *pgxpool.Pool, before int64, note tickNote) {
-	t.Helper()
-	if !note.complete {
-		require.Nil(t, note.events)
-		return
+	var got sentTick
+	for {
+		note, err := conn.Conn().WaitForNotification(waitCtx)
+		require.NoError(t, err, "after %d notifications", len(got))
+		require.Equal(t, conn.Conn().PgConn().PID(), note.PID)
+		got = append(got, sent{pid: note.PID, payload: note.Payload})
+		parsed, err := parseTickPayload(note.Payload)
+		require.NoError(t, err)
+		if parsed.to == end {
+			return got
+		}
 	}
-	p, err := readPage(context.Background(), pool, cursor.After(before), nil, 1000, nil)
+}
+
+// tickAndParse records a tick (tickPayload) and decodes its notifications,
+// requiring what every tick's notes must say: each under NOTIFY's limit,
+// the first starting after every event of before, each next one where the
+// one before ended, the last at the new head, at most nine.
+func tickAndParse(t helperT, pool *pgxpool.Pool, before int64) []tickNote {
+	t.Helper()
+	var notes []tickNote
+	from := cursor.After(before)
+	for _, n := range tickPayload(t, pool) {
+		require.Less(t, len(n.payload), 8000)
+		note, err := parseTickPayload(n.payload)
+		require.NoError(t, err)
+		require.Equal(t, from, note.from, "note %d starts where the one before ended", len(notes))
+		from = note.to
+		notes = append(notes, note)
+	}
+	require.Equal(t, cursor.After(head(t, pool)), from)
+	require.LessOrEqual(t, len(notes), 9)
+	return notes
+}
+
+// requireNotesAreRead: a tick's notes hold exactly what a live read from
+// before returns, split at the notes' bounds; a note that left its events
+// out has none, and only the last may.
+func requireNotesAreRead(t helperT, pool *pgxpool.Pool, before int64, notes []tickNote) {
+	t.Helper()
+	p, err := readPage(context.Background(), pool, cursor.After(before), nil, 3000, nil)
 	require.NoError(t, err)
 	require.False(t, p.full)
-	require.Equal(t, cursor.After(note.next), p.next)
-	require.Len(t, note.events, len(p.events))
-	for i := range p.events {
-		p.events[i].committed = p.events[i].committed.UTC()
-		note.events[i].committed = note.events[i].committed.UTC()
+	require.Equal(t, notes[len(notes)-1].to, p.next)
+	read := p.events
+	for i := range read {
+		read[i].committed = read[i].committed.UTC()
 	}
-	require.Equal(t, p.events, note.events)
+	for i, note := range notes {
+		k := 0
+		for k < len(read) && !note.to.Less(read[k].pos) {
+			k++
+		}
+		if !note.complete {
+			require.Equal(t, len(notes)-1, i, "only the last note leaves its events out")
+			require.Nil(t, note.events)
+			continue
+		}
+		for j := range note.events {
+			note.events[j].committed = note.events[j].committed.UTC()
+		}
+		require.Equal(t, read[:k], note.events, "note %d", i)
+		read = read[k:]
+	}
+}
+
+// carried counts the events a tick's notes carry.
+func carried(notes []tickNote) int {
+	n := 0
+	for _, note := range notes {
+		n += len(note.events)
+	}
+	return n
 }
 
 // head returns the seq of the head, as the dispatcher reads it.
@@ -108,43 +154,53 @@ func head(t helperT, pool *pgxpool.Pool) int64 {
 	return h.Seq
 }
 
-// TestTickPayloadMatchesRead: a tick's notification (written in SQL by
-// streamer.tick()) decodes to exactly what a live read from the head before
+// TestTickPayloadMatchesRead: a tick's notifications (written in SQL by
+// streamer.tick()) decode to exactly what a live read from the head before
 // the tick returns: positions, streams, NULL and non-NULL types, data with
-// newlines and multibyte characters, audiences, commit times; and it
-// leaves the events out, keeping the heads, when they are too many or too
-// large for a notification.
+// newlines and multibyte characters, audiences, commit times. Events that
+// do not fit in one notification are split over several, within a commit
+// too; what cannot be carried (an event too large for any notification,
+// events past the 2,000th or past the eighth notification) is left to a
+// last notification without events.
 func TestTickPayloadMatchesRead(t *testing.T) {
 	t.Parallel()
 	big := func(n int) string { return strings.Repeat("é", n/2) }
 	for _, tc := range []struct {
-		name     string
-		txs      []string // one transaction each
-		complete bool
+		name    string
+		txs     []string // one transaction each
+		notes   int
+		carried int
 	}{
 		{"assorted", []string{
 			`INSERT INTO streamer.events (stream, event, data) VALUES ('a', 't', 'hello'), ('b:1', NULL, E'x yé\nz 3 4\n')`,
 			`INSERT INTO streamer.events (stream, event, data, audience) VALUES ('c', 'e', '', '{u1,"ü ser",u1}')`,
 			`INSERT INTO streamer.events (stream, data, audience) VALUES ('a', '-1', '{x}')`,
-		}, true},
+		}, 1, 4},
 		{"200 events", []string{
 			`INSERT INTO streamer.events (stream, data) SELECT 's' || g, g::text FROM generate_series(1, 150) g`,
 			`INSERT INTO streamer.events (stream, data) SELECT 's' || g, g::text FROM generate_series(1, 50) g`,
-		}, true},
-		{"201 events", []string{
-			`INSERT INTO streamer.events (stream, data) SELECT 's' || g, g::text FROM generate_series(1, 201) g`,
-		}, false},
+		}, 1, 200},
+		{"1,000 events in one commit", []string{
+			`INSERT INTO streamer.events (stream, data) SELECT 's' || g, g::text FROM generate_series(1, 1000) g`,
+		}, 3, 1000},
+		{"2,001 events", []string{
+			`INSERT INTO streamer.events (stream, data) SELECT 's' || g, g::text FROM generate_series(1, 1001) g`,
+			`INSERT INTO streamer.events (stream, data) SELECT 's' || g, g::text FROM generate_series(1, 1000) g`,
+		}, 7, 2000},
 		{"6,000 bytes", []string{
 			`INSERT INTO streamer.events (stream, data) VALUES ('a', '` + big(6000) + `')`,
-		}, true},
+		}, 1, 1},
 		{"8,000 bytes in all", []string{
 			`INSERT INTO streamer.events (stream, data) VALUES ('a', '` + big(4000) + `')`,
 			`INSERT INTO streamer.events (stream, data) VALUES ('a', '` + big(4000) + `')`,
-		}, false},
+		}, 2, 2},
 		{"one of 10,000 bytes", []string{
 			`INSERT INTO streamer.events (stream, data) VALUES ('a', 'small')`,
-			`INSERT INTO streamer.events (stream, data) VALUES ('a', '` + big(10000) + `')`,
-		}, false},
+			`INSERT INTO streamer.events (stream, data) VALUES ('a', '` + big(10000) + `'), ('a', 'after')`,
+		}, 2, 1},
+		{"past eight notifications", []string{
+			`INSERT INTO streamer.events (stream, data) SELECT 'a', repeat('x', 1000) FROM generate_series(1, 100)`,
+		}, 9, 56},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -161,40 +217,56 @@ func TestTickPayloadMatchesRead(t *testing.T) {
 				require.NoError(t, err)
 			}
 
-			note := tickAndParse(t, pool, before)
-			require.Equal(t, tc.complete, note.complete)
-			requireNoteIsRead(t, pool, before, note)
+			notes := tickAndParse(t, pool, before)
+			require.Equal(t, tc.notes, len(notes), "notifications")
+			require.Equal(t, tc.carried, carried(notes), "events carried")
+			requireNotesAreRead(t, pool, before, notes)
 		})
 	}
 }
 
 // TestParseTickPayloadRefuses: a payload that is not exactly what
-// streamer.tick() writes is an error (the dispatcher then reads), never a
-// partial note.
+// streamer.tick() writes (now, or as 008_tick_payload.sql did) is an
+// error (the dispatcher then reads), never a partial note.
 func TestParseTickPayloadRefuses(t *testing.T) {
 	t.Parallel()
-	const good = "t1 4 6 1700000000000000 2\n5 10 1 0 2 -1\nahi6 11 1 1 0 1 2\nbeu1"
-	_, err := parseTickPayload(good)
-	require.NoError(t, err, "the base case must parse")
+	const (
+		v1 = "t1 4 6 1700000000000000 2\n5 10 1 0 2 -1\nahi6 11 1 1 0 1 2\nbeu1"
+		v2 = "t2 4.9 6 1700000000000000 2\n5 10 1 0 2 -1\nahi6 11 1 1 0 1 2\nbeu1"
+	)
+	for _, good := range []string{v1, v2, "t2 4.9 6.11 1700000000000000 -1\n"} {
+		_, err := parseTickPayload(good)
+		require.NoError(t, err, "the base case must parse: %q", good)
+	}
 	for name, payload := range map[string]string{
-		"empty":               "",
-		"other version":       strings.Replace(good, "t1", "t2", 1),
-		"no header end":       "t1 4 6 1700000000000000 2",
-		"heads backwards":     strings.Replace(good, "t1 4 6", "t1 6 4", 1),
-		"negative prev":       strings.Replace(good, "t1 4 6", "t1 -1 6", 1),
-		"no events":           strings.Replace(good, " 2\n5", " 0\n5", 1),
-		"more events than n":  strings.Replace(good, " 2\n5", " 1\n5", 1),
-		"fewer events than n": strings.Replace(good, " 2\n5", " 3\n5", 1),
-		"too many events":     strings.Replace(good, " 2\n5", " 201\n5", 1),
-		"length past end":     strings.Replace(good, "1 2\nbeu1", "1 9\nbeu1", 1),
-		"not a number":        strings.Replace(good, "5 10", "5 x", 1),
-		"out of order":        strings.Replace(good, "6 11", "5 9", 1),
-		"seq past next":       strings.Replace(good, "6 11", "7 11", 1),
-		"seq at prev":         strings.Replace(good, "5 10", "4 10", 1),
-		"empty stream":        strings.Replace(good, "5 10 1 0 2 -1\nahi", "5 10 0 0 3 -1\nahi", 1),
-		"zero audience":       strings.Replace(good, "1 2\nbeu1", "0\nbeu1", 1),
-		"trailing bytes":      good + "x",
-		"left out, trailing":  "t1 4 6 1700000000000000 -1\nx",
+		"empty":                "",
+		"other version":        strings.Replace(v1, "t1", "t3", 1),
+		"no header end":        "t1 4 6 1700000000000000 2",
+		"heads backwards":      strings.Replace(v1, "t1 4 6", "t1 6 4", 1),
+		"negative prev":        strings.Replace(v1, "t1 4 6", "t1 -1 6", 1),
+		"no events":            strings.Replace(v1, " 2\n5", " 0\n5", 1),
+		"more events than n":   strings.Replace(v1, " 2\n5", " 1\n5", 1),
+		"fewer events than n":  strings.Replace(v1, " 2\n5", " 3\n5", 1),
+		"too many events":      strings.Replace(v1, " 2\n5", " 201\n5", 1),
+		"length past end":      strings.Replace(v1, "1 2\nbeu1", "1 9\nbeu1", 1),
+		"not a number":         strings.Replace(v1, "5 10", "5 x", 1),
+		"out of order":         strings.Replace(v1, "6 11", "5 9", 1),
+		"seq past next":        strings.Replace(v1, "6 11", "7 11", 1),
+		"seq at prev":          strings.Replace(v1, "5 10", "4 10", 1),
+		"empty stream":         strings.Replace(v1, "5 10 1 0 2 -1\nahi", "5 10 0 0 3 -1\nahi", 1),
+		"zero audience":        strings.Replace(v1, "1 2\nbeu1", "0\nbeu1", 1),
+		"trailing bytes":       v1 + "x",
+		"left out, trailing":   "t1 4 6 1700000000000000 -1\nx",
+		"v2 from not a token":  strings.Replace(v2, "4.9", "4.x", 1),
+		"v2 signed from":       strings.Replace(v2, "4.9", "-4", 1),
+		"v2 from at to":        strings.Replace(v2, "4.9 6", "6 6", 1),
+		"v2 from after to":     strings.Replace(v2, "4.9 6", "6 4.9", 1),
+		"v2 no to":             "t2 4.9",
+		"v2 event at from":     strings.Replace(v2, "5 10", "4 9", 1),
+		"v2 event before from": strings.Replace(v2, "5 10", "4 8", 1),
+		"v2 event past to":     strings.Replace(v2, "4.9 6", "4.9 6.10", 1),
+		"v2 event at no id":    strings.Replace(v2, "6 11", "6 9223372036854775807", 1),
+		"v2 too many events":   strings.Replace(v2, " 2\n5", " 5\n5", 1),
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -275,22 +347,27 @@ func subscribedInTicks(t *testing.T) (*Dispatcher, *bundle, *fakeSub) {
 	return d, b, subscribe(t, d, b, "room")
 }
 
-// TestDispatcherNotesFallBack: what a note cannot serve is read: a tick
-// that left its events out, a payload that does not parse, and more
-// notes than the dispatcher keeps waiting.
+// TestDispatcherNotesFallBack: what a note cannot serve is read: the rest
+// of a tick its notes left out (after the part they carried is applied),
+// a payload that does not parse, and more notes than the dispatcher keeps
+// waiting.
 func TestDispatcherNotesFallBack(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	d, b, s := subscribedInTicks(t)
 
-	_, err := b.pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) SELECT 'room', g::text FROM generate_series(1, 201) g")
+	large := strings.Repeat("x", 8000)
+	_, err := b.pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) VALUES ('room', '1'), ('room', '2'), ('room', $1), ('room', '4')", large)
 	require.NoError(t, err)
-	tickPayload(t, b.pool).to(d)
+	notes := tickPayload(t, b.pool)
+	require.Len(t, notes, 2)
+	notes.to(d)
+	require.Equal(t, LiveRead{Events: 2, Notified: true}, b.sig.LiveRead.WaitOrTimeout(t))
 	got := b.sig.LiveRead.WaitOrTimeout(t)
-	require.False(t, got.Notified, "a tick without its events is read")
-	require.Equal(t, 201, got.Events)
-	for i := 1; i <= 201; i++ {
-		require.Equal(t, strconv.Itoa(i), s.next(t))
+	require.False(t, got.Notified, "the rest of the tick is read")
+	require.Equal(t, 2, got.Events)
+	for _, want := range []string{"1", "2", large, "4"} {
+		require.Equal(t, want, s.next(t))
 	}
 
 	_, err = b.pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) VALUES ('room', 'x')")
@@ -319,13 +396,16 @@ func TestDispatcherNotesFallBack(t *testing.T) {
 }
 
 // FuzzTickPayload: no payload makes the parser panic, and every note it
-// accepts keeps what applyNote relies on: heads in order, and when
-// complete, 1 to 200 events at strictly increasing positions after prev
-// and up to next, each on a named stream.
+// accepts keeps what applyNote relies on: from before to, and when
+// complete, at least one event, at strictly increasing positions after
+// from and up to to, each on a named stream.
 func FuzzTickPayload(f *testing.F) {
 	f.Add("t1 4 6 1700000000000000 2\n5 10 1 0 2 -1\nahi6 11 1 1 0 1 2\nbeu1")
 	f.Add("t1 0 2 1796654892193285 3\n1 1 1 2 5 -1\nat1hello1 2 2 0 7 -1\nb0x yé\nz2 3 1 0 1 2 2 6\ncdu1üser2")
 	f.Add("t1 2 3 1796654892200029 -1\n")
+	f.Add("t2 4.9 6 1700000000000000 2\n5 10 1 0 2 -1\nahi6 11 1 1 0 1 2\nbeu1")
+	f.Add("t2 2 3.7 1796654892200029 1\n3 7 1 0 1 -1\nax")
+	f.Add("t2 3.7 3 1796654892200029 -1\n")
 	f.Fuzz(func(t *testing.T, payload string) {
 		note, err := parseTickPayload(payload)
 		if err != nil {
@@ -333,18 +413,17 @@ func FuzzTickPayload(f *testing.F) {
 			require.Zero(t, note)
 			return
 		}
-		require.Less(t, note.prev, note.next)
-		require.GreaterOrEqual(t, note.prev, int64(0))
+		require.True(t, note.from.Less(note.to))
 		if !note.complete {
 			require.Nil(t, note.events)
 			return
 		}
 		require.NotEmpty(t, note.events)
-		require.LessOrEqual(t, len(note.events), 200)
-		last := cursor.After(note.prev)
+		require.LessOrEqual(t, len(note.events), len(payload)/minEventBytes)
+		last := note.from
 		for _, ev := range note.events {
 			require.True(t, last.Less(ev.pos))
-			require.LessOrEqual(t, ev.pos.Seq, note.next)
+			require.False(t, note.to.Less(ev.pos))
 			require.NotEmpty(t, ev.stream)
 			last = ev.pos
 		}
@@ -386,9 +465,10 @@ func TestDispatcherRefusesForgedNotes(t *testing.T) {
 // few transactions of a few events each, with any stream names and event
 // types the rules allow, any text as data (newlines, multibyte characters,
 // lengths around the notification's limit) and audiences or none. Every
-// tick's note has the right heads; a note with its events holds exactly
-// what a read returns; and a note whose events are well within a
-// notification carries them.
+// tick's notes are contiguous from the head before it to the head after;
+// together they hold exactly what a read returns; and when the events fit
+// in eight notifications (each at least 7,850 bytes less the largest
+// event's) they carry all of them.
 func TestTickPayloadMatchesReadRandom(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -409,7 +489,7 @@ func TestTickPayloadMatchesReadRandom(t *testing.T) {
 
 	rapid.Check(t, func(rt *rapid.T) {
 		before := head(rt, pool)
-		events, bytes := 0, 0
+		events, bytes, largest := 0, 0, 0
 		for range rapid.IntRange(1, 5).Draw(rt, "transactions") {
 			tx, err := pool.Begin(ctx)
 			require.NoError(rt, err)
@@ -418,7 +498,7 @@ func TestTickPayloadMatchesReadRandom(t *testing.T) {
 			defer func() { _ = tx.Rollback(ctx) }()
 			for range rapid.IntRange(1, 6).Draw(rt, "events") {
 				stream, typ := streamName.Draw(rt, "stream"), eventType.Draw(rt, "type")
-				length := rapid.SampledFrom([]int{0, 1, 30, 500, 2500}).Draw(rt, "length")
+				length := rapid.SampledFrom([]int{0, 1, 30, 500, 1500, 2500}).Draw(rt, "length")
 				data, aud := text(length).Draw(rt, "data"), audience.Draw(rt, "audience")
 				var nullable *string
 				if typ != "" {
@@ -428,21 +508,69 @@ func TestTickPayloadMatchesReadRandom(t *testing.T) {
 					stream, nullable, data, aud)
 				require.NoError(rt, err)
 				events++
-				bytes += len(stream) + len(typ) + len(data) + 80
+				size := len(stream) + len(typ) + len(data) + 80
 				for _, a := range aud {
-					bytes += len(a) + 8
+					size += len(a) + 8
 				}
+				bytes += size
+				largest = max(largest, size)
 			}
 			require.NoError(rt, tx.Commit(ctx))
 		}
 
-		note := tickAndParse(rt, pool, before)
-		if bytes < 7800 {
-			require.True(rt, note.complete, "%d events of about %d bytes fit in a notification", events, bytes)
+		notes := tickAndParse(rt, pool, before)
+		// Each notification takes at least 7,850 bytes less the largest
+		// event's, and there are eight.
+		if largest < 7800 && bytes < 8*(7850-largest) {
+			require.Equal(rt, events, carried(notes), "%d events of about %d bytes (the largest %d) fit", events, bytes, largest)
 		}
-		if note.complete {
-			require.Len(rt, note.events, events)
-		}
-		requireNoteIsRead(rt, pool, before, note)
+		requireNotesAreRead(rt, pool, before, notes)
 	})
+}
+
+// TestDispatcherAppliesTickParts: a tick whose events take several
+// notifications, split within one commit, is fanned out from them without
+// a read, each event once and in order; when one of them is missed, the
+// next one is not at the head, so the rest is read, and still each event
+// is delivered once.
+func TestDispatcherAppliesTickParts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d, b, s := subscribedInTicks(t)
+	publish := func(n int) {
+		t.Helper()
+		_, err := b.pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) SELECT 'room', g::text FROM generate_series(1, $1::int) g", n)
+		require.NoError(t, err)
+	}
+	requireDelivered := func(n int) {
+		t.Helper()
+		for i := 1; i <= n; i++ {
+			require.Equal(t, strconv.Itoa(i), s.next(t))
+		}
+	}
+
+	publish(1000)
+	notes := tickPayload(t, b.pool)
+	require.Greater(t, len(notes), 2)
+	notes.to(d)
+	events := 0
+	for range notes {
+		got := b.sig.LiveRead.WaitOrTimeout(t)
+		require.True(t, got.Notified, "applied, not read")
+		events += got.Events
+	}
+	require.Equal(t, 1000, events)
+	requireDelivered(1000)
+
+	publish(1000)
+	notes = tickPayload(t, b.pool)
+	require.Greater(t, len(notes), 2)
+	notes[0].to(d)
+	require.True(t, b.sig.LiveRead.WaitOrTimeout(t).Notified)
+	notes[2:].to(d)
+	got := b.sig.LiveRead.WaitOrTimeout(t)
+	require.False(t, got.Notified, "a note after a missed one is read")
+	requireDelivered(1000)
+	b.sig.LiveRead.RequireEmpty(t)
+	require.Empty(t, s.frames)
 }

@@ -37,9 +37,10 @@ type loadConfig struct {
 	connLife    time.Duration // a subscriber drops each connection after between half and 1.5 times this,
 	away        time.Duration // stays away up to this long, and resumes
 	// unwatched, when not 0, adds to every SQL publisher's transaction an
-	// event of this many bytes on a stream nobody subscribes to. Over
-	// 7,900 bytes a tick's notification leaves its events out, so in the
-	// ticks mode every tick is read (migrations/008_tick_payload.sql).
+	// event of this many bytes on a stream nobody subscribes to. An event
+	// over 7,849 bytes does not fit in a tick's notifications, so in the
+	// ticks mode every tick is read from that event on
+	// (migrations/010_tick_parts.sql).
 	unwatched int
 }
 

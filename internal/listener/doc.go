@@ -22,7 +22,7 @@
 // the drain's timed waits, was measured in the streams benchmark in trigger
 // mode: the server's CPU did not change, the dispatcher read 44% more often
 // and PostgreSQL's CPU per delivery rose 14%; so the drain stays.) A tick's
-// notification carries the tick's events (migrations/008_tick_payload.sql):
+// notifications carry the tick's events (migrations/010_tick_parts.sql):
 // each such payload is handed to [Waker.Notified] as it arrives, in order,
 // with the PID of the backend that sent it (the dispatcher trusts only the
 // leading sequencer's), and the dispatcher serves it without a read.

@@ -20,10 +20,10 @@
 // (tick() returns NULL) it waits ModeInterval and asks again, so a
 // database switched to ticks while the server runs is served. A tick that
 // numbered transactions NOTIFYs "streamer" in its own transaction with the
-// tick's events in the payload (migrations/008_tick_payload.sql), which
-// reaches every server's listener, this one's too: each dispatcher fans
-// the tick out from the payload without reading, and reads only when the
-// payload left the events out or it missed a tick. (The sequencing server
+// tick's events in the payloads (up to nine notifications;
+// migrations/010_tick_parts.sql), which reach every server's listener,
+// this one's too: each dispatcher fans the tick out from them without
+// reading, and reads only for what they left out or when it missed one. (The sequencing server
 // does not also hand its dispatcher the tick directly: the notification
 // already serves it, and before payloads doing so made two reads per tick
 // and measured no faster; docs/benchmarks.md, "Ordering modes".)
