@@ -216,14 +216,7 @@ func TestMetricsTickNotes(t *testing.T) {
 	}, m.snapshot().notes)
 
 	insert("d")
-	p := tickPayload(t, b.pool)
-	release := lockCommits(t, b)
-	d.Wake()
-	blockedReader(t, b)
-	for range maxNotes + 1 {
-		p.to(d)
-	}
-	release()
+	overflowNotes(t, d, b, tickPayload(t, b.pool))
 	require.Equal(t, "d", s.next(t))
 	settled(t, d, b)
 	require.Equal(t, maxNotes+1, m.snapshot().notes[metrics.NoteDropped])

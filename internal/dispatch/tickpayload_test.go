@@ -382,17 +382,23 @@ func TestDispatcherNotesFallBack(t *testing.T) {
 	// one more read, after the blocked one.
 	_, err = b.pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) VALUES ('room', 'y')")
 	require.NoError(t, err)
-	p := tickPayload(t, b.pool)
+	overflowNotes(t, d, b, tickPayload(t, b.pool))
+	require.Equal(t, LiveRead{Events: 1, Streams: 1}, b.sig.LiveRead.WaitOrTimeout(t))
+	require.Equal(t, "y", s.next(t))
+	require.Equal(t, LiveRead{Streams: 1}, b.sig.LiveRead.WaitOrTimeout(t), "the dropped notes' read")
+}
+
+// overflowNotes hands d one note more than it keeps waiting while its live
+// read is blocked, then lets the read go on.
+func overflowNotes(t *testing.T, d *Dispatcher, b *bundle, notes sentTick) {
+	t.Helper()
 	release := lockCommits(t, b)
 	d.Wake()
 	blockedReader(t, b)
 	for range maxNotes + 1 {
-		p.to(d)
+		notes[0].to(d)
 	}
 	release()
-	require.Equal(t, LiveRead{Events: 1, Streams: 1}, b.sig.LiveRead.WaitOrTimeout(t))
-	require.Equal(t, "y", s.next(t))
-	require.Equal(t, LiveRead{Streams: 1}, b.sig.LiveRead.WaitOrTimeout(t), "the dropped notes' read")
 }
 
 // FuzzTickPayload: no payload makes the parser panic, and every note it
