@@ -344,7 +344,7 @@ func (d *Dispatcher) Wake() {
 }
 
 // maxNotes bounds the notifications waiting for the dispatcher goroutine
-// (a tick sends up to nine); past it they are dropped for one read, which
+// (a tick sends up to seventeen); past it they are dropped for one read, which
 // serves them all.
 const maxNotes = 128
 
