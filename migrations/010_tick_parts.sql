@@ -4,10 +4,10 @@
 -- them fit in one (200 events, 7,900 bytes): a tick of twenty 1 KB events,
 -- or of the few hundred small ones that a busy second numbers, left them
 -- out, and every server read the tick instead (one read per tick per
--- server). Now a tick sends up to eight notifications, each carrying the
+-- server). Now a tick sends up to sixteen notifications, each carrying the
 -- next run of its events in delivery order, split anywhere, within a
 -- commit too. What they cannot carry (an event over 7,849 bytes, events
--- past the 2,000th, or past the eighth notification) is left to a last
+-- past the 2,000th, or past the sixteenth notification) is left to a last
 -- notification without events, and readers read from where the last
 -- carried event left them.
 --
@@ -97,7 +97,7 @@ BEGIN
             WINDOW w AS (ORDER BY r.seq, r.id ROWS UNBOUNDED PRECEDING)) r;
     total := coalesce(cardinality(lines), 0);
     LOOP
-        EXIT WHEN i > least(total, 2000) OR parts = 8 OR fin[i] - base >= 7850;
+        EXIT WHEN i > least(total, 2000) OR parts = 16 OR fin[i] - base >= 7850;
         -- The last line lo that keeps the part under 7,850 bytes (line i
         -- does).
         lo := i;

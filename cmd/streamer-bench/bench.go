@@ -556,10 +556,11 @@ type mark struct {
 	writes              int64   // the server's write system calls (writes.go)
 	dbReads             int64
 	dbReadMs            float64
-	stmts               map[string]int64 // calls by statement
-	backends            backendCPU       // the cluster's backends (streamer targets only)
-	ticks, tickCalls    int64            // ticks mode: ticks that numbered, calls of streamer.tick()
-	tickMs              float64          // execution time of those calls
+	stmts               map[string]int64   // calls by statement
+	backends            backendCPU         // the cluster's backends (streamer targets only)
+	ticks, tickCalls    int64              // ticks mode: ticks that numbered, calls of streamer.tick()
+	tickMs              float64            // execution time of those calls
+	notes               map[string]float64 // the server's streamer_tick_notes_total by outcome
 	load                float64
 	machine, self       float64 // CPU seconds: the whole machine's busy time, this process's
 }
@@ -576,6 +577,9 @@ func (s *session) mark(ctx context.Context) mark {
 		if c, err := procCPU(w.pid, false); err == nil {
 			m.clients += c
 		}
+	}
+	if s.t.kind == "streamer" {
+		m.notes = scrapeLabelled(s.t.addr, "streamer_tick_notes_total")
 	}
 	if s.b.stmtStats && s.t.kind == "streamer" {
 		m.stmts = map[string]int64{}

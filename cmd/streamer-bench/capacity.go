@@ -190,7 +190,7 @@ func (b *bench) capacity(ctx context.Context, kind string) (result, error) {
 		r.MinMs, r.P50Ms, r.P99Ms, r.MaxMs = x.MinMs, x.P50Ms, x.P99Ms, x.MaxMs
 		r.PublishP50Ms, r.PublishP99Ms = x.PublishP50Ms, x.PublishP99Ms
 		r.DBReads, r.DBReadMs, r.DBStatements = x.DBReads, x.DBReadMs, x.DBStatements
-		r.Ticks, r.TickCalls, r.TickMs = x.Ticks, x.TickCalls, x.TickMs
+		r.Ticks, r.TickCalls, r.TickMs, r.TickNotes = x.Ticks, x.TickCalls, x.TickMs, x.TickNotes
 		r.LoadStart, r.LoadEnd, r.OtherCPU = x.LoadStart, x.LoadEnd, x.OtherCPU
 		r.RSSBaseKiB, r.RSSKiB, r.RSSPeakKiB, r.RSSPerConnKiB, r.AnonPerConnKiB = x.RSSBaseKiB, x.RSSKiB, x.RSSPeakKiB, x.RSSPerConnKiB, x.AnonPerConnKiB
 	}

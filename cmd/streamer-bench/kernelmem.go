@@ -238,6 +238,34 @@ func scrapeMetric(addr, name string) float64 {
 	return -1
 }
 
+// scrapeLabelled returns a series of the server's /metrics with one label,
+// by the label's value; nil when the server does not answer.
+func scrapeLabelled(addr, name string) map[string]float64 {
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), name+"{")
+		if !ok {
+			continue
+		}
+		labels, value, ok := strings.Cut(rest, "} ")
+		_, label, found := strings.Cut(labels, `="`)
+		if !ok || !found {
+			continue
+		}
+		if f, err := strconv.ParseFloat(value, 64); err == nil {
+			out[strings.TrimSuffix(label, `"`)] = f
+		}
+	}
+	return out
+}
+
 // waitMetric waits up to 60s for a series of the server to reach want.
 func (b *bench) waitMetric(ctx context.Context, addr, name string, want float64) error {
 	deadline := time.Now().Add(60 * time.Second)

@@ -144,6 +144,15 @@ func printTable(w io.Writer, results []result) {
 			fmt.Fprintf(w, "; ticks %.1f/s numbering, %.1f/s called (%.3f ms each)",
 				float64(r.Ticks)/r.Window, float64(r.TickCalls)/r.Window, r.TickMs/float64(r.TickCalls))
 		}
+		if len(r.TickNotes) > 0 {
+			fmt.Fprint(w, "; tick notes")
+			for i, o := range slices.Sorted(maps.Keys(r.TickNotes)) {
+				if i > 0 {
+					fmt.Fprint(w, ",")
+				}
+				fmt.Fprintf(w, " %s %d", o, r.TickNotes[o])
+			}
+		}
 		if r.Reordered+r.Unexpected+r.Leaked+r.Gaps > 0 || !r.Complete {
 			fmt.Fprintf(w, "; complete %v, reordered %d, unexpected %d, leaked %d, gaps %d", r.Complete, r.Reordered, r.Unexpected, r.Leaked, r.Gaps)
 		}

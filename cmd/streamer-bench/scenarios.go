@@ -75,6 +75,9 @@ type result struct {
 	Ticks     int64   `json:"ticks,omitempty"`
 	TickCalls int64   `json:"tick_calls,omitempty"`
 	TickMs    float64 `json:"tick_ms,omitempty"`
+	// TickNotes is what the server's dispatcher did with the ticks'
+	// notifications in the window, by outcome (streamer_tick_notes_total).
+	TickNotes map[string]int64 `json:"tick_notes,omitempty"`
 
 	LoadStart float64 `json:"load_start"`
 	LoadEnd   float64 `json:"load_end"`
@@ -138,6 +141,14 @@ func (r *result) window(a, z mark) {
 	r.ServerWrites = z.writes - a.writes
 	r.DBReads, r.DBReadMs = z.dbReads-a.dbReads, z.dbReadMs-a.dbReadMs
 	r.Ticks, r.TickCalls, r.TickMs = z.ticks-a.ticks, z.tickCalls-a.tickCalls, z.tickMs-a.tickMs
+	for outcome, n := range z.notes {
+		if d := int64(n - a.notes[outcome]); d > 0 {
+			if r.TickNotes == nil {
+				r.TickNotes = map[string]int64{}
+			}
+			r.TickNotes[outcome] = d
+		}
+	}
 	for q, n := range z.stmts {
 		if d := n - a.stmts[q]; d > 0 {
 			if r.DBStatements == nil {

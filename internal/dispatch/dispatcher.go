@@ -13,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/streamer-dev/streamer/internal/cursor"
+	"github.com/streamer-dev/streamer/internal/metrics"
 	"github.com/streamer-dev/streamer/internal/registry"
 	"github.com/streamer-dev/streamer/internal/sse"
 	"github.com/streamer-dev/streamer/internal/startstop"
@@ -343,7 +344,7 @@ func (d *Dispatcher) Wake() {
 }
 
 // maxNotes bounds the notifications waiting for the dispatcher goroutine
-// (a tick sends up to nine); past it they are dropped for one read, which
+// (a tick sends up to seventeen); past it they are dropped for one read, which
 // serves them all.
 const maxNotes = 128
 
@@ -363,19 +364,25 @@ func (d *Dispatcher) Notified(pid uint32, payload string) {
 	note, err := parseTickPayload(payload)
 	if err != nil {
 		d.cfg.Logger.Warn().Err(err).Uint32("sender_pid", pid).Int("bytes", len(payload)).Msg("notification not understood; reading instead")
+		d.cfg.Metrics.TickNotes(metrics.NoteMalformed, 1)
 		d.Wake()
 		return
 	}
 	note.pid = pid
+	dropped := 0
 	d.mu.Lock()
 	switch {
 	case !d.running:
 	case len(d.notes) == maxNotes:
+		dropped = len(d.notes) + 1
 		d.notes, d.readWanted = d.notes[:0], true
 	default:
 		d.notes = append(d.notes, note)
 	}
 	d.mu.Unlock()
+	if dropped > 0 {
+		d.cfg.Metrics.TickNotes(metrics.NoteDropped, dropped)
+	}
 	d.signalWake()
 }
 

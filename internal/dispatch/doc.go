@@ -182,11 +182,11 @@
 // ticks mode only ticks take seqs, so the commits with seq in that range
 // are exactly the tick's, and their events, in delivery order, are what a
 // read from "after every event of prev" returns up to the last seq. The
-// tick splits that run of events into up to eight notifications of under
+// tick splits that run of events into up to sixteen notifications of under
 // 8,000 bytes, anywhere, within a commit too; each says where it starts
 // and ends (from, to: positions in the delivery order) and carries the
 // events between, or, for what they cannot carry (an event over 7,849
-// bytes, events past the 2,000th or the eighth notification), a last
+// bytes, events past the 2,000th or the sixteenth notification), a last
 // notification says only where it starts and ends. They are contiguous:
 // the first starts after prev, each next one where the one before ended,
 // the last ends after the last seq. Notified parses each payload on the

@@ -30,6 +30,9 @@ type Metrics interface {
 	// SlowConsumerDisconnected counts a live subscriber whose queue was
 	// full (sse.ErrSlowConsumer), dropped by the dispatcher.
 	SlowConsumerDisconnected()
+	// TickNotes counts n tick notifications by what became of them
+	// (metrics.NoteApplied, ...).
+	TickNotes(outcome string, n int)
 }
 
 var _ Metrics = (*metrics.Metrics)(nil)
@@ -44,6 +47,7 @@ func (noMetrics) ReplayStarted()               {}
 func (noMetrics) ReplayPaced(time.Duration)    {}
 func (noMetrics) ReplayPageCached()            {}
 func (noMetrics) SlowConsumerDisconnected()    {}
+func (noMetrics) TickNotes(string, int)        {}
 
 // flushDelivered reports the frames the dispatcher goroutine queued since
 // the last flush. Called once per turn of its loop: the count is a plain

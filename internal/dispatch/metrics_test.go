@@ -20,6 +20,7 @@ type counts struct {
 	delivered, replayed, replays, cached int
 	slow, deliveredCalls, paced          int
 	reads                                map[string]int
+	notes                                map[string]int
 }
 
 // recMetrics records what the dispatcher reports.
@@ -53,6 +54,15 @@ func (m *recMetrics) DBRead(kind string, _ time.Duration) {
 	})
 }
 
+func (m *recMetrics) TickNotes(outcome string, n int) {
+	m.with(func(c *counts) {
+		if c.notes == nil {
+			c.notes = make(map[string]int)
+		}
+		c.notes[outcome] += n
+	})
+}
+
 // snapshot returns a copy of what m recorded.
 func (m *recMetrics) snapshot() counts {
 	var out counts
@@ -62,6 +72,7 @@ func (m *recMetrics) snapshot() counts {
 		if out.reads == nil {
 			out.reads = map[string]int{}
 		}
+		out.notes = maps.Clone(c.notes)
 	})
 	return out
 }
@@ -166,6 +177,49 @@ func TestMetricsSequencerLookup(t *testing.T) {
 	require.Equal(t, uint32(1), b.sig.Untrusted.WaitOrTimeout(t))
 	b.sig.LiveRead.WaitOrTimeout(t)
 	require.Equal(t, 1, m.snapshot().reads[metrics.ReadSequencer])
+}
+
+// TestMetricsTickNotes: every tick notification is counted once, by what
+// became of it: applied, covered by an earlier read, served by a read (the
+// one after a missed note), from an untrusted sender, malformed, or
+// dropped with the others waiting when too many waited.
+func TestMetricsTickNotes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d, b, m := setupMetrics(t, nil)
+	toTicks(t, b.pool)
+	s := subscribe(t, d, b, "room")
+	insert := func(data string) {
+		t.Helper()
+		_, err := b.pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) VALUES ('room', $1)", data)
+		require.NoError(t, err)
+	}
+
+	insert("a")
+	p1 := tickPayload(t, b.pool)
+	p1.to(d)
+	require.Equal(t, "a", s.next(t))
+	p1.to(d)
+	insert("b")
+	tickPayload(t, b.pool) // missed
+	insert("c")
+	tickPayload(t, b.pool).to(d)
+	require.Equal(t, "b", s.next(t))
+	require.Equal(t, "c", s.next(t))
+	d.Notified(1, p1[0].payload)
+	require.Equal(t, uint32(1), b.sig.Untrusted.WaitOrTimeout(t))
+	d.Notified(1, "t2 garbage")
+	settled(t, d, b)
+	require.Equal(t, map[string]int{
+		metrics.NoteApplied: 1, metrics.NoteCovered: 1, metrics.NoteRead: 1,
+		metrics.NoteUntrusted: 1, metrics.NoteMalformed: 1,
+	}, m.snapshot().notes)
+
+	insert("d")
+	overflowNotes(t, d, b, tickPayload(t, b.pool))
+	require.Equal(t, "d", s.next(t))
+	settled(t, d, b)
+	require.Equal(t, maxNotes+1, m.snapshot().notes[metrics.NoteDropped])
 }
 
 func TestMetricsReplay(t *testing.T) {

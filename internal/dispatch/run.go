@@ -236,15 +236,21 @@ func (d *Dispatcher) woken(ctx context.Context) {
 		d.readLive(ctx)
 	}
 	for i := range notes {
-		if !d.applyNote(ctx, &notes[i]) {
+		outcome := d.applyNote(ctx, &notes[i])
+		d.cfg.Metrics.TickNotes(outcome, 1)
+		if outcome != metrics.NoteApplied && outcome != metrics.NoteCovered {
+			if rest := len(notes) - i - 1; rest > 0 {
+				d.cfg.Metrics.TickNotes(metrics.NoteRead, rest)
+			}
 			d.readLive(ctx)
 			return
 		}
 	}
 }
 
-// applyNote applies one tick's note without reading and reports whether it
-// could. Nobody subscribed: the head moves to the note's end (what a head
+// applyNote applies one tick's note without reading if it can, and says
+// what became of it: metrics.NoteApplied or NoteCovered when it needs no
+// read, NoteRead or NoteUntrusted when it does. Nobody subscribed: the head moves to the note's end (what a head
 // read would have found at least). A note the head is already at or past
 // is served. A complete note that starts at the head holds exactly what a
 // read from the head would return up to the note's end: a tick numbered
@@ -253,9 +259,9 @@ func (d *Dispatcher) woken(ctx context.Context) {
 // so it is fanned out as that read. Anything else needs a read, and so
 // does a note that did not come from the leading sequencer's backend
 // (trustedSender): a payload proves nothing by itself.
-func (d *Dispatcher) applyNote(ctx context.Context, n *tickNote) bool {
+func (d *Dispatcher) applyNote(ctx context.Context, n *tickNote) string {
 	if !d.trustedSender(ctx, n.pid) {
-		return false
+		return metrics.NoteUntrusted
 	}
 	next := n.to
 	if d.cfg.Registry.Streams() == 0 && len(d.replaying) == 0 {
@@ -263,20 +269,20 @@ func (d *Dispatcher) applyNote(ctx context.Context, n *tickNote) bool {
 			d.head = next
 		}
 		d.cfg.TestSignals.LiveRead.Signal(LiveRead{HeadOnly: true, Notified: true})
-		return true
+		return metrics.NoteApplied
 	}
 	if !d.head.Less(next) {
-		return true
+		return metrics.NoteCovered
 	}
 	if !n.complete || d.head != n.from {
-		return false
+		return metrics.NoteRead
 	}
 	for i := range n.events {
 		d.fanout(&n.events[i])
 	}
 	d.head = next
 	d.cfg.TestSignals.LiveRead.Signal(LiveRead{Events: len(n.events), Notified: true})
-	return true
+	return metrics.NoteApplied
 }
 
 // trustedSender reports whether pid is the leading sequencer's backend,

@@ -88,7 +88,7 @@ func tickPayload(t helperT, pool *pgxpool.Pool) sentTick {
 // tickAndParse records a tick (tickPayload) and decodes its notifications,
 // requiring what every tick's notes must say: each under NOTIFY's limit,
 // the first starting after every event of before, each next one where the
-// one before ended, the last at the new head, at most nine.
+// one before ended, the last at the new head, at most seventeen.
 func tickAndParse(t helperT, pool *pgxpool.Pool, before int64) []tickNote {
 	t.Helper()
 	var notes []tickNote
@@ -102,7 +102,7 @@ func tickAndParse(t helperT, pool *pgxpool.Pool, before int64) []tickNote {
 		notes = append(notes, note)
 	}
 	require.Equal(t, cursor.After(head(t, pool)), from)
-	require.LessOrEqual(t, len(notes), 9)
+	require.LessOrEqual(t, len(notes), 17)
 	return notes
 }
 
@@ -160,7 +160,7 @@ func head(t helperT, pool *pgxpool.Pool) int64 {
 // newlines and multibyte characters, audiences, commit times. Events that
 // do not fit in one notification are split over several, within a commit
 // too; what cannot be carried (an event too large for any notification,
-// events past the 2,000th or past the eighth notification) is left to a
+// events past the 2,000th or past the sixteenth notification) is left to a
 // last notification without events.
 func TestTickPayloadMatchesRead(t *testing.T) {
 	t.Parallel()
@@ -198,9 +198,9 @@ func TestTickPayloadMatchesRead(t *testing.T) {
 			`INSERT INTO streamer.events (stream, data) VALUES ('a', 'small')`,
 			`INSERT INTO streamer.events (stream, data) VALUES ('a', '` + big(10000) + `'), ('a', 'after')`,
 		}, 2, 1},
-		{"past eight notifications", []string{
-			`INSERT INTO streamer.events (stream, data) SELECT 'a', repeat('x', 1000) FROM generate_series(1, 100)`,
-		}, 9, 56},
+		{"past sixteen notifications", []string{
+			`INSERT INTO streamer.events (stream, data) SELECT 'a', repeat('x', 1000) FROM generate_series(1, 200)`,
+		}, 17, 112},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -382,17 +382,23 @@ func TestDispatcherNotesFallBack(t *testing.T) {
 	// one more read, after the blocked one.
 	_, err = b.pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) VALUES ('room', 'y')")
 	require.NoError(t, err)
-	p := tickPayload(t, b.pool)
+	overflowNotes(t, d, b, tickPayload(t, b.pool))
+	require.Equal(t, LiveRead{Events: 1, Streams: 1}, b.sig.LiveRead.WaitOrTimeout(t))
+	require.Equal(t, "y", s.next(t))
+	require.Equal(t, LiveRead{Streams: 1}, b.sig.LiveRead.WaitOrTimeout(t), "the dropped notes' read")
+}
+
+// overflowNotes hands d one note more than it keeps waiting while its live
+// read is blocked, then lets the read go on.
+func overflowNotes(t *testing.T, d *Dispatcher, b *bundle, notes sentTick) {
+	t.Helper()
 	release := lockCommits(t, b)
 	d.Wake()
 	blockedReader(t, b)
 	for range maxNotes + 1 {
-		p.to(d)
+		notes[0].to(d)
 	}
 	release()
-	require.Equal(t, LiveRead{Events: 1, Streams: 1}, b.sig.LiveRead.WaitOrTimeout(t))
-	require.Equal(t, "y", s.next(t))
-	require.Equal(t, LiveRead{Streams: 1}, b.sig.LiveRead.WaitOrTimeout(t), "the dropped notes' read")
 }
 
 // FuzzTickPayload: no payload makes the parser panic, and every note it
@@ -467,7 +473,7 @@ func TestDispatcherRefusesForgedNotes(t *testing.T) {
 // lengths around the notification's limit) and audiences or none. Every
 // tick's notes are contiguous from the head before it to the head after;
 // together they hold exactly what a read returns; and when the events fit
-// in eight notifications (each at least 7,850 bytes less the largest
+// in sixteen notifications (each at least 7,850 bytes less the largest
 // event's) they carry all of them.
 func TestTickPayloadMatchesReadRandom(t *testing.T) {
 	t.Parallel()
@@ -520,8 +526,8 @@ func TestTickPayloadMatchesReadRandom(t *testing.T) {
 
 		notes := tickAndParse(rt, pool, before)
 		// Each notification takes at least 7,850 bytes less the largest
-		// event's, and there are eight.
-		if largest < 7800 && bytes < 8*(7850-largest) {
+		// event's, and there are sixteen.
+		if largest < 7800 && bytes < 16*(7850-largest) {
 			require.Equal(rt, events, carried(notes), "%d events of about %d bytes (the largest %d) fit", events, bytes, largest)
 		}
 		requireNotesAreRead(rt, pool, before, notes)

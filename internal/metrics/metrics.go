@@ -28,6 +28,30 @@ const (
 	ReadSequencer = "sequencer"
 )
 
+// Tick note outcomes, the values of the outcome label of
+// streamer_tick_notes_total: what the dispatcher did with one notification
+// of a tick (ticks mode).
+const (
+	// NoteApplied: fanned out without a read (or, with nobody subscribed,
+	// the head moved).
+	NoteApplied = "applied"
+	// NoteCovered: the head was already at or past its end, served by an
+	// earlier read.
+	NoteCovered = "covered"
+	// NoteRead: served by a read, because it did not start at the head or
+	// left its events out, or because an earlier note of the same wake
+	// needed the read.
+	NoteRead = "read"
+	// NoteUntrusted: not sent by the leading sequencer's backend; read
+	// instead.
+	NoteUntrusted = "untrusted"
+	// NoteDropped: more were waiting than the dispatcher keeps; one read
+	// serves them.
+	NoteDropped = "dropped"
+	// NoteMalformed: the payload did not parse; read instead.
+	NoteMalformed = "malformed"
+)
+
 // Connection refusal reasons, the values of the reason label of
 // streamer_connections_refused_total. Anything else is counted as "other".
 const (
@@ -76,6 +100,8 @@ type Metrics struct {
 	readsByKey map[string]prometheus.Counter
 	readTime   *prometheus.HistogramVec
 	timeByKey  map[string]prometheus.Observer
+
+	notes map[string]prometheus.Counter
 
 	listenerReconnects prometheus.Counter
 
@@ -150,6 +176,15 @@ func New(src Sources) *Metrics {
 	for _, k := range []string{ReadLive, ReadReplay, ReadHead, ReadSequencer} {
 		m.readsByKey[k] = m.reads.WithLabelValues(k)
 		m.timeByKey[k] = m.readTime.WithLabelValues(k)
+	}
+
+	notes := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamer_tick_notes_total",
+		Help: "Tick notifications the dispatcher handled (ticks mode), by outcome: applied (fanned out without a read), covered (already served by an earlier read), read (served by a read: not at the head, events left out, or after another note that needed one), untrusted (not from the leading sequencer's backend), dropped (too many waiting), malformed (did not parse)."},
+		[]string{"outcome"})
+	reg.MustRegister(notes)
+	m.notes = make(map[string]prometheus.Counter, 6)
+	for _, o := range []string{NoteApplied, NoteCovered, NoteRead, NoteUntrusted, NoteDropped, NoteMalformed} {
+		m.notes[o] = notes.WithLabelValues(o)
 	}
 
 	m.listenerReconnects = counter("streamer_listener_reconnects_total",
@@ -297,6 +332,17 @@ func (m *Metrics) DBRead(kind string, d time.Duration) {
 	}
 	c.Inc()
 	m.timeByKey[kind].Observe(d.Seconds())
+}
+
+// TickNotes counts n tick notifications with the given outcome (NoteApplied,
+// NoteCovered, ...; anything else is ignored).
+func (m *Metrics) TickNotes(outcome string, n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	if c, ok := m.notes[outcome]; ok {
+		c.Add(float64(n))
+	}
 }
 
 // SlowConsumerDisconnected counts a connection closed because its client

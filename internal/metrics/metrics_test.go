@@ -162,6 +162,16 @@ func TestMethodsMoveTheirSeries(t *testing.T) {
 			{name: "streamer_db_read_duration_seconds", labels: []string{"kind", "live"}, value: 1, sum: 2},
 			{name: "streamer_db_read_duration_seconds", labels: []string{"kind", "replay"}, value: 2, sum: 2},
 		}},
+		{"TickNotes", func(m *metrics.Metrics) {
+			m.TickNotes(metrics.NoteApplied, 3)
+			m.TickNotes(metrics.NoteRead, 1)
+			m.TickNotes(metrics.NoteRead, 0)
+			m.TickNotes("nonsense", 1)
+		}, []want{
+			{name: "streamer_tick_notes_total", labels: []string{"outcome", "applied"}, value: 3},
+			{name: "streamer_tick_notes_total", labels: []string{"outcome", "read"}, value: 1},
+			{name: "streamer_tick_notes_total", labels: []string{"outcome", "dropped"}, value: 0},
+		}},
 		{"SlowConsumerDisconnected", func(m *metrics.Metrics) { m.SlowConsumerDisconnected() },
 			[]want{{name: "streamer_slow_consumer_disconnects_total", value: 1}}},
 		{"ListenerReconnected", func(m *metrics.Metrics) { m.ListenerReconnected() },

@@ -20,7 +20,7 @@
 // (tick() returns NULL) it waits ModeInterval and asks again, so a
 // database switched to ticks while the server runs is served. A tick that
 // numbered transactions NOTIFYs "streamer" in its own transaction with the
-// tick's events in the payloads (up to nine notifications;
+// tick's events in the payloads (up to seventeen notifications;
 // migrations/010_tick_parts.sql), which reach every server's listener,
 // this one's too: each dispatcher fans the tick out from them without
 // reading, and reads only for what they left out or when it missed one. (The sequencing server
