@@ -257,6 +257,8 @@ func (b *bench) runScenario(ctx context.Context, sc, kind string) (result, error
 		return b.capacity(ctx, kind)
 	case "nginx":
 		return b.nginx(ctx)
+	case "streams-nginx":
+		return b.streamsProxied(ctx)
 	default:
 		return result{}, fmt.Errorf("unknown scenario %q", sc)
 	}
@@ -579,7 +581,7 @@ func (s *session) mark(ctx context.Context) mark {
 		}
 	}
 	if s.t.kind == "streamer" {
-		m.notes = scrapeLabelled(s.t.addr, "streamer_tick_notes_total")
+		m.notes = s.t.tickNotes()
 	}
 	if s.b.stmtStats && s.t.kind == "streamer" {
 		m.stmts = map[string]int64{}

@@ -37,7 +37,7 @@ func scenarioEnv(label string) []string {
 // streamerOnly are the scenarios only the streamer server runs: the
 // others keep no history to replay, run no instances behind nginx, have
 // no send-buffer setting and no authorization.
-var streamerOnly = map[string]bool{"replay": true, "nginx": true, "slow": true, "slow-uncapped": true, "fanout-fast-uncapped": true,
+var streamerOnly = map[string]bool{"replay": true, "nginx": true, "streams-nginx": true, "slow": true, "slow-uncapped": true, "fanout-fast-uncapped": true,
 	"fanout-auth": true, "fanout-fast-auth": true}
 
 // kernelFigures are the slow scenarios' measurements of the server's TCP

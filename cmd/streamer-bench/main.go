@@ -77,7 +77,7 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	}
 	fs.Bool("smoke", false, "tiny numbers: every scenario in a few seconds (the defaults shown are the full run's)")
 	c := &config{}
-	scenarios := fs.String("scenarios", strings.Join(full.Scenarios, ","), "scenarios to run: idle, idle-burst, fanout, fanout-auth (fanout with a token per client and half the events for half of them), fanout-fast, fanout-fast-auth, fanout-fast-uncapped, streams, replay, slow, slow-uncapped, capacity, nginx (fanout-fast on two instances behind nginx, beside one direct)")
+	scenarios := fs.String("scenarios", strings.Join(full.Scenarios, ","), "scenarios to run: idle, idle-burst, fanout, fanout-auth (fanout with a token per client and half the events for half of them), fanout-fast, fanout-fast-auth, fanout-fast-uncapped, streams, replay, slow, slow-uncapped, capacity, nginx (fanout-fast on two instances behind nginx, beside one direct); not run unless named: streams-nginx (streams on two instances behind nginx)")
 	targets := fs.String("targets", strings.Join(full.Targets, ","), "servers to measure: streamer, baseline, floor (a reference: one write(2) per delivery and nothing else)")
 	fs.StringVar(&c.DatabaseURL, "database-url", os.Getenv("DATABASE_URL"), "PostgreSQL to use (env DATABASE_URL); empty: start a throwaway local cluster")
 	fs.StringVar(&c.ServerBin, "server-bin", "", "streamer binary to run; empty: go build ./cmd/streamer")

@@ -86,6 +86,33 @@ func (b *bench) nginx(ctx context.Context) (result, error) {
 	return r, err
 }
 
+// streamsProxied is the streams-nginx scenario: the streams workload
+// through nginx in front of two instances. Each instance's dispatcher
+// serves every tick (from its notifications, or by reading it), so this
+// is where what a tick costs per instance shows in PostgreSQL's CPU.
+func (b *bench) streamsProxied(ctx context.Context) (result, error) {
+	bin, err := nginxPath()
+	if err != nil {
+		return result{}, fmt.Errorf("%w: no nginx (make deps installs Debian's; or set STREAMER_NGINX): %v", errSkipped, err)
+	}
+	s, err := b.beginProxied(ctx, bin, "streams-nginx", 2)
+	if err != nil {
+		return result{}, err
+	}
+	defer s.end()
+	groups, pick := streamsOf(b.cfg.Streams)
+	r, err := b.deliverOn(ctx, s.session, groups, b.cfg.StreamsRate, pick)
+	f := &proxyFigures{Instances: len(s.t.upstreams)}
+	for _, u := range s.t.upstreams {
+		f.InstanceConns = append(f.InstanceConns, int(scrapeMetric(u.addr, "streamer_sse_connections")))
+	}
+	if r.Deliveries > 0 {
+		f.ProxyCPUPerDeliveryUs = r.ProxyCPU / float64(r.Deliveries) * 1e6
+	}
+	r.Proxy = f
+	return r, err
+}
+
 // proxiedSession is a session whose target is nginx in front of
 // instances, with the instances' memory before any client.
 type proxiedSession struct {
@@ -140,6 +167,21 @@ func (b *bench) beginProxied(ctx context.Context, bin, label string, n int) (_ *
 		ps.upBase = append(ps.upBase, m)
 	}
 	return ps, nil
+}
+
+// tickNotes returns the server's streamer_tick_notes_total by outcome, the
+// upstreams' together when t is a proxy.
+func (t *target) tickNotes() map[string]float64 {
+	if len(t.upstreams) == 0 {
+		return scrapeLabelled(t.addr, "streamer_tick_notes_total")
+	}
+	sum := map[string]float64{}
+	for _, u := range t.upstreams {
+		for o, n := range scrapeLabelled(u.addr, "streamer_tick_notes_total") {
+			sum[o] += n
+		}
+	}
+	return sum
 }
 
 // cpu returns the CPU seconds of the server under test (the upstreams'
@@ -239,7 +281,7 @@ func printProxyTable(w io.Writer, results []result) {
 	for i := range results {
 		r := &results[i]
 		f := r.Proxy
-		if f == nil || r.Error != "" {
+		if f == nil || r.Error != "" || r.Scenario != "nginx" {
 			continue
 		}
 		d := &f.Direct

@@ -9,8 +9,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/streamer-dev/streamer/internal/metrics"
 	"github.com/streamer-dev/streamer/internal/pgtest"
 	"github.com/streamer-dev/streamer/internal/testenv"
+	"github.com/streamer-dev/streamer/migrations"
 )
 
 // TestSmokeNginx runs the nginx scenario with tiny numbers: the direct leg
@@ -54,4 +56,39 @@ func TestSmokeNginx(t *testing.T) {
 	}
 	assert.Contains(t, table.String(), "| via nginx | 2 (conns ")
 	assert.Contains(t, table.String(), "| **via nginx / direct** |")
+}
+
+// TestSmokeStreamsNginx runs the streams-nginx scenario with tiny numbers:
+// many streams, one subscriber each, on two instances behind a real nginx.
+// Every event reaches its subscriber once, nginx spreads the connections
+// over both instances, and in the ticks mode the window counts both
+// instances' tick notifications.
+func TestSmokeStreamsNginx(t *testing.T) {
+	if _, err := nginxPath(); err != nil {
+		testenv.Unavailable(t, "no nginx (make deps, or set STREAMER_NGINX): %v", err)
+	}
+	cfg := smokeConfig()
+	cfg.DatabaseURL = pgtest.NewDB(t)
+	cfg.Scenarios = []string{"streams-nginx"}
+	cfg.Targets = []string{"streamer"}
+	cfg.Timeout = time.Minute
+	cfg.ConnsPerWorker = 25
+	cfg.Settle = 100 * time.Millisecond
+	cfg.Streams, cfg.StreamsRate, cfg.Measure = 40, 100, 1500*time.Millisecond
+
+	_, results, err := runBench(context.Background(), cfg, testWriter{t})
+	require.NoError(t, err)
+	require.Len(t, results, 1)
+	r := results[0]
+	require.Empty(t, r.Error)
+	assert.True(t, r.ok(), "every connection got every event: %+v", r)
+	require.NotNil(t, r.Proxy)
+	require.Len(t, r.Proxy.InstanceConns, 2)
+	assert.Equal(t, r.Conns, r.Proxy.InstanceConns[0]+r.Proxy.InstanceConns[1], "every connection on an instance")
+	for i, n := range r.Proxy.InstanceConns {
+		assert.Positive(t, n, "nginx sent no connection to instance %d", i+1)
+	}
+	if pgtest.Ordering() == migrations.Ticks {
+		assert.Positive(t, r.TickNotes[metrics.NoteApplied], "tick notes: %v", r.TickNotes)
+	}
 }
