@@ -21,16 +21,8 @@ import (
 // spreads the connections over both instances, and the table sets the
 // legs side by side.
 func TestSmokeNginx(t *testing.T) {
-	if _, err := nginxPath(); err != nil {
-		testenv.Unavailable(t, "no nginx (make deps, or set STREAMER_NGINX): %v", err)
-	}
-	cfg := smokeConfig()
-	cfg.DatabaseURL = pgtest.NewDB(t)
-	cfg.Scenarios = []string{"nginx"}
+	cfg := nginxSmokeConfig(t, "nginx")
 	cfg.Targets = []string{"streamer", "baseline"} // nginx runs on streamer only
-	cfg.Timeout = time.Minute
-	cfg.ConnsPerWorker = 25
-	cfg.Settle = 100 * time.Millisecond
 	cfg.FastConns, cfg.FastRate, cfg.Measure = 40, 20, 1500*time.Millisecond
 
 	machine, results, err := runBench(context.Background(), cfg, testWriter{t})
@@ -49,11 +41,7 @@ func TestSmokeNginx(t *testing.T) {
 		assert.Positive(t, leg.P99Ms, name)
 	}
 	require.Equal(t, 2, r.Proxy.Instances)
-	require.Len(t, r.Proxy.InstanceConns, 2)
-	assert.Equal(t, r.Conns, r.Proxy.InstanceConns[0]+r.Proxy.InstanceConns[1], "every connection on an instance")
-	for i, n := range r.Proxy.InstanceConns {
-		assert.Positive(t, n, "nginx sent no connection to instance %d", i+1)
-	}
+	requireSpread(t, r)
 	assert.Contains(t, table.String(), "| via nginx | 2 (conns ")
 	assert.Contains(t, table.String(), "| **via nginx / direct** |")
 }
@@ -64,16 +52,8 @@ func TestSmokeNginx(t *testing.T) {
 // over both instances, and in the ticks mode the window counts both
 // instances' tick notifications.
 func TestSmokeStreamsNginx(t *testing.T) {
-	if _, err := nginxPath(); err != nil {
-		testenv.Unavailable(t, "no nginx (make deps, or set STREAMER_NGINX): %v", err)
-	}
-	cfg := smokeConfig()
-	cfg.DatabaseURL = pgtest.NewDB(t)
-	cfg.Scenarios = []string{"streams-nginx"}
+	cfg := nginxSmokeConfig(t, "streams-nginx")
 	cfg.Targets = []string{"streamer"}
-	cfg.Timeout = time.Minute
-	cfg.ConnsPerWorker = 25
-	cfg.Settle = 100 * time.Millisecond
 	cfg.Streams, cfg.StreamsRate, cfg.Measure = 40, 100, 1500*time.Millisecond
 
 	_, results, err := runBench(context.Background(), cfg, testWriter{t})
@@ -83,12 +63,36 @@ func TestSmokeStreamsNginx(t *testing.T) {
 	require.Empty(t, r.Error)
 	assert.True(t, r.ok(), "every connection got every event: %+v", r)
 	require.NotNil(t, r.Proxy)
+	requireSpread(t, r)
+	if pgtest.Ordering() == migrations.Ticks {
+		assert.Positive(t, r.TickNotes[metrics.NoteApplied], "tick notes: %v", r.TickNotes)
+	}
+}
+
+// nginxSmokeConfig is the smoke configuration of a scenario behind nginx,
+// on a database of its own; without nginx the test is skipped (or fails
+// where it must run).
+func nginxSmokeConfig(t *testing.T, scenario string) config {
+	t.Helper()
+	if _, err := nginxPath(); err != nil {
+		testenv.Unavailable(t, "no nginx (make deps, or set STREAMER_NGINX): %v", err)
+	}
+	cfg := smokeConfig()
+	cfg.DatabaseURL = pgtest.NewDB(t)
+	cfg.Scenarios = []string{scenario}
+	cfg.Timeout = time.Minute
+	cfg.ConnsPerWorker = 25
+	cfg.Settle = 100 * time.Millisecond
+	return cfg
+}
+
+// requireSpread: nginx put every connection on one of two instances, and
+// some on each.
+func requireSpread(t *testing.T, r result) {
+	t.Helper()
 	require.Len(t, r.Proxy.InstanceConns, 2)
 	assert.Equal(t, r.Conns, r.Proxy.InstanceConns[0]+r.Proxy.InstanceConns[1], "every connection on an instance")
 	for i, n := range r.Proxy.InstanceConns {
 		assert.Positive(t, n, "nginx sent no connection to instance %d", i+1)
-	}
-	if pgtest.Ordering() == migrations.Ticks {
-		assert.Positive(t, r.TickNotes[metrics.NoteApplied], "tick notes: %v", r.TickNotes)
 	}
 }
