@@ -344,8 +344,8 @@ func (d *Dispatcher) Wake() {
 }
 
 // maxNotes bounds the notifications waiting for the dispatcher goroutine
-// (a tick sends up to seventeen); past it they are dropped for one read, which
-// serves them all.
+// (a tick sends up to seventeen); past it they are dropped for one read,
+// which serves them all.
 const maxNotes = 128
 
 // Notified hands the dispatcher the payload of a notification on the

@@ -213,8 +213,10 @@
 //     every queued note's commit and so covers them all.
 //
 // The parser refuses a payload whose events do not strictly follow its
-// start in order or pass its end, so a note never moves the head over an
-// event it does not carry.
+// start in order, pass its end, or (when it ends within a commit) stop
+// short of it, so a note never moves the head over an event it does not
+// carry within a commit; a note's whole commits are the sender's word,
+// which is why only the leading sequencer's is taken.
 //
 // The sender's PID is trusted while it is the one recorded, and a PID is
 // given out again once its backend has ended. Between the end of the

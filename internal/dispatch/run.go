@@ -250,9 +250,9 @@ func (d *Dispatcher) woken(ctx context.Context) {
 
 // applyNote applies one tick's note without reading if it can, and says
 // what became of it: metrics.NoteApplied or NoteCovered when it needs no
-// read, NoteRead or NoteUntrusted when it does. Nobody subscribed: the head moves to the note's end (what a head
-// read would have found at least). A note the head is already at or past
-// is served. A complete note that starts at the head holds exactly what a
+// read, NoteRead or NoteUntrusted when it does. Nobody subscribed: the
+// head moves to the note's end (what a head read would have found at
+// least). A note the head is already at or past is served. A complete note that starts at the head holds exactly what a
 // read from the head would return up to the note's end: a tick numbered
 // every commit after its prev up to its last seq, and its notes carry
 // those commits' events in contiguous runs (migrations/010_tick_parts.sql),

@@ -124,6 +124,11 @@ func parseTickPayload(payload string) (tickNote, error) {
 		}
 		last = ev.pos
 	}
+	// A note that ends within a commit ends at its last event: it cannot
+	// stand for events it does not carry.
+	if note.to.ID != cursor.EndOfCommit && last != note.to {
+		return tickNote{}, fmt.Errorf("%w: ends at %s, its last event at %s", errPayload, note.to, last)
+	}
 	if err := p.end(); err != nil {
 		return tickNote{}, err
 	}

@@ -265,6 +265,7 @@ func TestParseTickPayloadRefuses(t *testing.T) {
 		"v2 event at from":     strings.Replace(v2, "5 10", "4 9", 1),
 		"v2 event before from": strings.Replace(v2, "5 10", "4 8", 1),
 		"v2 event past to":     strings.Replace(v2, "4.9 6", "4.9 6.10", 1),
+		"v2 to past the last":  strings.Replace(v2, "4.9 6", "4.9 6.12", 1),
 		"v2 event at no id":    strings.Replace(v2, "6 11", "6 9223372036854775807", 1),
 		"v2 too many events":   strings.Replace(v2, " 2\n5", " 5\n5", 1),
 	} {
@@ -426,6 +427,9 @@ func FuzzTickPayload(f *testing.F) {
 		}
 		require.NotEmpty(t, note.events)
 		require.LessOrEqual(t, len(note.events), len(payload)/minEventBytes)
+		if note.to.ID != cursor.EndOfCommit {
+			require.Equal(t, note.to, note.events[len(note.events)-1].pos)
+		}
 		last := note.from
 		for _, ev := range note.events {
 			require.True(t, last.Less(ev.pos))
