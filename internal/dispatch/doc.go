@@ -195,6 +195,8 @@
 // them in the order they were committed (ticks are serialised, one
 // transaction's notifications arrive together and in order, and NOTIFY
 // delivers in commit order) and, for each:
+//   - the head is at or past the note's end: the note is served already,
+//     whoever sent it (it changes nothing);
 //   - sent by any backend but the leading sequencer's (the PID it records
 //     in streamer.ordering.sequencer_pid, looked up again whenever a note
 //     comes from another): read instead. Any session may NOTIFY on any
@@ -202,7 +204,6 @@
 //     PID cannot be forged. Ticks run by streamer.head() are read too;
 //   - nobody subscribed: the live head moves to the note's end, as a head
 //     read taken after the tick committed would have moved it at least;
-//   - the head is at or past the note's end: the note is served already;
 //   - the head is exactly the note's start and the note has its events:
 //     they are exactly what a read from the head would return up to the
 //     note's end (the run of the tick's events between the two), so they

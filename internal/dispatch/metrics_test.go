@@ -195,25 +195,35 @@ func TestMetricsTickNotes(t *testing.T) {
 		require.NoError(t, err)
 	}
 
+	// Each read's signal is taken as it comes, so that settled's reads
+	// are its own.
 	insert("a")
 	p1 := tickPayload(t, b.pool)
 	p1.to(d)
+	require.Equal(t, LiveRead{Events: 1, Notified: true}, b.sig.LiveRead.WaitOrTimeout(t))
 	require.Equal(t, "a", s.next(t))
-	p1.to(d)
+	p1.to(d) // covered
 	insert("b")
 	tickPayload(t, b.pool) // missed
 	insert("c")
 	tickPayload(t, b.pool).to(d)
+	require.False(t, b.sig.LiveRead.WaitOrTimeout(t).Notified, "read")
 	require.Equal(t, "b", s.next(t))
 	require.Equal(t, "c", s.next(t))
-	d.Notified(1, p1[0].payload)
+	h := head(t, b.pool)
+	d.Notified(1, fmt.Sprintf("t2 %d %d 1700000000000000 -1\n", h, h+5))
 	require.Equal(t, uint32(1), b.sig.Untrusted.WaitOrTimeout(t))
+	require.False(t, b.sig.LiveRead.WaitOrTimeout(t).Notified, "read instead")
+	d.Notified(1, p1[0].payload) // covered: no look-up, whoever sent it
 	d.Notified(1, "t2 garbage")
+	require.False(t, b.sig.LiveRead.WaitOrTimeout(t).Notified, "read instead")
 	settled(t, d, b)
+	got := m.snapshot()
 	require.Equal(t, map[string]int{
-		metrics.NoteApplied: 1, metrics.NoteCovered: 1, metrics.NoteRead: 1,
+		metrics.NoteApplied: 1, metrics.NoteCovered: 2, metrics.NoteRead: 1,
 		metrics.NoteUntrusted: 1, metrics.NoteMalformed: 1,
-	}, m.snapshot().notes)
+	}, got.notes)
+	require.Equal(t, 2, got.reads[metrics.ReadSequencer], "look-ups: at the first note, and for the forged one; the covered note from pid 1 needed none")
 
 	insert("d")
 	overflowNotes(t, d, b, tickPayload(t, b.pool))

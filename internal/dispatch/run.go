@@ -250,9 +250,11 @@ func (d *Dispatcher) woken(ctx context.Context) {
 
 // applyNote applies one tick's note without reading if it can, and says
 // what became of it: metrics.NoteApplied or NoteCovered when it needs no
-// read, NoteRead or NoteUntrusted when it does. Nobody subscribed: the
-// head moves to the note's end (what a head read would have found at
-// least). A note the head is already at or past is served. A complete note that starts at the head holds exactly what a
+// read, NoteRead or NoteUntrusted when it does. A note the head is
+// already at or past is served, whoever sent it: it changes nothing (so a
+// tick run by streamer.head(), read once, costs no look-up per note).
+// Nobody subscribed: the head moves to the note's end (what a head read
+// would have found at least). A complete note that starts at the head holds exactly what a
 // read from the head would return up to the note's end: a tick numbered
 // every commit after its prev up to its last seq, and its notes carry
 // those commits' events in contiguous runs (migrations/010_tick_parts.sql),
@@ -260,19 +262,17 @@ func (d *Dispatcher) woken(ctx context.Context) {
 // does a note that did not come from the leading sequencer's backend
 // (trustedSender): a payload proves nothing by itself.
 func (d *Dispatcher) applyNote(ctx context.Context, n *tickNote) string {
+	next := n.to
+	if !d.head.Less(next) {
+		return metrics.NoteCovered // changes nothing, whoever sent it
+	}
 	if !d.trustedSender(ctx, n.pid) {
 		return metrics.NoteUntrusted
 	}
-	next := n.to
 	if d.cfg.Registry.Streams() == 0 && len(d.replaying) == 0 {
-		if d.head.Less(next) {
-			d.head = next
-		}
+		d.head = next
 		d.cfg.TestSignals.LiveRead.Signal(LiveRead{HeadOnly: true, Notified: true})
 		return metrics.NoteApplied
-	}
-	if !d.head.Less(next) {
-		return metrics.NoteCovered
 	}
 	if !n.complete || d.head != n.from {
 		return metrics.NoteRead
