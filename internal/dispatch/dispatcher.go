@@ -125,6 +125,11 @@ type Dispatcher struct {
 	wakeCh chan struct{} // capacity 1: a pending wake
 	cmdCh  chan struct{} // capacity 1: commands are waiting in cmds
 
+	// noteLog warns of notifications not understood, at most once a
+	// minute: a server that predates a payload version would otherwise log
+	// every one (several per tick) until it is upgraded.
+	noteLog zerolog.Logger
+
 	cache *pageCache // nil when disabled; shared by the replay workers
 	// pace spaces out the replay workers' pages; nil without a ReplayRate.
 	pace *rate.Limiter
@@ -263,11 +268,12 @@ func New(cfg Config) *Dispatcher {
 		pace = rate.NewLimiter(rate.Limit(cfg.ReplayRate), cfg.PageSize)
 	}
 	return &Dispatcher{
-		cfg:    cfg,
-		cache:  cache,
-		pace:   pace,
-		wakeCh: make(chan struct{}, 1),
-		cmdCh:  make(chan struct{}, 1),
+		cfg:     cfg,
+		noteLog: cfg.Logger.Sample(&zerolog.BurstSampler{Burst: 1, Period: time.Minute}),
+		cache:   cache,
+		pace:    pace,
+		wakeCh:  make(chan struct{}, 1),
+		cmdCh:   make(chan struct{}, 1),
 	}
 }
 
@@ -363,7 +369,8 @@ func (d *Dispatcher) Notified(pid uint32, payload string) {
 	}
 	note, err := parseTickPayload(payload)
 	if err != nil {
-		d.cfg.Logger.Warn().Err(err).Uint32("sender_pid", pid).Int("bytes", len(payload)).Msg("notification not understood; reading instead")
+		d.noteLog.Warn().Err(err).Uint32("sender_pid", pid).Int("bytes", len(payload)).
+			Msg("notification not understood; reading instead (logged at most once a minute; streamer_tick_notes_total{outcome=\"malformed\"} counts them)")
 		d.cfg.Metrics.TickNotes(metrics.NoteMalformed, 1)
 		d.Wake()
 		return

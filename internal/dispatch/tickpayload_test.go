@@ -9,11 +9,14 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 	"pgregory.net/rapid"
 
 	"github.com/streamer-dev/streamer/internal/cursor"
+	"github.com/streamer-dev/streamer/internal/metrics"
 	"github.com/streamer-dev/streamer/internal/pgtest"
+	"github.com/streamer-dev/streamer/internal/syncbuf"
 	"github.com/streamer-dev/streamer/internal/testsignal"
 )
 
@@ -583,4 +586,24 @@ func TestDispatcherAppliesTickParts(t *testing.T) {
 	requireDelivered(1000)
 	b.sig.LiveRead.RequireEmpty(t)
 	require.Empty(t, s.frames)
+}
+
+// TestNotesNotUnderstoodLoggedOnce: a server that does not understand the
+// notifications (one older than the payload's version, while the database
+// is upgraded first) reads instead of each, counts each, and warns once a
+// minute, not once per notification.
+func TestNotesNotUnderstoodLoggedOnce(t *testing.T) {
+	t.Parallel()
+	var log syncbuf.Buffer
+	m := &recMetrics{}
+	d, _ := setup(t, func(c *Config) {
+		c.Logger = zerolog.New(&log)
+		c.Metrics = m
+	})
+	for i := range 50 {
+		d.Notified(1, fmt.Sprintf("t9 %d", i))
+	}
+	require.Equal(t, 50, m.snapshot().notes[metrics.NoteMalformed])
+	require.Equal(t, 1, strings.Count(log.String(), "notification not understood"), "the log:\n%s", log.String())
+	require.NotContains(t, log.String(), "t9 ", "the payload is not logged")
 }
