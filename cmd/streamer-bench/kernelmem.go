@@ -218,50 +218,57 @@ func portSockets(ctx context.Context, port string) (sockets, error) {
 	return s, nil
 }
 
-// scrapeMetric returns an unlabelled series of the server's /metrics, or -1.
-func scrapeMetric(addr, name string) float64 {
+// scrapeLines calls line with each line of the server's /metrics until it
+// returns false; false when the server does not answer.
+func scrapeLines(addr string, line func(string) bool) bool {
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := client.Get("http://" + addr + "/metrics")
 	if err != nil {
-		return -1
+		return false
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err == nil {
-				return f
+	for sc.Scan() && line(sc.Text()) {
+	}
+	return true
+}
+
+// scrapeMetric returns an unlabelled series of the server's /metrics, or -1.
+func scrapeMetric(addr, name string) float64 {
+	v := -1.0
+	scrapeLines(addr, func(line string) bool {
+		if s, ok := strings.CutPrefix(line, name+" "); ok {
+			if f, err := strconv.ParseFloat(s, 64); err == nil {
+				v = f
+				return false
 			}
 		}
-	}
-	return -1
+		return true
+	})
+	return v
 }
 
 // scrapeLabelled returns a series of the server's /metrics with one label,
 // by the label's value; nil when the server does not answer.
 func scrapeLabelled(addr, name string) map[string]float64 {
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return nil
-	}
-	defer resp.Body.Close()
 	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), name+"{")
+	answered := scrapeLines(addr, func(line string) bool {
+		rest, ok := strings.CutPrefix(line, name+"{")
 		if !ok {
-			continue
+			return true
 		}
 		labels, value, ok := strings.Cut(rest, "} ")
 		_, label, found := strings.Cut(labels, `="`)
 		if !ok || !found {
-			continue
+			return true
 		}
 		if f, err := strconv.ParseFloat(value, 64); err == nil {
 			out[strings.TrimSuffix(label, `"`)] = f
 		}
+		return true
+	})
+	if !answered {
+		return nil
 	}
 	return out
 }

@@ -67,14 +67,8 @@ func (b *bench) nginx(ctx context.Context) (result, error) {
 	}
 	defer s.end()
 	r, err := b.deliverOn(ctx, s.session, groups, c.FastRate, oneStream("fast"))
-	f := &proxyFigures{Instances: len(s.t.upstreams), Direct: direct}
-	r.Proxy = f
-	for _, u := range s.t.upstreams {
-		f.InstanceConns = append(f.InstanceConns, int(scrapeMetric(u.addr, "streamer_sse_connections")))
-	}
-	if r.Deliveries > 0 {
-		f.ProxyCPUPerDeliveryUs = r.ProxyCPU / float64(r.Deliveries) * 1e6
-	}
+	r.Proxy = s.figures(r)
+	r.Proxy.Direct = direct
 	// deliverOn read the proxy's memory: the servers' is the figure.
 	var base, end memory
 	for i, u := range s.t.upstreams {
@@ -102,6 +96,13 @@ func (b *bench) streamsProxied(ctx context.Context) (result, error) {
 	defer s.end()
 	groups, pick := streamsOf(b.cfg.Streams)
 	r, err := b.deliverOn(ctx, s.session, groups, b.cfg.StreamsRate, pick)
+	r.Proxy = s.figures(r)
+	return r, err
+}
+
+// figures are what a session behind nginx measured beside r: how nginx
+// spread the connections over the instances, and its CPU per delivery.
+func (s *proxiedSession) figures(r result) *proxyFigures {
 	f := &proxyFigures{Instances: len(s.t.upstreams)}
 	for _, u := range s.t.upstreams {
 		f.InstanceConns = append(f.InstanceConns, int(scrapeMetric(u.addr, "streamer_sse_connections")))
@@ -109,8 +110,7 @@ func (b *bench) streamsProxied(ctx context.Context) (result, error) {
 	if r.Deliveries > 0 {
 		f.ProxyCPUPerDeliveryUs = r.ProxyCPU / float64(r.Deliveries) * 1e6
 	}
-	r.Proxy = f
-	return r, err
+	return f
 }
 
 // proxiedSession is a session whose target is nginx in front of
