@@ -15,6 +15,7 @@ import (
 	"github.com/streamer-dev/streamer/internal/cursor"
 	"github.com/streamer-dev/streamer/internal/metrics"
 	"github.com/streamer-dev/streamer/internal/registry"
+	"github.com/streamer-dev/streamer/internal/sequencer"
 	"github.com/streamer-dev/streamer/internal/sse"
 	"github.com/streamer-dev/streamer/internal/startstop"
 )
@@ -134,7 +135,8 @@ type Dispatcher struct {
 	// pace spaces out the replay workers' pages; nil without a ReplayRate.
 	pace *rate.Limiter
 
-	// mu guards running, cmds, notes and readWanted: the hand-off from
+	// mu guards running, cmds, notes, readWanted and newSequencer: the
+	// hand-off from
 	// Subscribe, Unsubscribe, Wake and Notified, which never wait on the
 	// dispatcher goroutine.
 	mu      sync.Mutex
@@ -142,9 +144,11 @@ type Dispatcher struct {
 	cmds    []command // in the order they were made
 	// notes are the ticks' notifications not yet taken, in the order they
 	// arrived (at most maxNotes: a read covers any number); readWanted
-	// says a Wake asked for a read.
-	notes      []tickNote
-	readWanted bool
+	// says a Wake asked for a read; newSequencer, that a sequencer has
+	// announced itself since (its backend may not be tickPID).
+	notes        []tickNote
+	readWanted   bool
+	newSequencer bool
 
 	// Set by Start before the run's goroutines begin; one pair per run, so
 	// that nothing of a stopped run reaches the next one.
@@ -307,7 +311,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	d.jobs = make(chan replayJob)
 	d.results = make(chan replayResult, d.cfg.ReplayWorkers)
 	d.mu.Lock()
-	d.running, d.cmds, d.notes, d.readWanted = true, nil, nil, false
+	d.running, d.cmds, d.notes, d.readWanted, d.newSequencer = true, nil, nil, false, false
 	d.mu.Unlock()
 
 	var wg sync.WaitGroup
@@ -358,13 +362,23 @@ const maxNotes = 128
 // "streamer" channel and the PID of the backend that sent it. A tick's
 // payloads (migrations/010_tick_parts.sql) carry its events, which the
 // dispatcher fans out without reading when the sender is the leading
-// sequencer's backend and its live position is where the note begins; any
-// other payload (trigger mode's empty one, one it cannot parse) is a Wake.
-// It never blocks and runs the parse on the caller's goroutine (the
-// listener's).
+// sequencer's backend and its live position is where the note begins. A
+// sequencer's announcement (sequencer.Announcement, sent when it records
+// its backend) makes the dispatcher look the sequencer's backend up again
+// before it trusts the next note. Any other payload (trigger mode's empty
+// one, one it cannot parse) is a Wake. It never blocks and runs the parse
+// on the caller's goroutine (the listener's).
 func (d *Dispatcher) Notified(pid uint32, payload string) {
 	if payload == "" {
 		d.Wake()
+		return
+	}
+	if payload == sequencer.Announcement {
+		d.mu.Lock()
+		if d.running {
+			d.newSequencer = true
+		}
+		d.mu.Unlock()
 		return
 	}
 	note, err := parseTickPayload(payload)
@@ -400,14 +414,14 @@ func (d *Dispatcher) signalWake() {
 	}
 }
 
-// takeWake returns the notes handed over since the last call and whether a
-// read was asked for.
-func (d *Dispatcher) takeWake() ([]tickNote, bool) {
+// takeWake returns the notes handed over since the last call, whether a
+// read was asked for and whether a sequencer announced itself.
+func (d *Dispatcher) takeWake() (notes []tickNote, read, newSequencer bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	notes, read := d.notes, d.readWanted
-	d.notes, d.readWanted = nil, false
-	return notes, read
+	notes, read, newSequencer = d.notes, d.readWanted, d.newSequencer
+	d.notes, d.readWanted, d.newSequencer = nil, false, false
+	return notes, read, newSequencer
 }
 
 // Subscribe registers sub for streams from a resume position (nil: from

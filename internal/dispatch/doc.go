@@ -199,7 +199,9 @@
 //     whoever sent it (it changes nothing);
 //   - sent by any backend but the leading sequencer's (the PID it records
 //     in streamer.ordering.sequencer_pid, looked up again whenever a note
-//     comes from another): read instead. Any session may NOTIFY on any
+//     comes from another, and after a sequencer announces that it has
+//     recorded itself: once the backend that had the PID is gone, any
+//     session may get it): read instead. Any session may NOTIFY on any
 //     channel, so a payload proves nothing by itself; only the sender's
 //     PID cannot be forged. Ticks run by streamer.head() are read too;
 //   - nobody subscribed: the live head moves to the note's end, as a head

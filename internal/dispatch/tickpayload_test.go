@@ -16,6 +16,7 @@ import (
 	"github.com/streamer-dev/streamer/internal/cursor"
 	"github.com/streamer-dev/streamer/internal/metrics"
 	"github.com/streamer-dev/streamer/internal/pgtest"
+	"github.com/streamer-dev/streamer/internal/sequencer"
 	"github.com/streamer-dev/streamer/internal/syncbuf"
 	"github.com/streamer-dev/streamer/internal/testsignal"
 )
@@ -606,4 +607,45 @@ func TestNotesNotUnderstoodLoggedOnce(t *testing.T) {
 	require.Equal(t, 50, m.snapshot().notes[metrics.NoteMalformed])
 	require.Equal(t, 1, strings.Count(log.String(), "notification not understood"), "the log:\n%s", log.String())
 	require.NotContains(t, log.String(), "t9 ", "the payload is not logged")
+}
+
+// TestDispatcherTrustsNoReusedPID: a dispatcher trusts the PID it last
+// read from streamer.ordering.sequencer_pid. Once that backend is gone its
+// PID may be any session's; a new sequencer's announcement
+// (sequencer.Announcement, sent as it records itself) makes the dispatcher
+// read the record again before it trusts another note, so a forged note
+// from the old PID is read instead of applied.
+func TestDispatcherTrustsNoReusedPID(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d, b, s := subscribedInTicks(t)
+	const oldPID, newPID = 4242, 4343 // the dead sequencer's (now a forger's) and its successor's
+	tickFrom := func(pid uint32, data string) {
+		t.Helper()
+		_, err := b.pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) VALUES ('room', $1)", data)
+		require.NoError(t, err)
+		notes := tickPayload(t, b.pool) // records its own backend: record pid instead
+		_, err = b.pool.Exec(ctx, "UPDATE streamer.ordering SET sequencer_pid = $1", int32(pid))
+		require.NoError(t, err)
+		for _, n := range notes {
+			d.Notified(pid, n.payload)
+		}
+		require.Equal(t, LiveRead{Events: 1, Notified: true}, b.sig.LiveRead.WaitOrTimeout(t))
+		require.Equal(t, data, s.next(t))
+	}
+	tickFrom(oldPID, "first") // trusted: oldPID is the one read
+
+	// The failover: the successor records itself and announces it.
+	_, err := b.pool.Exec(ctx, "UPDATE streamer.ordering SET sequencer_pid = $1", int32(newPID))
+	require.NoError(t, err)
+	d.Notified(newPID, sequencer.Announcement)
+
+	h := head(t, b.pool)
+	forged := fmt.Sprintf("t1 %d %d %d 1\n%d 1 4 0 6 -1\nroomforged", h, h+1000, time.Now().UnixMicro(), h+1)
+	d.Notified(oldPID, forged)
+	require.Equal(t, uint32(oldPID), b.sig.Untrusted.WaitOrTimeout(t))
+	require.Equal(t, LiveRead{Streams: 1}, b.sig.LiveRead.WaitOrTimeout(t), "read instead")
+
+	tickFrom(newPID, "second")
+	require.Empty(t, s.frames, "the forged event was delivered")
 }

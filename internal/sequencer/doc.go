@@ -28,6 +28,13 @@
 // already serves it, and before payloads doing so made two reads per tick
 // and measured no faster; docs/benchmarks.md, "Ordering modes".)
 //
+// After its first tick of a session in ticks mode it records its backend
+// in streamer.ordering.sequencer_pid (dispatchers apply tick notifications
+// from that backend alone) and, committed with the record, NOTIFYs
+// [Announcement], on which every dispatcher reads the record again before
+// it trusts another note: the PID it trusted before may belong to any
+// session once the old sequencer's backend is gone.
+//
 // # Poke
 //
 // [Sequencer.Poke] is how this server's POST /publish (internal/batch,

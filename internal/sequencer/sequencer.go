@@ -35,16 +35,26 @@ const ApplicationName = "streamer-sequencer"
 // NOTIFY (every tick, every trigger-mode COMMIT) fails.
 const tickQuery = "SELECT streamer.tick(), pg_notification_queue_usage()"
 
-// recordQuery makes this session's backend streamer.ordering.sequencer_pid.
-// Dispatchers apply a tick's notification only from the backend recorded
-// there (anyone may NOTIFY; only the sender's PID cannot be forged), so in
-// ticks mode the sequencer records itself once per session, after its first
-// tick: that tick's notification is read instead of applied, which costs a
-// read and nothing else. Only the lock's holder records, so the record
-// stays this session's while it leads. Not at taking the lock: in trigger
-// mode the sequencer writes nothing, and so still works on a read-only
-// database.
-const recordQuery = "UPDATE streamer.ordering SET sequencer_pid = pg_backend_pid()"
+// recordQuery makes this session's backend streamer.ordering.sequencer_pid
+// and announces it. Dispatchers apply a tick's notification only from the
+// backend recorded there (anyone may NOTIFY; only the sender's PID cannot
+// be forged), so in ticks mode the sequencer records itself once per
+// session, after its first tick: that tick's notification is read instead
+// of applied, which costs a read and nothing else. Only the lock's holder
+// records, so the record stays this session's while it leads. Not at
+// taking the lock: in trigger mode the sequencer writes nothing, and so
+// still works on a read-only database. The announcement (Announcement,
+// committed with the record) makes every dispatcher read the record again
+// before it trusts another note: a dispatcher trusts the PID it last read,
+// and once the backend that had it is gone the PID may be any session's.
+const recordQuery = `WITH recorded AS (
+	UPDATE streamer.ordering SET sequencer_pid = pg_backend_pid() RETURNING 1
+) SELECT pg_notify('streamer', '` + Announcement + `') FROM recorded`
+
+// Announcement is the payload with which a sequencer says, on the
+// "streamer" channel, that it has recorded its backend in
+// streamer.ordering.sequencer_pid (internal/dispatch reads it again).
+const Announcement = "sequencer"
 
 // closeTimeout bounds closing the connection.
 const closeTimeout = time.Second

@@ -409,3 +409,41 @@ func TestRecordsItsBackend(t *testing.T) {
 		require.Nil(t, recorded(pool))
 	})
 }
+
+// TestAnnouncesItself: a sequencer that records its backend in ticks mode
+// also announces it (sequencer.Announcement) from that backend, committed
+// with the record, so that dispatchers read the record again; again after
+// a failover.
+func TestAnnouncesItself(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url, pool := ticksDB(t)
+	listen, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer listen.Close(ctx)
+	_, err = listen.Exec(ctx, "LISTEN streamer")
+	require.NoError(t, err)
+	announced := func(pid uint32) {
+		t.Helper()
+		waitCtx, cancel := context.WithTimeout(ctx, testsignal.Timeout)
+		defer cancel()
+		for {
+			note, err := listen.WaitForNotification(waitCtx)
+			require.NoError(t, err, "no announcement from %d", pid)
+			if note.Payload != sequencer.Announcement {
+				continue // a tick's
+			}
+			require.Equal(t, pid, note.PID)
+			var recorded int32
+			require.NoError(t, pool.QueryRow(ctx, "SELECT sequencer_pid FROM streamer.ordering").Scan(&recorded))
+			require.Equal(t, int32(pid), recorded, "announced before the record committed")
+			return
+		}
+	}
+
+	_, sig, pid := startWith(t, url, sequencer.Config{})
+	announced(pid)
+	_, err = pgtest.Admin(t).Exec(ctx, "SELECT pg_terminate_backend($1)", int32(pid))
+	require.NoError(t, err)
+	announced(sig.Leading.WaitOrTimeout(t))
+}
