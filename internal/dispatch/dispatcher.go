@@ -135,20 +135,21 @@ type Dispatcher struct {
 	// pace spaces out the replay workers' pages; nil without a ReplayRate.
 	pace *rate.Limiter
 
-	// mu guards running, cmds, notes, readWanted and newSequencer: the
-	// hand-off from
-	// Subscribe, Unsubscribe, Wake and Notified, which never wait on the
-	// dispatcher goroutine.
+	// mu guards running, cmds, notes, readWanted and recheckSender: the
+	// hand-off from Subscribe, Unsubscribe, Wake and Notified, which never
+	// wait on the dispatcher goroutine.
 	mu      sync.Mutex
 	running bool      // between a successful Start and the end of that run
 	cmds    []command // in the order they were made
 	// notes are the ticks' notifications not yet taken, in the order they
 	// arrived (at most maxNotes: a read covers any number); readWanted
-	// says a Wake asked for a read; newSequencer, that a sequencer has
-	// announced itself since (its backend may not be tickPID).
-	notes        []tickNote
-	readWanted   bool
-	newSequencer bool
+	// says a Wake asked for a read; recheckSender, that the sequencer's
+	// backend must be read again before a note is trusted (a sequencer
+	// announced itself, or a Wake came: after a listener reconnects, one
+	// may have been missed).
+	notes         []tickNote
+	readWanted    bool
+	recheckSender bool
 
 	// Set by Start before the run's goroutines begin; one pair per run, so
 	// that nothing of a stopped run reaches the next one.
@@ -311,7 +312,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	d.jobs = make(chan replayJob)
 	d.results = make(chan replayResult, d.cfg.ReplayWorkers)
 	d.mu.Lock()
-	d.running, d.cmds, d.notes, d.readWanted, d.newSequencer = true, nil, nil, false, false
+	d.running, d.cmds, d.notes, d.readWanted, d.recheckSender = true, nil, nil, false, false
 	d.mu.Unlock()
 
 	var wg sync.WaitGroup
@@ -344,9 +345,21 @@ func (d *Dispatcher) end() {
 	d.states, d.live, d.replaying, d.pending, d.filter = nil, nil, nil, nil, nil
 }
 
-// Wake asks the dispatcher to read new commits. It never blocks; wakes that
-// arrive while one is pending are folded into it.
+// Wake asks the dispatcher to read new commits, and to read the
+// sequencer's backend again before it trusts another tick note (the
+// listener wakes after it reconnects, when it may have missed a
+// sequencer's announcement). It never blocks; wakes that arrive while one
+// is pending are folded into it.
 func (d *Dispatcher) Wake() {
+	d.mu.Lock()
+	d.readWanted, d.recheckSender = true, true
+	d.mu.Unlock()
+	d.signalWake()
+}
+
+// readOn asks the dispatcher goroutine, from itself, to read again (after
+// a full page), as Wake does but trusting the sender as before.
+func (d *Dispatcher) readOn() {
 	d.mu.Lock()
 	d.readWanted = true
 	d.mu.Unlock()
@@ -376,7 +389,7 @@ func (d *Dispatcher) Notified(pid uint32, payload string) {
 	if payload == sequencer.Announcement {
 		d.mu.Lock()
 		if d.running {
-			d.newSequencer = true
+			d.recheckSender = true
 		}
 		d.mu.Unlock()
 		return
@@ -416,12 +429,12 @@ func (d *Dispatcher) signalWake() {
 
 // takeWake returns the notes handed over since the last call, whether a
 // read was asked for and whether a sequencer announced itself.
-func (d *Dispatcher) takeWake() (notes []tickNote, read, newSequencer bool) {
+func (d *Dispatcher) takeWake() (notes []tickNote, read, recheckSender bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	notes, read, newSequencer = d.notes, d.readWanted, d.newSequencer
-	d.notes, d.readWanted, d.newSequencer = nil, false, false
-	return notes, read, newSequencer
+	notes, read, recheckSender = d.notes, d.readWanted, d.recheckSender
+	d.notes, d.readWanted, d.recheckSender = nil, false, false
+	return notes, read, recheckSender
 }
 
 // Subscribe registers sub for streams from a resume position (nil: from

@@ -200,8 +200,9 @@
 //   - sent by any backend but the leading sequencer's (the PID it records
 //     in streamer.ordering.sequencer_pid, looked up again whenever a note
 //     comes from another, and after a sequencer announces that it has
-//     recorded itself: once the backend that had the PID is gone, any
-//     session may get it): read instead. Any session may NOTIFY on any
+//     recorded itself or a Wake (the listener's after it reconnects, when
+//     it may have missed an announcement): once the backend that had the
+//     PID is gone, any session may get it): read instead. Any session may NOTIFY on any
 //     channel, so a payload proves nothing by itself; only the sender's
 //     PID cannot be forged. Ticks run by streamer.head() are read too;
 //   - nobody subscribed: the live head moves to the note's end, as a head

@@ -231,11 +231,12 @@ func (d *Dispatcher) streamsToRead() (streams []string, some bool) {
 // snapshot). A full page or a failed read leaves a wake or a retry that
 // reads on from the head.
 func (d *Dispatcher) woken(ctx context.Context) {
-	notes, read, newSequencer := d.takeWake()
-	if newSequencer {
-		// The backend recorded as the sequencer's may have changed, and
-		// the old one's PID may be reused by any session: trust no note
-		// before reading it again.
+	notes, read, recheckSender := d.takeWake()
+	if recheckSender {
+		// The backend recorded as the sequencer's may have changed (a
+		// sequencer announced itself, or the listener reconnected and may
+		// have missed that), and the old one's PID may be reused by any
+		// session: trust no note before reading it again.
 		d.tickPID = 0
 	}
 	if read {
@@ -295,8 +296,8 @@ func (d *Dispatcher) applyNote(ctx context.Context, n *tickNote) string {
 // which alone sends tick payloads to be applied. The PID is read again
 // from streamer.ordering when a note comes from another (after a failover,
 // a tick run by streamer.head(), or a forger), and after a sequencer
-// announced itself (woken: once its backend is gone, the old PID may be
-// any session's): one small query, and the note is read instead unless it
+// announced itself or a Wake (woken: once its backend is gone, the old PID
+// may be any session's): one small query, and the note is read instead unless it
 // now matches. A failed lookup trusts nothing.
 func (d *Dispatcher) trustedSender(ctx context.Context, pid uint32) bool {
 	if pid != 0 && pid == d.tickPID {
@@ -353,7 +354,7 @@ func (d *Dispatcher) readLive(ctx context.Context) {
 	}
 	d.head = p.next
 	if p.full {
-		d.Wake()
+		d.readOn()
 		return
 	}
 	d.cfg.TestSignals.LiveRead.Signal(LiveRead{Events: len(p.events), Streams: len(streams)})

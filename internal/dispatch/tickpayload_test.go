@@ -611,41 +611,57 @@ func TestNotesNotUnderstoodLoggedOnce(t *testing.T) {
 
 // TestDispatcherTrustsNoReusedPID: a dispatcher trusts the PID it last
 // read from streamer.ordering.sequencer_pid. Once that backend is gone its
-// PID may be any session's; a new sequencer's announcement
-// (sequencer.Announcement, sent as it records itself) makes the dispatcher
-// read the record again before it trusts another note, so a forged note
-// from the old PID is read instead of applied.
+// PID may be any session's. A new sequencer's announcement
+// (sequencer.Announcement, sent as it records itself), or a Wake (the
+// listener's after it reconnects, when it may have missed the
+// announcement), makes the dispatcher read the record again before it
+// trusts another note, so a forged note from the old PID is read instead
+// of applied.
 func TestDispatcherTrustsNoReusedPID(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	d, b, s := subscribedInTicks(t)
-	const oldPID, newPID = 4242, 4343 // the dead sequencer's (now a forger's) and its successor's
-	tickFrom := func(pid uint32, data string) {
-		t.Helper()
-		_, err := b.pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) VALUES ('room', $1)", data)
-		require.NoError(t, err)
-		notes := tickPayload(t, b.pool) // records its own backend: record pid instead
-		_, err = b.pool.Exec(ctx, "UPDATE streamer.ordering SET sequencer_pid = $1", int32(pid))
-		require.NoError(t, err)
-		for _, n := range notes {
-			d.Notified(pid, n.payload)
-		}
-		require.Equal(t, LiveRead{Events: 1, Notified: true}, b.sig.LiveRead.WaitOrTimeout(t))
-		require.Equal(t, data, s.next(t))
+	for _, tc := range []struct {
+		name string
+		told func(d *Dispatcher, newPID uint32)
+	}{
+		{"announced", func(d *Dispatcher, newPID uint32) { d.Notified(newPID, sequencer.Announcement) }},
+		{"woken", func(d *Dispatcher, _ uint32) { d.Wake() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			d, b, s := subscribedInTicks(t)
+			const oldPID, newPID = 4242, 4343 // the dead sequencer's (now a forger's) and its successor's
+			tickFrom := func(pid uint32, data string) {
+				t.Helper()
+				_, err := b.pool.Exec(ctx, "INSERT INTO streamer.events (stream, data) VALUES ('room', $1)", data)
+				require.NoError(t, err)
+				notes := tickPayload(t, b.pool) // records its own backend: record pid instead
+				_, err = b.pool.Exec(ctx, "UPDATE streamer.ordering SET sequencer_pid = $1", int32(pid))
+				require.NoError(t, err)
+				for _, n := range notes {
+					d.Notified(pid, n.payload)
+				}
+				require.Equal(t, LiveRead{Events: 1, Notified: true}, b.sig.LiveRead.WaitOrTimeout(t))
+				require.Equal(t, data, s.next(t))
+			}
+			tickFrom(oldPID, "first") // trusted: oldPID is the one read
+
+			// The failover: the successor records itself.
+			_, err := b.pool.Exec(ctx, "UPDATE streamer.ordering SET sequencer_pid = $1", int32(newPID))
+			require.NoError(t, err)
+			tc.told(d, newPID)
+			if tc.name == "woken" {
+				require.Equal(t, LiveRead{Streams: 1}, b.sig.LiveRead.WaitOrTimeout(t), "the wake's read")
+			}
+
+			h := head(t, b.pool)
+			forged := fmt.Sprintf("t1 %d %d %d 1\n%d 1 4 0 6 -1\nroomforged", h, h+1000, time.Now().UnixMicro(), h+1)
+			d.Notified(oldPID, forged)
+			require.Equal(t, uint32(oldPID), b.sig.Untrusted.WaitOrTimeout(t))
+			require.Equal(t, LiveRead{Streams: 1}, b.sig.LiveRead.WaitOrTimeout(t), "read instead")
+
+			tickFrom(newPID, "second")
+			require.Empty(t, s.frames, "the forged event was delivered")
+		})
 	}
-	tickFrom(oldPID, "first") // trusted: oldPID is the one read
-
-	// The failover: the successor records itself and announces it.
-	_, err := b.pool.Exec(ctx, "UPDATE streamer.ordering SET sequencer_pid = $1", int32(newPID))
-	require.NoError(t, err)
-	d.Notified(newPID, sequencer.Announcement)
-
-	h := head(t, b.pool)
-	forged := fmt.Sprintf("t1 %d %d %d 1\n%d 1 4 0 6 -1\nroomforged", h, h+1000, time.Now().UnixMicro(), h+1)
-	d.Notified(oldPID, forged)
-	require.Equal(t, uint32(oldPID), b.sig.Untrusted.WaitOrTimeout(t))
-	require.Equal(t, LiveRead{Streams: 1}, b.sig.LiveRead.WaitOrTimeout(t), "read instead")
-
-	tickFrom(newPID, "second")
-	require.Empty(t, s.frames, "the forged event was delivered")
 }
