@@ -428,7 +428,8 @@ func (d *Dispatcher) signalWake() {
 }
 
 // takeWake returns the notes handed over since the last call, whether a
-// read was asked for and whether a sequencer announced itself.
+// read was asked for, and whether the sequencer's backend must be read
+// again (a sequencer announced itself, or a Wake came).
 func (d *Dispatcher) takeWake() (notes []tickNote, read, recheckSender bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

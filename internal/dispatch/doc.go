@@ -197,14 +197,17 @@
 // delivers in commit order) and, for each:
 //   - the head is at or past the note's end: the note is served already,
 //     whoever sent it (it changes nothing);
-//   - sent by any backend but the leading sequencer's (the PID it records
-//     in streamer.ordering.sequencer_pid, looked up again whenever a note
-//     comes from another, and after a sequencer announces that it has
-//     recorded itself or a Wake (the listener's after it reconnects, when
-//     it may have missed an announcement): once the backend that had the
-//     PID is gone, any session may get it): read instead. Any session may NOTIFY on any
-//     channel, so a payload proves nothing by itself; only the sender's
-//     PID cannot be forged. Ticks run by streamer.head() are read too;
+//   - sent by any backend but the leading sequencer's: read instead. Any
+//     session may NOTIFY on any channel, so a payload proves nothing by
+//     itself; only the sender's PID cannot be forged. The leading
+//     sequencer records its PID in streamer.ordering.sequencer_pid and
+//     announces it (internal/sequencer); the dispatcher looks it up again
+//     whenever a note comes from another PID, and after an announcement or
+//     any Wake (the listener wakes after every reconnect, when it may have
+//     missed one), because once the backend that had a PID is gone, any
+//     session may get that PID. Until the announcement arrives (the time a
+//     new sequencer takes to get the lock and tick) the old PID is still
+//     trusted. Ticks run by streamer.head() are read too;
 //   - nobody subscribed: the live head moves to the note's end, as a head
 //     read taken after the tick committed would have moved it at least;
 //   - the head is exactly the note's start and the note has its events:

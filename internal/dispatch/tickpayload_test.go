@@ -641,7 +641,8 @@ func TestDispatcherTrustsNoReusedPID(t *testing.T) {
 				for _, n := range notes {
 					d.Notified(pid, n.payload)
 				}
-				require.Equal(t, LiveRead{Events: 1, Notified: true}, b.sig.LiveRead.WaitOrTimeout(t))
+				require.Equal(t, LiveRead{Events: 1, Notified: true}, b.sig.LiveRead.WaitOrTimeout(t),
+					"the tick's notes applied (a read first: an announcement taken for a wake, or the forged note read twice)")
 				require.Equal(t, data, s.next(t))
 			}
 			tickFrom(oldPID, "first") // trusted: oldPID is the one read

@@ -31,8 +31,10 @@
 // pinged, so a dead one is noticed. On any error the listener marks itself
 // disconnected, closes the connection, waits (capped exponential backoff with
 // jitter), reconnects, runs LISTEN again and calls Wake, because events may
-// have been committed while nobody was listening. The same wake-all happens
-// after the first LISTEN in [Listener.Start].
+// have been committed while nobody was listening (and a sequencer may have
+// announced itself: internal/dispatch reads the sequencer's backend again
+// on a Wake before it trusts a tick's notification). The same wake-all
+// happens after the first LISTEN in [Listener.Start].
 //
 // Lifecycle is package startstop's: Start makes the first connection
 // synchronously (a bad DSN fails Start) and returns once the goroutine runs;
@@ -57,8 +59,9 @@
 //   - At most one goroutine and one connection per Listener exist at any
 //     time; after Stop returns there are none.
 //   - Every successful LISTEN (the first and every reconnect) is followed by
-//     exactly one Wake, so nothing committed while the listener was not
-//     listening waits for the next notification.
+//     exactly one Wake, before any notification received on that
+//     connection is handed over, so nothing committed (or announced) while
+//     the listener was not listening waits for the next notification.
 //   - Every received notification with a payload is handed to Notified at
 //     once, in the order received; every one without is followed, after at
 //     most the short drain window, by a Wake. Notifications are never

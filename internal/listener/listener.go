@@ -20,7 +20,8 @@ import (
 // implements it; neither method may block, and Wake should coalesce
 // repeated calls.
 type Waker interface {
-	// Wake: something may have been committed; go and read.
+	// Wake: something may have been committed (or a notification missed:
+	// the listener calls it after every LISTEN); go and read.
 	Wake()
 	// Notified hands over a notification's payload when it is not empty
 	// (a tick's, which carries its events), with the PID of the backend

@@ -28,12 +28,13 @@
 // already serves it, and before payloads doing so made two reads per tick
 // and measured no faster; docs/benchmarks.md, "Ordering modes".)
 //
-// After its first tick of a session in ticks mode it records its backend
-// in streamer.ordering.sequencer_pid (dispatchers apply tick notifications
-// from that backend alone) and, committed with the record, NOTIFYs
+// In the transaction of its first tick of a session in ticks mode it
+// records its backend in streamer.ordering.sequencer_pid (dispatchers
+// apply tick notifications from that backend alone) and NOTIFYs
 // [Announcement], on which every dispatcher reads the record again before
 // it trusts another note: the PID it trusted before may belong to any
-// session once the old sequencer's backend is gone.
+// session once the old sequencer's backend is gone. That tick's own
+// notifications commit with the record, so they are trusted too.
 //
 // # Poke
 //
@@ -67,6 +68,9 @@
 //
 // # Invariants
 //
+//   - In ticks mode a session records its backend (and announces it) in
+//     the transaction of its first tick, so before or with its first tick
+//     notification.
 //   - Correctness never depends on the lock: ticks serialise on the
 //     streamer.ordering row, so two sequencers, or a sequencer and
 //     streamer.head(), never number a transaction twice or skip one. The

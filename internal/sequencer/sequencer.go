@@ -39,14 +39,17 @@ const tickQuery = "SELECT streamer.tick(), pg_notification_queue_usage()"
 // and announces it. Dispatchers apply a tick's notification only from the
 // backend recorded there (anyone may NOTIFY; only the sender's PID cannot
 // be forged), so in ticks mode the sequencer records itself once per
-// session, after its first tick: that tick's notification is read instead
-// of applied, which costs a read and nothing else. Only the lock's holder
-// records, so the record stays this session's while it leads. Not at
-// taking the lock: in trigger mode the sequencer writes nothing, and so
-// still works on a read-only database. The announcement (Announcement,
-// committed with the record) makes every dispatcher read the record again
-// before it trusts another note: a dispatcher trusts the PID it last read,
-// and once the backend that had it is gone the PID may be any session's.
+// session, in the transaction of its first tick there (tickAndRecord).
+// Only the lock's holder records, so the record stays this session's while
+// it leads. Not at taking the lock: in trigger mode the sequencer writes
+// nothing, and so still works on a read-only database. The announcement
+// (Announcement, committed with the record, after the tick's
+// notifications) makes every dispatcher read the record again before it
+// trusts another note: a dispatcher trusts the PID it last read, and once
+// the backend that had it is gone the PID may be any session's. Until the
+// announcement arrives (from the old backend's end to the new sequencer's
+// first tick: the time another server takes to get the lock, or this one
+// to reconnect) a dispatcher may still trust the old PID.
 const recordQuery = `WITH recorded AS (
 	UPDATE streamer.ordering SET sequencer_pid = pg_backend_pid() RETURNING 1
 ) SELECT pg_notify('streamer', '` + Announcement + `') FROM recorded`
@@ -295,17 +298,19 @@ func (s *Sequencer) session(ctx context.Context, connCfg *pgx.ConnConfig) (led b
 		numbered := 0
 		began := time.Now()
 		var queue float64
-		if err := conn.QueryRow(ctx, tickQuery).Scan(&n, &queue); err != nil {
-			return led, fmt.Errorf("sequencer: tick: %w", err)
+		if recorded {
+			if err := conn.QueryRow(ctx, tickQuery).Scan(&n, &queue); err != nil {
+				return led, fmt.Errorf("sequencer: tick: %w", err)
+			}
+		} else {
+			var err error
+			if n, queue, err = tickAndRecord(ctx, conn); err != nil {
+				return led, fmt.Errorf("sequencer: tick: %w", err)
+			}
+			recorded = n != nil
 		}
 		ended := time.Now()
 		took := ended.Sub(began)
-		if n != nil && !recorded {
-			if _, err := conn.Exec(ctx, recordQuery); err != nil {
-				return led, fmt.Errorf("sequencer: record the sequencing backend: %w", err)
-			}
-			recorded = true
-		}
 		led = true
 		s.pokable.Store(n != nil)
 		switch {
@@ -331,6 +336,32 @@ func (s *Sequencer) session(ctx context.Context, connCfg *pgx.ConnConfig) (led b
 			return led, err
 		}
 	}
+}
+
+// tickAndRecord is a session's tick until it has recorded itself: in
+// ticks mode (the tick returns non-NULL) it records this backend and
+// announces it (recordQuery) in the tick's own transaction, so that the
+// tick's notifications commit with the record and are trusted, and no
+// dispatcher that looks the record up on them finds the previous
+// sequencer's PID there. In trigger mode it writes nothing.
+func tickAndRecord(ctx context.Context, conn *pgx.Conn) (n *int32, queue float64, err error) {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer func() { _ = tx.Rollback(ctx) }() // after Commit, a no-op
+	if err := tx.QueryRow(ctx, tickQuery).Scan(&n, &queue); err != nil {
+		return nil, 0, err
+	}
+	if n != nil {
+		if _, err := tx.Exec(ctx, recordQuery); err != nil {
+			return nil, 0, fmt.Errorf("record the sequencing backend: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, 0, err
+	}
+	return n, queue, nil
 }
 
 // sleep waits d, or less when poked in ticks mode: then until Interval

@@ -447,3 +447,25 @@ func TestAnnouncesItself(t *testing.T) {
 	require.NoError(t, err)
 	announced(sig.Leading.WaitOrTimeout(t))
 }
+
+// TestRecordsWithItsFirstTick: a sequencer records its backend in the
+// transaction of its first tick, so that tick's notifications commit with
+// the record and are trusted (a dispatcher that looks the record up on
+// them finds this backend, not the last sequencer's). The ordering row's
+// last writer is that tick's transaction: the one that wrote the commits
+// row.
+func TestRecordsWithItsFirstTick(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url, pool := ticksDB(t)
+	exec(t, pool, "INSERT INTO streamer.events (stream, data) VALUES ('s', 'a')")
+	_, sig, pid := startWith(t, url, sequencer.Config{})
+	require.Equal(t, 1, sig.Ticked.WaitOrTimeout(t), "the first tick numbers the event")
+	var recorded int32
+	var together bool
+	require.NoError(t, pool.QueryRow(ctx, `
+		SELECT o.sequencer_pid, o.xmin::text = c.xmin::text
+		  FROM streamer.ordering o, streamer.commits c`).Scan(&recorded, &together))
+	require.Equal(t, int32(pid), recorded)
+	require.True(t, together, "recorded in a transaction of its own, after the tick")
+}
