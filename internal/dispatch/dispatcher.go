@@ -350,18 +350,18 @@ func (d *Dispatcher) end() {
 // listener wakes after it reconnects, when it may have missed a
 // sequencer's announcement). It never blocks; wakes that arrive while one
 // is pending are folded into it.
-func (d *Dispatcher) Wake() {
-	d.mu.Lock()
-	d.readWanted, d.recheckSender = true, true
-	d.mu.Unlock()
-	d.signalWake()
-}
+func (d *Dispatcher) Wake() { d.askRead(true) }
 
 // readOn asks the dispatcher goroutine, from itself, to read again (after
 // a full page), as Wake does but trusting the sender as before.
-func (d *Dispatcher) readOn() {
+func (d *Dispatcher) readOn() { d.askRead(false) }
+
+// askRead hands the dispatcher goroutine a read, and with recheck a new
+// look-up of the sequencer's backend.
+func (d *Dispatcher) askRead(recheck bool) {
 	d.mu.Lock()
 	d.readWanted = true
+	d.recheckSender = d.recheckSender || recheck
 	d.mu.Unlock()
 	d.signalWake()
 }

@@ -261,8 +261,9 @@ func (d *Dispatcher) woken(ctx context.Context) {
 // already at or past is served, whoever sent it: it changes nothing (so a
 // tick run by streamer.head(), read once, costs no look-up per note).
 // Nobody subscribed: the head moves to the note's end (what a head read
-// would have found at least). A complete note that starts at the head holds exactly what a
-// read from the head would return up to the note's end: a tick numbered
+// would have found at least). A complete note that starts at the head
+// holds exactly what a read from the head would return up to the note's
+// end: a tick numbered
 // every commit after its prev up to its last seq, and its notes carry
 // those commits' events in contiguous runs (migrations/010_tick_parts.sql),
 // so it is fanned out as that read. Anything else needs a read, and so
@@ -297,8 +298,8 @@ func (d *Dispatcher) applyNote(ctx context.Context, n *tickNote) string {
 // from streamer.ordering when a note comes from another (after a failover,
 // a tick run by streamer.head(), or a forger), and after a sequencer
 // announced itself or a Wake (woken: once its backend is gone, the old PID
-// may be any session's): one small query, and the note is read instead unless it
-// now matches. A failed lookup trusts nothing.
+// may be any session's): one small query, and the note is read instead
+// unless it now matches. A failed lookup trusts nothing.
 func (d *Dispatcher) trustedSender(ctx context.Context, pid uint32) bool {
 	if pid != 0 && pid == d.tickPID {
 		return true
