@@ -135,7 +135,10 @@
 // COMMIT has recorded the whole tick. There is nothing in between. While
 // no server sequences (the lock's holder died and no other exists yet),
 // events wait; they are not lost. Another server's sequencer waits in
-// pg_advisory_lock, which it gets as soon as the dead session ends.
+// pg_advisory_lock, which it gets as soon as the dead session ends: at
+// once when the connection closes, and within the sequencer's
+// SilenceTimeout (10s) when its server froze or was cut off without
+// PostgreSQL noticing (internal/sequencer).
 //
 // What a long-open transaction costs: nothing to anyone's delivery. While
 // it runs it is in every tick's xip; others that commit meanwhile are

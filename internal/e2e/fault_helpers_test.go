@@ -5,14 +5,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
 	"github.com/streamer-dev/streamer/internal/faultproxy"
@@ -30,37 +27,12 @@ func chaos() bool { return testenv.Flag("STREAMER_CHAOS") }
 // is closed after the server has stopped.
 func withFaultProxy(t *testing.T, out **faultproxy.Proxy) deployOption {
 	return func(env map[string]string) {
-		dial, proxied := proxyTarget(t, env["DATABASE_URL"])
-		p, err := faultproxy.Start(dial)
+		p, proxied, err := faultproxy.StartFor(env["DATABASE_URL"])
 		require.NoError(t, err)
 		t.Cleanup(func() { require.NoError(t, p.Close()) })
-		env["DATABASE_URL"] = proxied(p.Addr())
+		env["DATABASE_URL"] = proxied
 		*out = p
 	}
-}
-
-// proxyTarget returns how to reach the database of dbURL, and a function
-// that gives the same database's URL through a proxy at addr.
-func proxyTarget(t *testing.T, dbURL string) (faultproxy.DialFunc, func(addr string) string) {
-	t.Helper()
-	cfg, err := pgconn.ParseConfig(dbURL)
-	require.NoError(t, err)
-	var dial faultproxy.DialFunc
-	if strings.HasPrefix(cfg.Host, "/") {
-		dial = faultproxy.Dial("unix", filepath.Join(cfg.Host, fmt.Sprintf(".s.PGSQL.%d", cfg.Port)))
-	} else {
-		dial = faultproxy.Dial("tcp", fmt.Sprintf("%s:%d", cfg.Host, cfg.Port))
-	}
-	proxied := func(addr string) string {
-		u := url.URL{Scheme: "postgres", Host: addr, Path: "/" + cfg.Database, RawQuery: "sslmode=disable"}
-		if cfg.Password != "" {
-			u.User = url.UserPassword(cfg.User, cfg.Password)
-		} else {
-			u.User = url.User(cfg.User)
-		}
-		return u.String()
-	}
-	return dial, proxied
 }
 
 // byApp returns the proxy's open connections whose startup message sets

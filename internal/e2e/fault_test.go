@@ -30,6 +30,7 @@ func TestFault(t *testing.T) {
 		run  func(t *testing.T, bin string)
 	}{
 		{"listen blackhole", testFaultListenBlackhole},
+		{"sequencer blackhole", testFaultSequencerBlackhole},
 		{"read pool cut", testFaultReadPoolCut},
 		{"publish pool cut", testFaultPublishPoolCut},
 		{"read-only database", testFaultReadOnly},
@@ -92,6 +93,38 @@ func testFaultListenBlackhole(t *testing.T, bin string) {
 		testsignal.Receive(t, c.Done(), 15*time.Second+shortWait, "a blackholed LISTEN connection is still open")
 	}
 	require.Contains(t, d.logs.String(), "listener: lost connection")
+}
+
+// sequencerDetectBound is how long the sequencer lock may stay with a
+// session gone silent: PostgreSQL ends it after the sequencer's
+// SilenceTimeout (10s) without a statement; the server's sequencer
+// reconnects after a backoff of 100ms and takes the lock. Twice that, for
+// a busy CI machine.
+const sequencerDetectBound = 2 * (10*time.Second + 500*time.Millisecond)
+
+// The sequencer's connection is blackholed: PostgreSQL must end the silent
+// session within the bound, the server's sequencer take the lock again on
+// a new connection, and everything be delivered, including what committed
+// while nobody ticked (in ticks mode nothing is delivered meanwhile; in
+// trigger mode delivery goes on).
+func testFaultSequencerBlackhole(t *testing.T, bin string) {
+	var p *faultproxy.Proxy
+	d := deploy(t, bin, withFaultProxy(t, &p))
+	l := startLoad(t, d, defaultLoad())
+	l.waitPublished(50, longWait)
+	seq := byApp(p, "streamer-sequencer")
+	require.Len(t, seq, 1, "one sequencer connection")
+	old := seq[0]
+	old.Set(faultproxy.Both, faultproxy.Fault{Blackhole: true})
+	began := time.Now()
+	waitFor(t, sequencerDetectBound, "the sequencer to lead again", func() bool {
+		return strings.Count(d.logs.String(), sequencerLog) == 2
+	})
+	t.Logf("sequencer blackholed; it leads again on a new connection after %v", time.Since(began).Round(10*time.Millisecond))
+	// PostgreSQL ended the silent session; the proxy then closed it.
+	testsignal.Receive(t, old.Done(), shortWait, "the blackholed sequencer connection is still open")
+	l.waitPublished(50, longWait)
+	l.finish(longWait)
 }
 
 // The read pool's connections are reset again and again while live reads

@@ -7,7 +7,8 @@
 //
 // [Start] listens on a loopback address and, for every accepted connection,
 // dials the upstream with the given [DialFunc] (TCP, or the unix socket of a
-// throwaway cluster). Each proxied connection is a [Conn] with two
+// throwaway cluster); [StartFor] does so for a PostgreSQL URL and returns
+// the URL through the proxy. Each proxied connection is a [Conn] with two
 // directions, [Up] (client to upstream) and [Down] (upstream to client), each
 // copied by a reader and a writer goroutine. A direction's mode is one of
 //

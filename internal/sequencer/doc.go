@@ -8,7 +8,16 @@
 // A [Sequencer] holds one dedicated connection. On it, it waits for the
 // session-level advisory lock (LockClass, SequencerLockID): pg_advisory_lock
 // blocks until the holder's session ends, so when the sequencing server
-// dies (its connection closes) another takes over at once. Holding the
+// dies (its connection closes) another takes over at once. A server that
+// goes silent instead (frozen, or cut off without PostgreSQL seeing its
+// connection close) loses the lock after Config.SilenceTimeout (10s):
+// PostgreSQL ends a sequencer session that has been idle that long
+// (idle_session_timeout, PostgreSQL 14 and later, and
+// idle_in_transaction_session_timeout), and so also a waiting session
+// granted the lock after its server went away. The server notices a
+// silent TCP connection after about as long: TCP_USER_TIMEOUT (Linux) for
+// a tick sent without an answer, keepalive probes while it waits for the
+// lock. Holding the
 // lock, it calls streamer.tick() in a loop: after a tick that numbered
 // something it waits Interval (5ms), and keeps to Interval while ticks find
 // nothing for Linger (100ms) after that, so that publishers committing every
@@ -75,6 +84,10 @@
 //     streamer.ordering row, so two sequencers, or a sequencer and
 //     streamer.head(), never number a transaction twice or skip one. The
 //     lock only keeps the other servers from doing the same work.
+//   - PostgreSQL ends a sequencer's session (and so releases the lock)
+//     once it has heard nothing on it for SilenceTimeout, which is at
+//     least five times the longest wait between ticks: a live sequencer
+//     never loses it that way.
 //   - At most one goroutine and one connection per Sequencer exist at any
 //     time; after Stop returns there are none (package startstop).
 //   - Leading reports true only while this sequencer holds the lock on a

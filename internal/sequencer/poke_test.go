@@ -19,15 +19,23 @@ import (
 // waits until it leads; pid is its backend's.
 func startWith(t *testing.T, url string, cfg sequencer.Config) (s *sequencer.Sequencer, sig *sequencer.TestSignals, pid uint32) {
 	t.Helper()
-	sig = &sequencer.TestSignals{}
+	s, sig = launch(t, url, cfg)
+	return s, sig, sig.Leading.WaitOrTimeout(t)
+}
+
+// launch starts a sequencer on url with cfg's waits and metrics, short
+// backoffs and signals, and stops it at the test's end.
+func launch(t *testing.T, url string, cfg sequencer.Config) (*sequencer.Sequencer, *sequencer.TestSignals) {
+	t.Helper()
+	sig := &sequencer.TestSignals{}
 	sig.Init()
 	cfg.DatabaseURL, cfg.TestSignals = url, sig
 	cfg.MinBackoff, cfg.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
 	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	s = sequencer.New(cfg)
+	s := sequencer.New(cfg)
 	require.NoError(t, s.Start(context.Background()))
 	t.Cleanup(s.Stop)
-	return s, sig, sig.Leading.WaitOrTimeout(t)
+	return s, sig
 }
 
 // waitBackedOff waits for a tick after which the sequencer waits at least

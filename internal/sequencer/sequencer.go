@@ -23,6 +23,8 @@ const (
 	DefaultModeInterval = time.Second
 	DefaultMinBackoff   = 100 * time.Millisecond
 	DefaultMaxBackoff   = 5 * time.Second
+	// DefaultSilenceTimeout: see Config.SilenceTimeout.
+	DefaultSilenceTimeout = 10 * time.Second
 )
 
 // ApplicationName is the connection's application_name unless the DSN sets
@@ -83,6 +85,16 @@ type Config struct {
 	ModeInterval time.Duration
 	// MinBackoff and MaxBackoff bound the wait after an error.
 	MinBackoff, MaxBackoff time.Duration
+	// SilenceTimeout is how long PostgreSQL keeps this sequencer's session
+	// once it hears nothing more on it (its idle_session_timeout); default
+	// 10s, and at least five times the longest wait between two ticks
+	// (IdleInterval, ModeInterval). A server that froze, or lost its
+	// connection without PostgreSQL seeing a FIN or RST (a partition, a
+	// dead host, a dropped NAT entry), would otherwise keep the lock, and
+	// every server would stop ticking, until TCP keepalive ends the
+	// session: two hours by default. So does a waiting session granted the
+	// lock after its server is gone. PostgreSQL 13 has no such setting.
+	SilenceTimeout time.Duration
 	// Metrics receives the sequencer's counts; nil counts nothing.
 	Metrics Metrics
 	Logger  zerolog.Logger
@@ -160,6 +172,10 @@ func (c Config) withDefaults() Config {
 	if c.MaxBackoff < c.MinBackoff {
 		c.MaxBackoff = max(DefaultMaxBackoff, c.MinBackoff)
 	}
+	if c.SilenceTimeout <= 0 {
+		c.SilenceTimeout = DefaultSilenceTimeout
+	}
+	c.SilenceTimeout = max(c.SilenceTimeout, 5*max(c.IdleInterval, c.ModeInterval))
 	if c.TestSignals == nil {
 		c.TestSignals = &TestSignals{}
 	}
@@ -179,6 +195,9 @@ type Sequencer struct {
 	pokable atomic.Bool
 	ticks   atomic.Int64
 	pokes   chan struct{} // 1-buffered: pokes coalesce
+	// warnedSilence: the warning that PostgreSQL cannot bound a silent
+	// session was logged (the sequencer's goroutine alone uses it).
+	warnedSilence bool
 }
 
 var _ startstop.Service = (*Sequencer)(nil)
@@ -216,12 +235,9 @@ func (s *Sequencer) Ticks() int64 { return s.ticks.Load() }
 // called or ctx ends. Connection errors are retried in the background: a
 // server that is not the sequencer does not need the database to start.
 func (s *Sequencer) Start(ctx context.Context) error {
-	connCfg, err := pgx.ParseConfig(s.cfg.DatabaseURL)
+	connCfg, err := s.connConfig()
 	if err != nil {
-		return fmt.Errorf("sequencer: parse database URL: %w", err)
-	}
-	if _, ok := connCfg.RuntimeParams["application_name"]; !ok {
-		connCfg.RuntimeParams["application_name"] = ApplicationName
+		return err
 	}
 	ctx, shouldStart, started, stopped := s.StartInit(ctx)
 	if !shouldStart {
@@ -233,6 +249,21 @@ func (s *Sequencer) Start(ctx context.Context) error {
 		s.run(ctx, connCfg)
 	}()
 	return nil
+}
+
+// connConfig is the configuration of the sequencer's connection: the
+// DSN's, with ApplicationName unless it names one, and a dialer that
+// bounds a silent connection (dialer).
+func (s *Sequencer) connConfig() (*pgx.ConnConfig, error) {
+	connCfg, err := pgx.ParseConfig(s.cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("sequencer: parse database URL: %w", err)
+	}
+	if _, ok := connCfg.RuntimeParams["application_name"]; !ok {
+		connCfg.RuntimeParams["application_name"] = ApplicationName
+	}
+	connCfg.DialFunc = dialer(s.cfg.SilenceTimeout, connCfg.ConnectTimeout)
+	return connCfg, nil
 }
 
 func (s *Sequencer) run(ctx context.Context, connCfg *pgx.ConnConfig) {
@@ -270,7 +301,11 @@ func (s *Sequencer) session(ctx context.Context, connCfg *pgx.ConnConfig) (led b
 		defer cancel()
 		_ = conn.Close(cctx)
 	}()
-	// Blocks while another server sequences; its death releases the lock.
+	if err := s.bound(ctx, conn); err != nil {
+		return false, err
+	}
+	// Blocks while another server sequences; its death releases the lock,
+	// and so does its silence (bound).
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, $2)",
 		int32(migrations.LockClass), int32(migrations.SequencerLockID)); err != nil {
 		return false, fmt.Errorf("sequencer: wait for the sequencer lock: %w", err)
@@ -337,6 +372,31 @@ func (s *Sequencer) session(ctx context.Context, connCfg *pgx.ConnConfig) (led b
 		}
 	}
 }
+
+// bound makes PostgreSQL end this session once it has heard nothing on it
+// for SilenceTimeout, so that a holder of the lock that went silent
+// releases it: idle_session_timeout (PostgreSQL 14 and later) between
+// ticks, idle_in_transaction_session_timeout inside a session's first
+// tick (tickAndRecord's transaction). Waiting for the lock and ticking are
+// not idle; between ticks the session is idle for at most IdleInterval or
+// ModeInterval.
+func (s *Sequencer) bound(ctx context.Context, conn *pgx.Conn) error {
+	var set *string
+	if err := conn.QueryRow(ctx, silenceQuery, fmt.Sprintf("%dms", s.cfg.SilenceTimeout.Milliseconds())).Scan(nil, &set); err != nil {
+		return fmt.Errorf("sequencer: set the session's idle timeouts: %w", err)
+	}
+	if set == nil && !s.warnedSilence {
+		s.warnedSilence = true
+		s.cfg.Logger.Warn().Msg("sequencer: PostgreSQL before 14 has no idle_session_timeout: if the sequencing server freezes or is cut off without its connection closing, ticks stop on every server until TCP keepalive ends its session")
+	}
+	return nil
+}
+
+// silenceQuery sets both idle timeouts to $1, idle_session_timeout where
+// PostgreSQL has it (14 and later: else the result is NULL).
+const silenceQuery = `SELECT set_config('idle_in_transaction_session_timeout', $1, false),
+	CASE WHEN current_setting('server_version_num')::int >= 140000
+	THEN set_config('idle_session_timeout', $1, false) END`
 
 // tickAndRecord is a session's tick until it has recorded itself: in
 // ticks mode (the tick returns non-NULL) it records this backend and

@@ -38,14 +38,7 @@ func ticksDB(t *testing.T) (string, *pgxpool.Pool) {
 
 func start(t *testing.T, url string) (*sequencer.Sequencer, *sequencer.TestSignals) {
 	t.Helper()
-	sig := &sequencer.TestSignals{}
-	sig.Init()
-	s := sequencer.New(sequencer.Config{DatabaseURL: url, TestSignals: sig,
-		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
-		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
-	require.NoError(t, s.Start(context.Background()))
-	t.Cleanup(s.Stop)
-	return s, sig
+	return launch(t, url, sequencer.Config{})
 }
 
 // requireNumberedOnce checks that every committed transaction with events
