@@ -68,6 +68,15 @@ type Config struct {
 	// RetryInterval is how long to wait before reading again after a failed
 	// live read. Default 1s.
 	RetryInterval time.Duration
+	// ReadTimeout bounds each statement the dispatcher runs: a live read, a
+	// replay's page, a look-up. Without it a read-pool connection that went
+	// silent (a dead host, a dropped NAT entry: no FIN or RST ever comes)
+	// would hold the dispatcher goroutine, and with it every connect and
+	// every live delivery of the server, until TCP gave up, a quarter of an
+	// hour. A live read cut short is retried after RetryInterval; a replay
+	// cut short closes its subscriber, which resumes. Default 10s: a page
+	// is a bounded index range and takes milliseconds.
+	ReadTimeout time.Duration
 	// PageCacheBytes bounds the replay page cache (encoded frames of full
 	// pages, shared by replays that resume from the same place). Default
 	// 32 MiB; negative disables it.
@@ -102,6 +111,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.RetryInterval <= 0 {
 		c.RetryInterval = time.Second
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 10 * time.Second
 	}
 	if c.IDFrameDelay <= 0 {
 		c.IDFrameDelay = 15 * time.Second
@@ -292,7 +304,9 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	if !shouldStart {
 		return nil
 	}
-	head, err := readHead(ctx, d.cfg.Pool)
+	rctx, cancel := d.bounded(ctx)
+	head, err := readHead(rctx, d.cfg.Pool)
+	cancel()
 	if err != nil {
 		// Read the cause before stopped, which cancels ctx with ErrStop.
 		stoppedMeanwhile := errors.Is(context.Cause(ctx), startstop.ErrStop)

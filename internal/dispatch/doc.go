@@ -483,6 +483,12 @@
 //     there are at most 1,000 of them, else it reads every stream; either
 //     way each wake that needs a read costs one read per page (a tick's
 //     note applied at the head costs none).
+//   - Every statement the dispatcher runs (a live read, a replay page, a
+//     look-up) ends within Config.ReadTimeout, so a silent read-pool
+//     connection holds the dispatcher goroutine at most that long: a live
+//     read cut short is retried after RetryInterval, a replay cut short
+//     closes its subscriber, and either closes the pool's connections
+//     (pgxpool.Pool.Reset: the others are likely as silent).
 //   - After a run ends, no subscriber of that run is in the registry, and
 //     each has been closed.
 //   - Every frame queued with EnqueueHeld is released (Subscriber.Release,

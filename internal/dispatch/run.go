@@ -306,9 +306,12 @@ func (d *Dispatcher) trustedSender(ctx context.Context, pid uint32) bool {
 	}
 	var leader *int32
 	began := time.Now()
+	ctx, cancel := d.bounded(ctx)
+	defer cancel()
 	err := d.cfg.Pool.QueryRow(ctx, "SELECT sequencer_pid FROM streamer.ordering").Scan(&leader)
 	d.cfg.Metrics.DBRead(metrics.ReadSequencer, time.Since(began))
 	if err != nil {
+		d.dropIfSilent(err)
 		d.cfg.Logger.Warn().Err(err).Msg("look up the sequencing backend; reading instead")
 		return false
 	}
@@ -328,10 +331,12 @@ func (d *Dispatcher) trustedSender(ctx context.Context, pid uint32) bool {
 // disconnects are served between pages while it keeps reading until caught
 // up.
 func (d *Dispatcher) readLive(ctx context.Context) {
+	rctx, cancel := d.bounded(ctx)
+	defer cancel()
 	streams, some := d.streamsToRead()
 	began := time.Now()
 	if !some {
-		head, err := readHead(ctx, d.cfg.Pool)
+		head, err := readHead(rctx, d.cfg.Pool)
 		d.cfg.Metrics.DBRead(metrics.ReadHead, time.Since(began))
 		if err != nil {
 			d.readFailed(ctx, err)
@@ -343,7 +348,7 @@ func (d *Dispatcher) readLive(ctx context.Context) {
 		d.cfg.TestSignals.LiveRead.Signal(LiveRead{HeadOnly: true})
 		return
 	}
-	p, err := readPage(ctx, d.cfg.Pool, d.head, streams, d.cfg.PageSize, nil)
+	p, err := readPage(rctx, d.cfg.Pool, d.head, streams, d.cfg.PageSize, nil)
 	d.cfg.Metrics.DBRead(metrics.ReadLive, time.Since(began))
 	if err != nil {
 		d.readFailed(ctx, err)
@@ -361,10 +366,29 @@ func (d *Dispatcher) readLive(ctx context.Context) {
 	d.cfg.TestSignals.LiveRead.Signal(LiveRead{Events: len(p.events), Streams: len(streams)})
 }
 
+// bounded returns ctx bounded by ReadTimeout, for one statement (or one
+// page's statements).
+func (d *Dispatcher) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, d.cfg.ReadTimeout)
+}
+
+// dropIfSilent closes every connection of the pool after a statement ran
+// out its ReadTimeout: the connection it ran on has likely gone silent, and
+// so, behind the same path, have the others, each of which would cost a
+// ReadTimeout of its own to find out. Connections in use close when they
+// are released. Safe on any goroutine.
+func (d *Dispatcher) dropIfSilent(err error) {
+	if errors.Is(err, context.DeadlineExceeded) {
+		d.cfg.Logger.Warn().Dur("read_timeout", d.cfg.ReadTimeout).Msg("a read timed out; closing the read pool's connections")
+		d.cfg.Pool.Reset()
+	}
+}
+
 func (d *Dispatcher) readFailed(ctx context.Context, err error) {
 	if ctx.Err() != nil {
 		return
 	}
+	d.dropIfSilent(err)
 	d.cfg.Logger.Error().Err(err).Dur("retry_in", d.cfg.RetryInterval).Msg("live read failed")
 	d.cfg.TestSignals.ReadError.Signal(err)
 	if d.retry == nil {
@@ -566,6 +590,7 @@ func (d *Dispatcher) replay(ctx context.Context, job replayJob) replayResult {
 		}
 		p, err := d.replayPage(ctx, res.cursor, job.streams, job.aud)
 		if err != nil {
+			d.dropIfSilent(err)
 			res.err = err
 			return res
 		}
@@ -620,6 +645,8 @@ func (d *Dispatcher) enqueuePage(ctx context.Context, sub Subscriber, p replayed
 // frame; when the page ends with hidden events, its last frame carries only
 // the last one's id.
 func (d *Dispatcher) replayPage(ctx context.Context, from cursor.Position, streams []string, aud *audience) (replayedPage, error) {
+	ctx, cancel := d.bounded(ctx)
+	defer cancel()
 	key := keyFor(from, streams, aud)
 	if cp, ok := d.cache.get(key); ok && d.cachedPageRetained(ctx, from) {
 		d.cfg.Metrics.ReplayPageCached()

@@ -32,6 +32,7 @@ func TestFault(t *testing.T) {
 		{"listen blackhole", testFaultListenBlackhole},
 		{"sequencer blackhole", testFaultSequencerBlackhole},
 		{"read pool cut", testFaultReadPoolCut},
+		{"read pool blackhole", testFaultReadPoolBlackhole},
 		{"publish pool cut", testFaultPublishPoolCut},
 		{"read-only database", testFaultReadOnly},
 		{"server kill -9", testFaultServerKill},
@@ -349,6 +350,40 @@ func testFaultPostgresDown(sig syscall.Signal) func(t *testing.T, bin string) {
 		}
 		l.waitPublished(50, longWait)
 		l.finish(longWait)
+	}
+}
+
+// readDetectBound is how long the read pool's silent connections may hold
+// up delivery: one statement's ReadTimeout (10s, dispatch.Config), after
+// which the dispatcher drops the pool's connections and a live read is
+// retried 1s later on a new one. Twice that, for a busy CI machine.
+const readDetectBound = 2 * (10*time.Second + time.Second + 500*time.Millisecond)
+
+// Every connection of the read pool is blackholed under load (new ones
+// pass): the first statement on one must time out within the bound, the
+// dispatcher drop the pool's connections and go on, on new ones, and every
+// subscriber end exact (a replay cut short closes its subscriber, which
+// resumes).
+func testFaultReadPoolBlackhole(t *testing.T, bin string) {
+	var p *faultproxy.Proxy
+	d := deploy(t, bin, withFaultProxy(t, &p))
+	cfg := defaultLoad()
+	cfg.unwatched = 8000 // in ticks mode, a read per tick (see above)
+	l := startLoad(t, d, cfg)
+	l.waitPublished(50, longWait)
+	silenced := byApp(p, "streamer")
+	require.NotEmpty(t, silenced, "read-pool connections")
+	for _, c := range silenced {
+		c.Set(faultproxy.Both, faultproxy.Fault{Blackhole: true})
+	}
+	began := time.Now()
+	const dropped = "a read timed out; closing the read pool's connections"
+	waitFor(t, readDetectBound, "a read to time out", func() bool { return strings.Contains(d.logs.String(), dropped) })
+	t.Logf("%d read-pool connections blackholed; a read timed out after %v", len(silenced), time.Since(began).Round(10*time.Millisecond))
+	l.waitPublished(50, longWait)
+	l.finish(longWait)
+	for _, c := range silenced {
+		testsignal.Receive(t, c.Done(), 15*time.Second+shortWait, "a blackholed read-pool connection is still open")
 	}
 }
 

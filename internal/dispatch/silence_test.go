@@ -1,0 +1,98 @@
+package dispatch
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/streamer-dev/streamer/internal/cursor"
+	"github.com/streamer-dev/streamer/internal/faultproxy"
+)
+
+// TestSilentConnection: a statement on a pool connection that went silent
+// (blackholed: no answer, and no FIN or RST) is cut after ReadTimeout, and
+// the pool's other connections, silent too, are dropped with it. A live
+// read fails and is retried on a new connection, which delivers; a replay
+// closes its subscriber, and the dispatcher serves others. Without the
+// bound either would wait for TCP to give up.
+func TestSilentConnection(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		run  func(t *testing.T, d *Dispatcher, b *bundle, silence func())
+	}{
+		{"live read", func(t *testing.T, d *Dispatcher, b *bundle, silence func()) {
+			s := subscribe(t, d, b, "s")
+			silence()
+			b.publish(t, "s", "one")
+			d.Wake()
+			require.ErrorIs(t, b.sig.ReadError.WaitOrTimeout(t), context.DeadlineExceeded)
+			require.Equal(t, "one", s.next(t))
+			// The pool's other silent connections were dropped with it: the
+			// retry did not wait out another.
+			b.sig.ReadError.RequireEmpty(t)
+		}},
+		{"replay", func(t *testing.T, d *Dispatcher, b *bundle, silence func()) {
+			b.publish(t, "s", "old")
+			silence()
+			s := newFakeSub()
+			_, err := d.Subscribe(ctx, s, []string{"s"}, &cursor.Start, nil)
+			require.NoError(t, err)
+			cause := s.waitClosed(t)
+			require.ErrorIs(t, cause, errReplayFailed)
+			require.ErrorIs(t, cause, context.DeadlineExceeded)
+
+			other := subscribe(t, d, b, "s")
+			require.Equal(t, []Subscriber{other}, b.reg.Lookup("s"))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var p *faultproxy.Proxy
+			d, b := setup(t, func(cfg *Config) {
+				cfg.ReadTimeout = 300 * time.Millisecond
+				cfg.Pool = proxiedPool(t, cfg.Pool, &p)
+			})
+			// Every connection open now goes silent; new ones pass.
+			silence := func() {
+				for _, c := range p.Conns() {
+					c.Set(faultproxy.Both, faultproxy.Fault{Blackhole: true})
+				}
+			}
+			tc.run(t, d, b, silence)
+		})
+	}
+}
+
+// proxiedPool returns a pool of four open connections on pool's database
+// through a fault proxy, set in *p; both are closed at the test's end.
+func proxiedPool(t *testing.T, pool *pgxpool.Pool, p **faultproxy.Proxy) *pgxpool.Pool {
+	t.Helper()
+	proxy, url, err := faultproxy.StartFor(pool.Config().ConnString())
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, proxy.Close()) })
+	cfg, err := pgxpool.ParseConfig(url)
+	require.NoError(t, err)
+	cfg.MaxConns = 4
+	cfg.ConnConfig.RuntimeParams["application_name"] = appName
+	proxied, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	var held []*pgxpool.Conn
+	for range cfg.MaxConns {
+		c, err := proxied.Acquire(context.Background())
+		require.NoError(t, err)
+		held = append(held, c)
+	}
+	for _, c := range held {
+		c.Release()
+	}
+	t.Cleanup(proxied.Close)
+	// First: pgx waits up to 15s for a silent connection's close.
+	t.Cleanup(func() { proxy.ResetAll() })
+	*p = proxy
+	return proxied
+}
