@@ -23,6 +23,8 @@ const (
 	// with 3, a backlog takes at most a quarter of one core (measured in
 	// docs/retention.md against live delivery p99).
 	DefaultRest = 3.0
+	// DefaultSilenceTimeout: see Config.SilenceTimeout.
+	DefaultSilenceTimeout = 10 * time.Second
 	// firstStepCommits is where the step size starts at every pass.
 	firstStepCommits = 500
 )
@@ -57,6 +59,16 @@ type Config struct {
 	// pause. Default (0) DefaultRest.
 	Rest float64
 
+	// SilenceTimeout is how long PostgreSQL keeps a pass's session once it
+	// hears nothing more on it (package silence), and, added to a step's
+	// statement_timeout, how long the service waits for an answer. Without
+	// it a server that froze or was cut off mid-pass (no FIN or RST) kept
+	// the service lock, and so stopped every server's pruning, until TCP
+	// keepalive ended its session: two hours by default. Default 10s, and
+	// at least five times the longest pause between a pass's statements
+	// (Rest times a step's statement_timeout).
+	SilenceTimeout time.Duration
+
 	// Logger receives one line per pass that pruned something, and errors.
 	Logger zerolog.Logger
 
@@ -85,5 +97,10 @@ func (c Config) withDefaults() Config {
 	defaults.Positive(&c.StepBudget, DefaultStepBudget)
 	defaults.Positive(&c.MaxStepCommits, DefaultMaxStepCommits)
 	defaults.ZeroOrOff(&c.Rest, DefaultRest)
+	defaults.Positive(&c.SilenceTimeout, DefaultSilenceTimeout)
+	c.SilenceTimeout = max(c.SilenceTimeout, time.Duration(5*max(c.Rest, 0)*float64(c.stepTimeout())))
 	return c
 }
+
+// stepTimeout is the statement_timeout of a step.
+func (c Config) stepTimeout() time.Duration { return 4 * c.StepBudget }

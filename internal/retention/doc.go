@@ -19,7 +19,13 @@
 // A [Service] runs a pass at Start and then every Interval (at most
 // min(Retention/2, 1m)). A pass takes a session-level advisory lock
 // ([LockClassID], [LockObjID]) with pg_try_advisory_lock: when another server
-// holds it, the pass is skipped. Holding it, the pass runs steps, each its
+// holds it, the pass is skipped. Holding it, the pass bounds its session
+// (package silence: PostgreSQL ends it after Config.SilenceTimeout, 10s,
+// without a statement, so a server that froze or was cut off mid-pass
+// does not keep the lock from every other server), and waits for no
+// answer longer than a step's statement_timeout plus that; the pass
+// unbounds the pooled connection again when it gives the lock back.
+// Then it runs steps, each its
 // own transaction, until a step reports nothing more is left. The step size
 // adapts so that a step takes about StepBudget; the server cancels a step
 // after 4×StepBudget (statement_timeout), and it is retried smaller. The pass

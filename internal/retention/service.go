@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/streamer-dev/streamer/internal/silence"
 	"github.com/streamer-dev/streamer/internal/startstop"
 )
 
@@ -112,7 +113,10 @@ func (s *Service) pass(ctx context.Context) (p Pass) {
 	defer conn.Release()
 
 	var locked bool
-	if err := conn.QueryRow(ctx, tryLockSQL, LockClassID, LockObjID).Scan(&locked); err != nil {
+	lctx, cancel := context.WithTimeout(ctx, s.cfg.SilenceTimeout)
+	err = conn.QueryRow(lctx, tryLockSQL, LockClassID, LockObjID).Scan(&locked)
+	cancel()
+	if err != nil {
 		p.Err = fmt.Errorf("retention: take the service lock: %w", err)
 		closeConn(conn) // the lock may have been taken after all
 		return p
@@ -129,8 +133,20 @@ func (s *Service) pass(ctx context.Context) (p Pass) {
 			if p.Err == nil {
 				p.Err = fmt.Errorf("retention: release the service lock: %w", err)
 			}
+			return
+		}
+		if _, err := silence.Bound(uctx, conn, 0); err != nil {
+			closeConn(conn) // the pool's next user would inherit the bound
 		}
 	}()
+	// Holding the lock, the session must not outlive its server's silence.
+	bctx, cancel := context.WithTimeout(ctx, s.cfg.SilenceTimeout)
+	_, err = silence.Bound(bctx, conn, s.cfg.SilenceTimeout)
+	cancel()
+	if err != nil {
+		p.Err = fmt.Errorf("retention: %w", err)
+		return p
+	}
 	if ts := s.cfg.TestSignals; ts != nil {
 		ts.Locked.Signal(struct{}{})
 	}
@@ -190,12 +206,20 @@ func nextSize(size int, took, budget time.Duration, maxSize int) int {
 // step runs one streamer.prune_step in its own transaction, cancelled by
 // the server after 4×StepBudget.
 func (s *Service) step(ctx context.Context, conn *pgxpool.Conn, size int) (events, commits int64, more bool, err error) {
+	// PostgreSQL cancels the step after stepTimeout; an answer that has not
+	// come SilenceTimeout after that will not come.
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.stepTimeout()+s.cfg.SilenceTimeout)
+	defer cancel()
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("retention: begin step: %w", err)
 	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	timeout := strconv.FormatInt((4*s.cfg.StepBudget).Milliseconds()+1, 10)
+	defer func() { // after Commit, a no-op; bounded, and run even when stopping
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout)
+		defer cancel()
+		_ = tx.Rollback(rctx)
+	}()
+	timeout := strconv.FormatInt(s.cfg.stepTimeout().Milliseconds()+1, 10)
 	if _, err := tx.Exec(ctx, "SELECT set_config('statement_timeout', $1, true)", timeout); err != nil {
 		return 0, 0, false, fmt.Errorf("retention: set the step's statement_timeout: %w", err)
 	}

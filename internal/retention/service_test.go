@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/streamer-dev/streamer/internal/faultproxy"
 	"github.com/streamer-dev/streamer/internal/pgtest"
 	"github.com/streamer-dev/streamer/internal/startstop/startstoptest"
 	"github.com/streamer-dev/streamer/migrations"
@@ -205,4 +206,69 @@ func TestStepTimeout(t *testing.T) {
 		}
 	}
 	require.Empty(t, dataLeft(t, pool))
+}
+
+// TestSilentPassReleasesLock: a server that goes silent in the middle of a
+// pass (its connection blackholed: no FIN, no RST) loses the service lock
+// once SilenceTimeout has passed, and another server's pass takes it.
+func TestSilentPassReleasesLock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	// The first service's step waits for the prune lock with the service
+	// lock held; it goes silent then, and its step ends inside the
+	// transaction once the prune lock is free.
+	pool, blocker := oldEventBlocked(t)
+	p, proxied, err := faultproxy.StartFor(pool.Config().ConnString())
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, p.Close()) })
+	pcfg, err := pgxpool.ParseConfig(proxied)
+	require.NoError(t, err)
+	ppool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	require.NoError(t, err)
+	t.Cleanup(ppool.Close)
+	t.Cleanup(func() { p.ResetAll() }) // first: pgx drains a silent connection for 15s
+
+	cfg := Config{Retention: 400 * time.Millisecond, StepBudget: time.Minute, Rest: -1, SilenceTimeout: time.Second}
+	cfg.Pool = ppool
+	first, fb := setup(t, cfg)
+	require.NoError(t, first.Start(ctx))
+	fb.signals.Locked.WaitOrTimeout(t)
+
+	cfg.Pool = pool
+	second, sb := setup(t, cfg)
+	require.NoError(t, second.Start(ctx))
+	require.True(t, sb.signals.PassDone.WaitOrTimeout(t).Skipped)
+
+	p.SetAll(faultproxy.Both, faultproxy.Fault{Blackhole: true})
+	require.NoError(t, blocker.Commit(ctx))
+	sb.signals.Locked.WaitOrTimeout(t)
+	pass := sb.signals.PassDone.WaitOrTimeout(t)
+	for pass.Skipped { // passes that ended before it took the lock
+		pass = sb.signals.PassDone.WaitOrTimeout(t)
+	}
+	require.NoError(t, pass.Err)
+	require.Equal(t, int64(1), pass.Events, "the second service pruned")
+	require.Empty(t, dataLeft(t, pool))
+}
+
+// TestPassUnboundsSession: a pass leaves its pooled connection without
+// the idle bound it set for itself, or the pool's connection would be
+// ended while it waits for the next pass.
+func TestPassUnboundsSession(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(pgtest.NewDB(t))
+	require.NoError(t, err)
+	cfg.MaxConns = 1 // the pass's connection is the one read below
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+
+	s, b := setup(t, Config{Pool: pool, Retention: time.Hour})
+	require.NoError(t, s.Start(ctx))
+	require.NoError(t, b.signals.PassDone.WaitOrTimeout(t).Err)
+	s.Stop()
+	var inTx, idle string
+	require.NoError(t, pool.QueryRow(ctx, "SELECT current_setting('idle_in_transaction_session_timeout'), current_setting('idle_session_timeout')").Scan(&inTx, &idle))
+	require.Equal(t, []string{"0", "0"}, []string{inTx, idle})
 }

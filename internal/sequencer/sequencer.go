@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/streamer-dev/streamer/internal/backoff"
+	"github.com/streamer-dev/streamer/internal/silence"
 	"github.com/streamer-dev/streamer/internal/startstop"
 	"github.com/streamer-dev/streamer/internal/testsignal"
 	"github.com/streamer-dev/streamer/migrations"
@@ -374,29 +375,22 @@ func (s *Sequencer) session(ctx context.Context, connCfg *pgx.ConnConfig) (led b
 }
 
 // bound makes PostgreSQL end this session once it has heard nothing on it
-// for SilenceTimeout, so that a holder of the lock that went silent
-// releases it: idle_session_timeout (PostgreSQL 14 and later) between
-// ticks, idle_in_transaction_session_timeout inside a session's first
-// tick (tickAndRecord's transaction). Waiting for the lock and ticking are
-// not idle; between ticks the session is idle for at most IdleInterval or
+// for SilenceTimeout (package silence), so that a holder of the lock that
+// went silent releases it, between ticks or inside a session's first tick
+// (tickAndRecord's transaction). Waiting for the lock and ticking are not
+// idle; between ticks the session is idle for at most IdleInterval or
 // ModeInterval.
 func (s *Sequencer) bound(ctx context.Context, conn *pgx.Conn) error {
-	var set *string
-	if err := conn.QueryRow(ctx, silenceQuery, fmt.Sprintf("%dms", s.cfg.SilenceTimeout.Milliseconds())).Scan(nil, &set); err != nil {
-		return fmt.Errorf("sequencer: set the session's idle timeouts: %w", err)
+	outside, err := silence.Bound(ctx, conn, s.cfg.SilenceTimeout)
+	if err != nil {
+		return fmt.Errorf("sequencer: %w", err)
 	}
-	if set == nil && !s.warnedSilence {
+	if !outside && !s.warnedSilence {
 		s.warnedSilence = true
 		s.cfg.Logger.Warn().Msg("sequencer: PostgreSQL before 14 has no idle_session_timeout: if the sequencing server freezes or is cut off without its connection closing, ticks stop on every server until TCP keepalive ends its session")
 	}
 	return nil
 }
-
-// silenceQuery sets both idle timeouts to $1, idle_session_timeout where
-// PostgreSQL has it (14 and later: else the result is NULL).
-const silenceQuery = `SELECT set_config('idle_in_transaction_session_timeout', $1, false),
-	CASE WHEN current_setting('server_version_num')::int >= 140000
-	THEN set_config('idle_session_timeout', $1, false) END`
 
 // tickAndRecord is a session's tick until it has recorded itself: in
 // ticks mode (the tick returns non-NULL) it records this backend and
