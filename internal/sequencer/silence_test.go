@@ -49,10 +49,7 @@ func TestSilentSessionReleasesLock(t *testing.T) {
 
 	t.Run("leading", func(t *testing.T) {
 		t.Parallel()
-		url, pool := ticksDB(t)
-		p, proxied, err := faultproxy.StartFor(url)
-		require.NoError(t, err)
-		t.Cleanup(func() { require.NoError(t, p.Close()) })
+		url, pool, p, proxied := proxiedDB(t)
 
 		_, _, aPID := startWith(t, proxied, cfg)
 		_, bSig := launch(t, url, cfg)
@@ -68,10 +65,7 @@ func TestSilentSessionReleasesLock(t *testing.T) {
 
 	t.Run("leading, in its first tick's transaction", func(t *testing.T) {
 		t.Parallel()
-		url, pool := ticksDB(t)
-		p, proxied, err := faultproxy.StartFor(url)
-		require.NoError(t, err)
-		t.Cleanup(func() { require.NoError(t, p.Close()) })
+		url, pool, p, proxied := proxiedDB(t)
 
 		// Slow answers hold the session idle inside the transaction of its
 		// first tick (tickAndRecord) for a while at each statement.
@@ -90,10 +84,7 @@ func TestSilentSessionReleasesLock(t *testing.T) {
 
 	t.Run("waiting", func(t *testing.T) {
 		t.Parallel()
-		url, pool := ticksDB(t)
-		p, proxied, err := faultproxy.StartFor(url)
-		require.NoError(t, err)
-		t.Cleanup(func() { require.NoError(t, p.Close()) })
+		url, pool, p, proxied := proxiedDB(t)
 
 		a, _, _ := startWith(t, url, cfg)
 		launch(t, proxied, cfg)
@@ -137,4 +128,15 @@ func TestSilenceSpansWaits(t *testing.T) {
 			t.Fatalf("no three waits of IdleInterval within %v", testsignal.Timeout)
 		}
 	}
+}
+
+// proxiedDB returns a fresh database in ticks mode, a pool on it, and a
+// fault proxy in front of it with the database's URL through the proxy.
+func proxiedDB(t *testing.T) (url string, pool *pgxpool.Pool, p *faultproxy.Proxy, proxied string) {
+	t.Helper()
+	url, pool = ticksDB(t)
+	p, proxied, err := faultproxy.StartFor(url)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, p.Close()) })
+	return url, pool, p, proxied
 }
