@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/streamer-dev/streamer/internal/defaults"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 	"golang.org/x/time/rate"
@@ -100,24 +102,12 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	if c.PageSize <= 0 {
-		c.PageSize = 500
-	}
-	if c.ReplayWorkers <= 0 {
-		c.ReplayWorkers = 4
-	}
-	if c.MaxBuffered <= 0 {
-		c.MaxBuffered = 256
-	}
-	if c.RetryInterval <= 0 {
-		c.RetryInterval = time.Second
-	}
-	if c.ReadTimeout <= 0 {
-		c.ReadTimeout = 10 * time.Second
-	}
-	if c.IDFrameDelay <= 0 {
-		c.IDFrameDelay = 15 * time.Second
-	}
+	defaults.Positive(&c.PageSize, 500)
+	defaults.Positive(&c.ReplayWorkers, 4)
+	defaults.Positive(&c.MaxBuffered, 256)
+	defaults.Positive(&c.RetryInterval, time.Second)
+	defaults.Positive(&c.ReadTimeout, 10*time.Second)
+	defaults.Positive(&c.IDFrameDelay, 15*time.Second)
 	if c.PageCacheBytes == 0 {
 		c.PageCacheBytes = 32 << 20
 	}

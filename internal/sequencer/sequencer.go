@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/streamer-dev/streamer/internal/defaults"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
@@ -155,27 +157,17 @@ func (s *TestSignals) Init() {
 }
 
 func (c Config) withDefaults() Config {
-	if c.Interval <= 0 {
-		c.Interval = DefaultInterval
-	}
+	defaults.Positive(&c.Interval, DefaultInterval)
 	if c.IdleInterval < c.Interval {
 		c.IdleInterval = max(DefaultIdleInterval, c.Interval)
 	}
-	if c.Linger <= 0 {
-		c.Linger = DefaultLinger
-	}
-	if c.ModeInterval <= 0 {
-		c.ModeInterval = DefaultModeInterval
-	}
-	if c.MinBackoff <= 0 {
-		c.MinBackoff = DefaultMinBackoff
-	}
+	defaults.Positive(&c.Linger, DefaultLinger)
+	defaults.Positive(&c.ModeInterval, DefaultModeInterval)
+	defaults.Positive(&c.MinBackoff, DefaultMinBackoff)
 	if c.MaxBackoff < c.MinBackoff {
 		c.MaxBackoff = max(DefaultMaxBackoff, c.MinBackoff)
 	}
-	if c.SilenceTimeout <= 0 {
-		c.SilenceTimeout = DefaultSilenceTimeout
-	}
+	defaults.Positive(&c.SilenceTimeout, DefaultSilenceTimeout)
 	c.SilenceTimeout = max(c.SilenceTimeout, 5*max(c.IdleInterval, c.ModeInterval))
 	if c.TestSignals == nil {
 		c.TestSignals = &TestSignals{}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"runtime"
 	"time"
+
+	"github.com/streamer-dev/streamer/internal/defaults"
 )
 
 // Defaults of the collection after a burst of connections (Config.Burst*).
@@ -52,9 +54,7 @@ func (c *Config) setBurstDefaults() {
 	if c.BurstConnections == 0 {
 		c.BurstConnections = DefaultBurstConnections
 	}
-	if c.BurstTick <= 0 {
-		c.BurstTick = DefaultBurstTick
-	}
+	defaults.Positive(&c.BurstTick, DefaultBurstTick)
 	if c.BurstCollect == nil {
 		c.BurstCollect = runtime.GC
 	}

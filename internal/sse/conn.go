@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/streamer-dev/streamer/internal/defaults"
 )
 
 // Defaults for the zero fields of [Options].
@@ -72,12 +74,8 @@ type Conn struct {
 // the caller sets the response headers before Run, and Run's first Flush
 // sends them (or Hijack writes them).
 func NewConn(w http.ResponseWriter, opts Options) *Conn {
-	if opts.MaxQueueBytes <= 0 {
-		opts.MaxQueueBytes = DefaultMaxQueueBytes
-	}
-	if opts.WriteTimeout <= 0 {
-		opts.WriteTimeout = DefaultWriteTimeout
-	}
+	defaults.Positive(&opts.MaxQueueBytes, DefaultMaxQueueBytes)
+	defaults.Positive(&opts.WriteTimeout, DefaultWriteTimeout)
 	opts.Heartbeat = max(opts.Heartbeat, 0)
 	c := &Conn{
 		opts: opts,

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/streamer-dev/streamer/internal/defaults"
+
 	"github.com/streamer-dev/streamer/internal/startstop"
 )
 
@@ -82,18 +84,10 @@ type HubStats struct {
 
 // NewHub returns a hub; Start runs it.
 func NewHub(opts HubOptions) *Hub {
-	if opts.Workers <= 0 {
-		opts.Workers = 4
-	}
-	if opts.WriteSlice <= 0 {
-		opts.WriteSlice = 20 * time.Millisecond
-	}
-	if opts.Tick <= 0 {
-		opts.Tick = 50 * time.Millisecond
-	}
-	if opts.PeekInterval <= 0 {
-		opts.PeekInterval = 3 * time.Second
-	}
+	defaults.Positive(&opts.Workers, 4)
+	defaults.Positive(&opts.WriteSlice, 20*time.Millisecond)
+	defaults.Positive(&opts.Tick, 50*time.Millisecond)
+	defaults.Positive(&opts.PeekInterval, 3*time.Second)
 	h := &Hub{opts: opts, conns: make(map[*hubConn]struct{})}
 	h.cond = sync.NewCond(&h.mu)
 	return h
