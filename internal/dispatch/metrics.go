@@ -19,8 +19,10 @@ type Metrics interface {
 	Delivered(n int)
 	// Replayed adds the n of them that a replay worker queued.
 	Replayed(n int)
-	// DBRead observes one read: metrics.ReadLive, ReadReplay or ReadHead.
-	DBRead(kind string, d time.Duration)
+	// DBRead observes one read: metrics.ReadLive, ReadReplay, ReadHead or
+	// ReadSequencer, and whether it failed (not counting the dispatcher's
+	// stopping).
+	DBRead(kind string, d time.Duration, failed bool)
 	// ReplayStarted counts a Subscribe with a resume position.
 	ReplayStarted()
 	// ReplayPaced observes a replay page's wait for ReplayRate.
@@ -40,14 +42,14 @@ var _ Metrics = (*metrics.Metrics)(nil)
 // noMetrics is the default Metrics.
 type noMetrics struct{}
 
-func (noMetrics) Delivered(int)                {}
-func (noMetrics) Replayed(int)                 {}
-func (noMetrics) DBRead(string, time.Duration) {}
-func (noMetrics) ReplayStarted()               {}
-func (noMetrics) ReplayPaced(time.Duration)    {}
-func (noMetrics) ReplayPageCached()            {}
-func (noMetrics) SlowConsumerDisconnected()    {}
-func (noMetrics) TickNotes(string, int)        {}
+func (noMetrics) Delivered(int)                      {}
+func (noMetrics) Replayed(int)                       {}
+func (noMetrics) DBRead(string, time.Duration, bool) {}
+func (noMetrics) ReplayStarted()                     {}
+func (noMetrics) ReplayPaced(time.Duration)          {}
+func (noMetrics) ReplayPageCached()                  {}
+func (noMetrics) SlowConsumerDisconnected()          {}
+func (noMetrics) TickNotes(string, int)              {}
 
 // flushDelivered reports the frames the dispatcher goroutine queued since
 // the last flush. Called once per turn of its loop: the count is a plain

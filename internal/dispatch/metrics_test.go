@@ -19,7 +19,7 @@ import (
 type counts struct {
 	delivered, replayed, replays, cached int
 	slow, deliveredCalls, paced          int
-	reads                                map[string]int
+	reads, readErrors                    map[string]int
 	notes                                map[string]int
 }
 
@@ -45,12 +45,15 @@ func (m *recMetrics) ReplayStarted()            { m.with(func(c *counts) { c.rep
 func (m *recMetrics) ReplayPaced(time.Duration) { m.with(func(c *counts) { c.paced++ }) }
 func (m *recMetrics) ReplayPageCached()         { m.with(func(c *counts) { c.cached++ }) }
 func (m *recMetrics) SlowConsumerDisconnected() { m.with(func(c *counts) { c.slow++ }) }
-func (m *recMetrics) DBRead(kind string, _ time.Duration) {
+func (m *recMetrics) DBRead(kind string, _ time.Duration, failed bool) {
 	m.with(func(c *counts) {
 		if c.reads == nil {
-			c.reads = make(map[string]int)
+			c.reads, c.readErrors = make(map[string]int), make(map[string]int)
 		}
 		c.reads[kind]++
+		if failed {
+			c.readErrors[kind]++
+		}
 	})
 }
 
@@ -68,9 +71,9 @@ func (m *recMetrics) snapshot() counts {
 	var out counts
 	m.with(func(c *counts) {
 		out = *c
-		out.reads = maps.Clone(c.reads)
+		out.reads, out.readErrors = maps.Clone(c.reads), maps.Clone(c.readErrors)
 		if out.reads == nil {
-			out.reads = map[string]int{}
+			out.reads, out.readErrors = map[string]int{}, map[string]int{}
 		}
 		out.notes = maps.Clone(c.notes)
 	})
@@ -307,4 +310,21 @@ func TestNilMetricsConfig(t *testing.T) {
 	b.publish(t, "s", "x")
 	readCaughtUp(t, d, b)
 	require.Equal(t, "x", s.next(t))
+}
+
+// TestReadCutByStopNoFailure: a read that Stop cuts short is counted as a
+// read, not as a failed one.
+func TestReadCutByStopNoFailure(t *testing.T) {
+	t.Parallel()
+	d, b, rec := setupMetrics(t, nil)
+	subscribe(t, d, b, "s")
+	b.publish(t, "s", "x")
+	lockCommits(t, b)
+	before := rec.snapshot().reads[metrics.ReadLive]
+	d.Wake()
+	blockedReader(t, b)
+	d.Stop()
+	c := rec.snapshot()
+	require.Equal(t, before+1, c.reads[metrics.ReadLive], "the cut read is counted")
+	require.Empty(t, c.readErrors)
 }

@@ -306,10 +306,10 @@ func (d *Dispatcher) trustedSender(ctx context.Context, pid uint32) bool {
 	}
 	var leader *int32
 	began := time.Now()
-	ctx, cancel := d.bounded(ctx)
+	rctx, cancel := d.bounded(ctx)
 	defer cancel()
-	err := d.cfg.Pool.QueryRow(ctx, "SELECT sequencer_pid FROM streamer.ordering").Scan(&leader)
-	d.cfg.Metrics.DBRead(metrics.ReadSequencer, time.Since(began))
+	err := d.cfg.Pool.QueryRow(rctx, "SELECT sequencer_pid FROM streamer.ordering").Scan(&leader)
+	d.cfg.Metrics.DBRead(metrics.ReadSequencer, time.Since(began), failed(ctx, err))
 	if err != nil {
 		d.dropIfSilent(err)
 		d.cfg.Logger.Warn().Err(err).Msg("look up the sequencing backend; reading instead")
@@ -337,7 +337,7 @@ func (d *Dispatcher) readLive(ctx context.Context) {
 	began := time.Now()
 	if !some {
 		head, err := readHead(rctx, d.cfg.Pool)
-		d.cfg.Metrics.DBRead(metrics.ReadHead, time.Since(began))
+		d.cfg.Metrics.DBRead(metrics.ReadHead, time.Since(began), failed(ctx, err))
 		if err != nil {
 			d.readFailed(ctx, err)
 			return
@@ -349,7 +349,7 @@ func (d *Dispatcher) readLive(ctx context.Context) {
 		return
 	}
 	p, err := readPage(rctx, d.cfg.Pool, d.head, streams, d.cfg.PageSize, nil)
-	d.cfg.Metrics.DBRead(metrics.ReadLive, time.Since(began))
+	d.cfg.Metrics.DBRead(metrics.ReadLive, time.Since(began), failed(ctx, err))
 	if err != nil {
 		d.readFailed(ctx, err)
 		return
@@ -371,6 +371,10 @@ func (d *Dispatcher) readLive(ctx context.Context) {
 func (d *Dispatcher) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, d.cfg.ReadTimeout)
 }
+
+// failed reports whether err is a read's failure, as opposed to no error
+// or the end of ctx, the dispatcher's run (stopping is not a failure).
+func failed(ctx context.Context, err error) bool { return err != nil && ctx.Err() == nil }
 
 // dropIfSilent closes every connection of the pool after a statement ran
 // out its ReadTimeout: the connection it ran on has likely gone silent, and
@@ -645,17 +649,17 @@ func (d *Dispatcher) enqueuePage(ctx context.Context, sub Subscriber, p replayed
 // frame; when the page ends with hidden events, its last frame carries only
 // the last one's id.
 func (d *Dispatcher) replayPage(ctx context.Context, from cursor.Position, streams []string, aud *audience) (replayedPage, error) {
-	ctx, cancel := d.bounded(ctx)
+	rctx, cancel := d.bounded(ctx)
 	defer cancel()
 	key := keyFor(from, streams, aud)
-	if cp, ok := d.cache.get(key); ok && d.cachedPageRetained(ctx, from) {
+	if cp, ok := d.cache.get(key); ok && d.cachedPageRetained(rctx, from) {
 		d.cfg.Metrics.ReplayPageCached()
 		d.cfg.TestSignals.PageCacheHit.Signal(from)
 		return replayedPage{cachedPage: cp, full: true}, nil
 	}
 	began := time.Now()
-	p, err := readPage(ctx, d.cfg.Pool, from, streams, d.cfg.PageSize, aud)
-	d.cfg.Metrics.DBRead(metrics.ReadReplay, time.Since(began))
+	p, err := readPage(rctx, d.cfg.Pool, from, streams, d.cfg.PageSize, aud)
+	d.cfg.Metrics.DBRead(metrics.ReadReplay, time.Since(began), failed(ctx, err))
 	if err != nil {
 		return replayedPage{}, err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/streamer-dev/streamer/internal/cursor"
 	"github.com/streamer-dev/streamer/internal/faultproxy"
+	"github.com/streamer-dev/streamer/internal/metrics"
 )
 
 // TestSilentConnection: a statement on a pool connection that went silent
@@ -24,6 +25,8 @@ func TestSilentConnection(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		run  func(t *testing.T, d *Dispatcher, b *bundle, silence func())
+		// what the metrics count as failed reads, by kind
+		failed map[string]int
 	}{
 		{"live read", func(t *testing.T, d *Dispatcher, b *bundle, silence func()) {
 			s := subscribe(t, d, b, "s")
@@ -35,7 +38,7 @@ func TestSilentConnection(t *testing.T) {
 			// The pool's other silent connections were dropped with it: the
 			// retry did not wait out another.
 			b.sig.ReadError.RequireEmpty(t)
-		}},
+		}, map[string]int{metrics.ReadLive: 1}},
 		{"replay", func(t *testing.T, d *Dispatcher, b *bundle, silence func()) {
 			b.publish(t, "s", "old")
 			silence()
@@ -48,12 +51,12 @@ func TestSilentConnection(t *testing.T) {
 
 			other := subscribe(t, d, b, "s")
 			require.Equal(t, []Subscriber{other}, b.reg.Lookup("s"))
-		}},
+		}, map[string]int{metrics.ReadReplay: 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var p *faultproxy.Proxy
-			d, b := setup(t, func(cfg *Config) {
+			d, b, rec := setupMetrics(t, func(cfg *Config) {
 				cfg.ReadTimeout = 300 * time.Millisecond
 				cfg.Pool = proxiedPool(t, cfg.Pool, &p)
 			})
@@ -64,6 +67,8 @@ func TestSilentConnection(t *testing.T) {
 				}
 			}
 			tc.run(t, d, b, silence)
+			d.Stop() // a read cut short by stopping is no failure
+			require.Equal(t, tc.failed, rec.snapshot().readErrors)
 		})
 	}
 }

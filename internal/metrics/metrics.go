@@ -100,6 +100,7 @@ type Metrics struct {
 	readsByKey map[string]prometheus.Counter
 	readTime   *prometheus.HistogramVec
 	timeByKey  map[string]prometheus.Observer
+	errsByKey  map[string]prometheus.Counter
 
 	notes map[string]prometheus.Counter
 
@@ -170,12 +171,17 @@ func New(src Sources) *Metrics {
 	m.readTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "streamer_db_read_duration_seconds",
 		Help: "Seconds one event read took, query and rows, by kind (see streamer_db_reads_total); failed reads included.", Buckets: readBuckets},
 		[]string{"kind"})
-	reg.MustRegister(m.reads, m.readTime)
+	readErrs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamer_db_read_errors_total",
+		Help: "Event reads that failed (an error, or no answer within the dispatcher's 10s read timeout), by kind (see streamer_db_reads_total): a live read is retried after 1s, a replay closes its connection and the client resumes."},
+		[]string{"kind"})
+	reg.MustRegister(m.reads, m.readTime, readErrs)
 	m.readsByKey = make(map[string]prometheus.Counter, 4)
 	m.timeByKey = make(map[string]prometheus.Observer, 4)
+	m.errsByKey = make(map[string]prometheus.Counter, 4)
 	for _, k := range []string{ReadLive, ReadReplay, ReadHead, ReadSequencer} {
 		m.readsByKey[k] = m.reads.WithLabelValues(k)
 		m.timeByKey[k] = m.readTime.WithLabelValues(k)
+		m.errsByKey[k] = readErrs.WithLabelValues(k)
 	}
 
 	notes := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "streamer_tick_notes_total",
@@ -320,9 +326,9 @@ func (m *Metrics) ReplayPageCached() {
 }
 
 // DBRead counts one read of the given kind (ReadLive, ReadReplay,
-// ReadHead, ReadSequencer; anything else is ignored) and observes its
-// duration.
-func (m *Metrics) DBRead(kind string, d time.Duration) {
+// ReadHead, ReadSequencer; anything else is ignored), observes its
+// duration, and counts it as an error too when it failed.
+func (m *Metrics) DBRead(kind string, d time.Duration, failed bool) {
 	if m == nil {
 		return
 	}
@@ -332,6 +338,9 @@ func (m *Metrics) DBRead(kind string, d time.Duration) {
 	}
 	c.Inc()
 	m.timeByKey[kind].Observe(d.Seconds())
+	if failed {
+		m.errsByKey[kind].Inc()
+	}
 }
 
 // TickNotes counts n tick notifications with the given outcome (NoteApplied,

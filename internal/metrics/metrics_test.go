@@ -151,13 +151,15 @@ func TestMethodsMoveTheirSeries(t *testing.T) {
 		{"ReplayPageCached", func(m *metrics.Metrics) { m.ReplayPageCached() },
 			[]want{{name: "streamer_replay_page_cache_hits_total", value: 1}}},
 		{"DBRead", func(m *metrics.Metrics) {
-			m.DBRead(metrics.ReadLive, 2*time.Second)
-			m.DBRead(metrics.ReadReplay, time.Second)
-			m.DBRead(metrics.ReadReplay, time.Second)
-			m.DBRead("nonsense", time.Second)
+			m.DBRead(metrics.ReadLive, 2*time.Second, false)
+			m.DBRead(metrics.ReadReplay, time.Second, false)
+			m.DBRead(metrics.ReadReplay, time.Second, true)
+			m.DBRead("nonsense", time.Second, true)
 		}, []want{
 			{name: "streamer_db_reads_total", labels: []string{"kind", "live"}, value: 1},
 			{name: "streamer_db_reads_total", labels: []string{"kind", "replay"}, value: 2},
+			{name: "streamer_db_read_errors_total", labels: []string{"kind", "live"}, value: 0},
+			{name: "streamer_db_read_errors_total", labels: []string{"kind", "replay"}, value: 1},
 			{name: "streamer_db_reads_total", labels: []string{"kind", "head"}, value: 0},
 			{name: "streamer_db_read_duration_seconds", labels: []string{"kind", "live"}, value: 1, sum: 2},
 			{name: "streamer_db_read_duration_seconds", labels: []string{"kind", "replay"}, value: 2, sum: 2},
@@ -239,7 +241,7 @@ func TestNilMetricsIsInert(t *testing.T) {
 		m.ReplayStarted()
 		m.ReplayPaced(time.Second)
 		m.ReplayPageCached()
-		m.DBRead(metrics.ReadLive, time.Second)
+		m.DBRead(metrics.ReadLive, time.Second, false)
 		m.SlowConsumerDisconnected()
 		m.ListenerReconnected()
 		m.Published(1)
@@ -261,7 +263,7 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 	allocs := testing.AllocsPerRun(1000, func() {
 		m.Delivered(64)
 		m.DeliveryLag(3 * time.Millisecond)
-		m.DBRead(metrics.ReadLive, time.Millisecond)
+		m.DBRead(metrics.ReadLive, time.Millisecond, false)
 		m.Wrote(4, 512)
 		m.SequencerTicked(2, time.Millisecond)
 		m.SequencerTicked(0, time.Millisecond)
