@@ -13,7 +13,7 @@ help: ## Show this list of targets
 	@awk -F ":.*## " '/^[a-zA-Z0-9_-]+:.*## / { printf "  %-11s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 .PHONY: deps
-deps: ## Install missing system packages (PostgreSQL, Chromium, nginx) on Debian; needs root
+deps: ## Install missing system packages (PostgreSQL, Chromium, nginx, Prometheus) on Debian; needs root
 	@bash scripts/ensure-deps.sh
 
 .PHONY: build

@@ -41,6 +41,12 @@ need_nginx() {
 	[[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 }
 
+# Prometheus, for the test that runs docs/grafana-dashboard.json's queries
+# on a real scrape (internal/e2e). Like nginx, its service is never wanted.
+need_prometheus() {
+	[[ -x /usr/bin/prometheus ]] || command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+}
+
 # ss (iproute2): the churn soak and the load tool's slow scenarios measure
 # the server's sockets and their kernel memory with ss -m.
 need_ss() {
@@ -52,6 +58,7 @@ need_ss
 need_postgres
 need_chromium
 need_nginx
+need_prometheus
 
 if ((${#missing[@]} == 0)); then
 	exit 0
@@ -72,11 +79,12 @@ before_install() {
 		sed -i 's/^#\{0,1\}[[:space:]]*create_main_cluster[[:space:]]*=.*/create_main_cluster = false/' \
 			/etc/postgresql-common/createcluster.conf
 	fi
-	# Debian's nginx package starts a system nginx on port 80 when installed,
-	# through invoke-rc.d or deb-systemd-invoke, which both ask policy-rc.d
-	# first. Answer "no service may start" (101) for the install, unless the
-	# machine already has a policy of its own.
-	if [[ " ${missing[*]} " == *" nginx "* && ! -e /usr/sbin/policy-rc.d ]]; then
+	# Debian's nginx and prometheus packages start a system service when
+	# installed (nginx on port 80, prometheus on 9090), through invoke-rc.d
+	# or deb-systemd-invoke, which both ask policy-rc.d first. Answer "no
+	# service may start" (101) for the install, unless the machine already
+	# has a policy of its own.
+	if [[ ( " ${missing[*]} " == *" nginx "* || " ${missing[*]} " == *" prometheus "* ) && ! -e /usr/sbin/policy-rc.d ]]; then
 		printf '#!/bin/sh\n# ensure-deps.sh: no service starts during the install\nexit 101\n' >/usr/sbin/policy-rc.d
 		chmod 755 /usr/sbin/policy-rc.d
 		trap 'rm -f /usr/sbin/policy-rc.d' EXIT
@@ -84,20 +92,22 @@ before_install() {
 }
 
 after_install() {
-	# And keep it from starting at the next boot; stop it should a policy
-	# of the machine's own have let it start.
-	if [[ " ${missing[*]} " == *" nginx "* ]]; then
+	# And keep them from starting at the next boot; stop them should a
+	# policy of the machine's own have let them start.
+	local svc
+	for svc in nginx prometheus; do
+		[[ " ${missing[*]} " == *" $svc "* ]] || continue
 		if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
-			systemctl disable --now nginx.service >/dev/null 2>&1 || true
+			systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
 		else
 			if command -v update-rc.d >/dev/null 2>&1; then
-				update-rc.d nginx disable >/dev/null 2>&1 || true
+				update-rc.d "$svc" disable >/dev/null 2>&1 || true
 			fi
-			if [[ -x /etc/init.d/nginx ]]; then
-				/etc/init.d/nginx stop >/dev/null 2>&1 || true
+			if [[ -x "/etc/init.d/$svc" ]]; then
+				"/etc/init.d/$svc" stop >/dev/null 2>&1 || true
 			fi
 		fi
-	fi
+	done
 }
 
 echo "ensure-deps: installing ${missing[*]}"

@@ -20,6 +20,7 @@ import (
 	"github.com/streamer-dev/streamer/internal/childproc"
 	"github.com/streamer-dev/streamer/internal/metrics/metricstest"
 	"github.com/streamer-dev/streamer/internal/syncbuf"
+	"github.com/streamer-dev/streamer/internal/testenv"
 )
 
 // prometheusPath returns the Prometheus server to scrape with:
@@ -32,12 +33,12 @@ func prometheusPath() (string, error) {
 // TestDashboardOnPrometheus has a real Prometheus (Debian's package)
 // scrape a real server under a known workload, then runs every query of
 // docs/grafana-dashboard.json against it: each must parse and return
-// series, and the key ones the values the workload implies. Skipped when
-// no Prometheus is installed.
+// series, and the key ones the values the workload implies. Without a
+// Prometheus it skips, or fails under CI=true (make deps installs one).
 func TestDashboardOnPrometheus(t *testing.T) {
 	promBin, err := prometheusPath()
 	if err != nil {
-		t.Skipf("no Prometheus to scrape with (apt-get install prometheus, or set STREAMER_PROMETHEUS): %v", err)
+		testenv.Unavailable(t, "no Prometheus to scrape with (make deps, or set STREAMER_PROMETHEUS): %v", err)
 	}
 	bin := buildServer(t, t.TempDir())
 	d := deploy(t, bin)
