@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/streamer-dev/streamer/internal/testenv"
 )
 
 // serverSample is what the soak measures of the server process.
@@ -194,7 +196,7 @@ func portSockets(t *testing.T, port string) (n int, queued int64) {
 	t.Helper()
 	ss, err := exec.LookPath("ss")
 	if err != nil {
-		t.Skip("ss (iproute2) is needed to measure sockets: apt-get install iproute2")
+		testenv.Unavailable(t, "ss (iproute2) is needed to measure sockets: make deps")
 	}
 	out, err := exec.Command(ss, "-tnmH", "state", "connected", "exclude", "time-wait", "( sport = :"+port+" )").Output()
 	require.NoError(t, err, "ss")
