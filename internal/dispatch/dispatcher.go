@@ -8,13 +8,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/streamer-dev/streamer/internal/defaults"
-
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 	"golang.org/x/time/rate"
 
 	"github.com/streamer-dev/streamer/internal/cursor"
+	"github.com/streamer-dev/streamer/internal/defaults"
 	"github.com/streamer-dev/streamer/internal/metrics"
 	"github.com/streamer-dev/streamer/internal/registry"
 	"github.com/streamer-dev/streamer/internal/sequencer"

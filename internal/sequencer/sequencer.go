@@ -6,12 +6,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/streamer-dev/streamer/internal/defaults"
-
 	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
 	"github.com/streamer-dev/streamer/internal/backoff"
+	"github.com/streamer-dev/streamer/internal/defaults"
 	"github.com/streamer-dev/streamer/internal/silence"
 	"github.com/streamer-dev/streamer/internal/startstop"
 	"github.com/streamer-dev/streamer/internal/testsignal"

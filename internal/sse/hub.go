@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/streamer-dev/streamer/internal/defaults"
-
 	"github.com/streamer-dev/streamer/internal/startstop"
 )
 
