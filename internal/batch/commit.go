@@ -176,6 +176,13 @@ func (b *Batcher) commitUnits(ctx context.Context, units []*unit, prev <-chan st
 			return
 		}
 
+		if errors.Is(err, context.DeadlineExceeded) {
+			// The connection went silent, most likely with the pool's
+			// others behind the same path: each would cost an attempt's
+			// timeout (and hold a pool slot while pgx drains it).
+			b.log.Warn().Dur("attempt_timeout", b.cfg.AttemptTimeout).Msg("batch: an attempt timed out; closing the publish pool's connections")
+			b.cfg.Pool.Reset()
+		}
 		wait := backoff.Delay(attempt, b.cfg.MinBackoff, b.cfg.MaxBackoff)
 		attempt++
 		b.log.Warn().Err(err).Int("attempt", attempt).Dur("backoff", wait).Msg("batch: commit failed; retrying")

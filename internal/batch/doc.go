@@ -98,6 +98,9 @@
 //     enqueued them.
 //   - A batch is re-sent only when its previous attempt is known not to
 //     have committed.
+//   - Every attempt ends within Config.AttemptTimeout; one that runs it out
+//     closes the pool's connections (pgxpool.Pool.Reset), so that a retry
+//     does not meet another connection gone silent behind the same path.
 //   - Submission never blocks: a full queue fails at once with ErrFull.
 //   - Every accepted unit is resolved exactly once: ids, or an error to its
 //     waiter, to OnError, or in Close's report (logged instead when a run

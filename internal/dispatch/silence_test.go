@@ -5,12 +5,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/streamer-dev/streamer/internal/cursor"
 	"github.com/streamer-dev/streamer/internal/faultproxy"
 	"github.com/streamer-dev/streamer/internal/metrics"
+	"github.com/streamer-dev/streamer/internal/pgtest"
 )
 
 // TestSilentConnection: a statement on a pool connection that went silent
@@ -58,7 +58,7 @@ func TestSilentConnection(t *testing.T) {
 			var p *faultproxy.Proxy
 			d, b, rec := setupMetrics(t, func(cfg *Config) {
 				cfg.ReadTimeout = 300 * time.Millisecond
-				cfg.Pool = proxiedPool(t, cfg.Pool, &p)
+				cfg.Pool, p = pgtest.ProxiedPool(t, cfg.Pool.Config().ConnString(), 4, appName)
 			})
 			// Every connection open now goes silent; new ones pass.
 			silence := func() {
@@ -71,33 +71,4 @@ func TestSilentConnection(t *testing.T) {
 			require.Equal(t, tc.failed, rec.snapshot().readErrors)
 		})
 	}
-}
-
-// proxiedPool returns a pool of four open connections on pool's database
-// through a fault proxy, set in *p; both are closed at the test's end.
-func proxiedPool(t *testing.T, pool *pgxpool.Pool, p **faultproxy.Proxy) *pgxpool.Pool {
-	t.Helper()
-	proxy, url, err := faultproxy.StartFor(pool.Config().ConnString())
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, proxy.Close()) })
-	cfg, err := pgxpool.ParseConfig(url)
-	require.NoError(t, err)
-	cfg.MaxConns = 4
-	cfg.ConnConfig.RuntimeParams["application_name"] = appName
-	proxied, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	require.NoError(t, err)
-	var held []*pgxpool.Conn
-	for range cfg.MaxConns {
-		c, err := proxied.Acquire(context.Background())
-		require.NoError(t, err)
-		held = append(held, c)
-	}
-	for _, c := range held {
-		c.Release()
-	}
-	t.Cleanup(proxied.Close)
-	// First: pgx waits up to 15s for a silent connection's close.
-	t.Cleanup(func() { proxy.ResetAll() })
-	*p = proxy
-	return proxied
 }

@@ -218,15 +218,7 @@ func TestSilentPassReleasesLock(t *testing.T) {
 	// lock held; it goes silent then, and its step ends inside the
 	// transaction once the prune lock is free.
 	pool, blocker := oldEventBlocked(t)
-	p, proxied, err := faultproxy.StartFor(pool.Config().ConnString())
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, p.Close()) })
-	pcfg, err := pgxpool.ParseConfig(proxied)
-	require.NoError(t, err)
-	ppool, err := pgxpool.NewWithConfig(ctx, pcfg)
-	require.NoError(t, err)
-	t.Cleanup(ppool.Close)
-	t.Cleanup(func() { p.ResetAll() }) // first: pgx drains a silent connection for 15s
+	ppool, p := pgtest.ProxiedPool(t, pool.Config().ConnString(), 1, "")
 
 	cfg := Config{Retention: 400 * time.Millisecond, StepBudget: time.Minute, Rest: -1, SilenceTimeout: time.Second}
 	cfg.Pool = ppool
