@@ -111,19 +111,26 @@ const sequencerDetectBound = 2 * (10*time.Second + 500*time.Millisecond)
 func testFaultSequencerBlackhole(t *testing.T, bin string) {
 	var p *faultproxy.Proxy
 	d := deploy(t, bin, withFaultProxy(t, &p))
-	l := startLoad(t, d, defaultLoad())
-	l.waitPublished(50, longWait)
-	seq := byApp(p, "streamer-sequencer")
-	require.Len(t, seq, 1, "one sequencer connection")
-	old := seq[0]
-	old.Set(faultproxy.Both, faultproxy.Fault{Blackhole: true})
-	began := time.Now()
-	waitFor(t, sequencerDetectBound, "the sequencer to lead again", func() bool {
-		return strings.Count(d.logs.String(), sequencerLog) == 2
-	})
-	t.Logf("sequencer blackholed; it leads again on a new connection after %v", time.Since(began).Round(10*time.Millisecond))
-	// PostgreSQL ended the silent session; the proxy then closed it.
-	testsignal.Receive(t, old.Done(), shortWait, "the blackholed sequencer connection is still open")
+	cfg := defaultLoad()
+	rounds := 1
+	if chaos() {
+		cfg.subscribers, rounds = 500, 3
+	}
+	l := startLoad(t, d, cfg)
+	for round := range rounds {
+		l.waitPublished(50, longWait)
+		seq := byApp(p, "streamer-sequencer")
+		require.Len(t, seq, 1, "one sequencer connection")
+		old := seq[0]
+		old.Set(faultproxy.Both, faultproxy.Fault{Blackhole: true})
+		began := time.Now()
+		waitFor(t, sequencerDetectBound, "the sequencer to lead again", func() bool {
+			return strings.Count(d.logs.String(), sequencerLog) == round+2
+		})
+		t.Logf("round %d: sequencer blackholed; it leads again on a new connection after %v", round, time.Since(began).Round(10*time.Millisecond))
+		// PostgreSQL ended the silent session; the proxy then closed it.
+		testsignal.Receive(t, old.Done(), shortWait, "the blackholed sequencer connection is still open")
+	}
 	l.waitPublished(50, longWait)
 	l.finish(longWait)
 }
@@ -369,17 +376,26 @@ func testFaultReadPoolBlackhole(t *testing.T, bin string) {
 	d := deploy(t, bin, withFaultProxy(t, &p))
 	cfg := defaultLoad()
 	cfg.unwatched = 8000 // in ticks mode, a read per tick (see above)
-	l := startLoad(t, d, cfg)
-	l.waitPublished(50, longWait)
-	silenced := byApp(p, "streamer")
-	require.NotEmpty(t, silenced, "read-pool connections")
-	for _, c := range silenced {
-		c.Set(faultproxy.Both, faultproxy.Fault{Blackhole: true})
+	rounds := 1
+	if chaos() {
+		cfg.subscribers, rounds = 500, 3
 	}
-	began := time.Now()
+	l := startLoad(t, d, cfg)
 	const dropped = "a read timed out; closing the read pool's connections"
-	waitFor(t, readDetectBound, "a read to time out", func() bool { return strings.Contains(d.logs.String(), dropped) })
-	t.Logf("%d read-pool connections blackholed; a read timed out after %v", len(silenced), time.Since(began).Round(10*time.Millisecond))
+	var silenced []*faultproxy.Conn
+	for round := range rounds {
+		l.waitPublished(50, longWait)
+		now := byApp(p, "streamer")
+		require.NotEmpty(t, now, "read-pool connections")
+		for _, c := range now {
+			c.Set(faultproxy.Both, faultproxy.Fault{Blackhole: true})
+		}
+		silenced = append(silenced, now...)
+		before := strings.Count(d.logs.String(), dropped)
+		began := time.Now()
+		waitFor(t, readDetectBound, "a read to time out", func() bool { return strings.Count(d.logs.String(), dropped) > before })
+		t.Logf("round %d: %d read-pool connections blackholed; a read timed out after %v", round, len(now), time.Since(began).Round(10*time.Millisecond))
+	}
 	l.waitPublished(50, longWait)
 	l.finish(longWait)
 	for _, c := range silenced {
