@@ -11,10 +11,11 @@ import (
 // dialer returns the dial function of the sequencer's connection. Over TCP
 // it bounds how long this server waits on a connection on which
 // PostgreSQL stopped answering (a partition, a dropped NAT entry; no FIN
-// or RST ever comes) to about silence: TCP_USER_TIMEOUT (Linux) ends the
-// connection once data it sent has gone unacknowledged that long, which
-// covers a tick sent into the void; keepalive probes after silence of
-// quiet cover a session that waits for the lock. PostgreSQL acknowledges a
+// or RST ever comes): TCP_USER_TIMEOUT (Linux) ends the connection once
+// data it sent has gone unacknowledged for silence, which covers a tick
+// sent into the void; keepalive probes from silence of quiet on cover a
+// session that waits for the lock (ended about silence after the first
+// unanswered probe). PostgreSQL acknowledges a
 // statement as it arrives, so a tick that is slow to run is never cut. A
 // unix socket gets neither, and timeout is the connect timeout.
 func dialer(silence, timeout time.Duration) pgconn.DialFunc {

@@ -15,9 +15,9 @@
 // (idle_session_timeout, PostgreSQL 14 and later, and
 // idle_in_transaction_session_timeout), and so also a waiting session
 // granted the lock after its server went away. The server notices a
-// silent TCP connection after about as long: TCP_USER_TIMEOUT (Linux) for
-// a tick sent without an answer, keepalive probes while it waits for the
-// lock. Holding the
+// silent TCP connection itself: after about as long when a tick gets no
+// answer (TCP_USER_TIMEOUT, Linux), after about twice as long while it
+// waits for the lock (keepalive probes from SilenceTimeout on). Holding the
 // lock, it calls streamer.tick() in a loop: after a tick that numbered
 // something it waits Interval (5ms), and keeps to Interval while ticks find
 // nothing for Linger (100ms) after that, so that publishers committing every
