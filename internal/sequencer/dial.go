@@ -14,8 +14,9 @@ import (
 // or RST ever comes): TCP_USER_TIMEOUT (Linux) ends the connection once
 // data it sent has gone unacknowledged for silence, which covers a tick
 // sent into the void; keepalive probes from silence of quiet on cover a
-// session that waits for the lock (ended about silence after the first
-// unanswered probe). PostgreSQL acknowledges a
+// session that waits for the lock (with TCP_USER_TIMEOUT set, Linux ends
+// the connection at the first probe that finds nothing heard for silence
+// and a probe unanswered: about silence plus one probe interval). PostgreSQL acknowledges a
 // statement as it arrives, so a tick that is slow to run is never cut. A
 // unix socket gets neither, and timeout is the connect timeout.
 func dialer(silence, timeout time.Duration) pgconn.DialFunc {

@@ -15,9 +15,10 @@
 // (idle_session_timeout, PostgreSQL 14 and later, and
 // idle_in_transaction_session_timeout), and so also a waiting session
 // granted the lock after its server went away. The server notices a
-// silent TCP connection itself: after about as long when a tick gets no
-// answer (TCP_USER_TIMEOUT, Linux), after about twice as long while it
-// waits for the lock (keepalive probes from SilenceTimeout on). Holding the
+// silent TCP connection itself (Linux): SilenceTimeout after a tick that
+// gets no answer (TCP_USER_TIMEOUT), and a quarter of it later while it
+// waits for the lock (a keepalive probe at SilenceTimeout of quiet, the
+// connection ended when the next finds it still unanswered). Holding the
 // lock, it calls streamer.tick() in a loop: after a tick that numbered
 // something it waits Interval (5ms), and keeps to Interval while ticks find
 // nothing for Linger (100ms) after that, so that publishers committing every
