@@ -50,18 +50,23 @@ func TestFault(t *testing.T) {
 // Twice that, for a busy CI machine.
 const listenDetectBound = 2 * (5*time.Second + 5*time.Second + 500*time.Millisecond)
 
+// blackholeLoad deploys a server behind a fault proxy and starts cfg's
+// load on it, with more subscribers under make chaos; rounds is how many
+// blackholes a test runs in a row: one, or three under make chaos.
+func blackholeLoad(t *testing.T, bin string, cfg loadConfig) (d *deployment, p *faultproxy.Proxy, l *load, rounds int) {
+	d = deploy(t, bin, withFaultProxy(t, &p))
+	rounds = 1
+	if chaos() {
+		cfg.subscribers, rounds = 500, 3
+	}
+	return d, p, startLoad(t, d, cfg), rounds
+}
+
 // The LISTEN connection is blackholed: the server must notice within the
 // bound, listen on a new connection, and deliver everything, including
 // what was committed while nobody heard the notifications.
 func testFaultListenBlackhole(t *testing.T, bin string) {
-	var p *faultproxy.Proxy
-	d := deploy(t, bin, withFaultProxy(t, &p))
-	cfg := defaultLoad()
-	rounds := 1
-	if chaos() {
-		cfg.subscribers, rounds = 500, 3
-	}
-	l := startLoad(t, d, cfg)
+	d, p, l, rounds := blackholeLoad(t, bin, defaultLoad())
 	var blackholed []*faultproxy.Conn
 	for round := range rounds {
 		l.waitPublished(50, longWait)
@@ -109,14 +114,7 @@ const sequencerDetectBound = 2 * (10*time.Second + 500*time.Millisecond)
 // while nobody ticked (in ticks mode nothing is delivered meanwhile; in
 // trigger mode delivery goes on).
 func testFaultSequencerBlackhole(t *testing.T, bin string) {
-	var p *faultproxy.Proxy
-	d := deploy(t, bin, withFaultProxy(t, &p))
-	cfg := defaultLoad()
-	rounds := 1
-	if chaos() {
-		cfg.subscribers, rounds = 500, 3
-	}
-	l := startLoad(t, d, cfg)
+	d, p, l, rounds := blackholeLoad(t, bin, defaultLoad())
 	for round := range rounds {
 		l.waitPublished(50, longWait)
 		seq := byApp(p, "streamer-sequencer")
@@ -372,15 +370,9 @@ const readDetectBound = 2 * (10*time.Second + time.Second + 500*time.Millisecond
 // subscriber end exact (a replay cut short closes its subscriber, which
 // resumes).
 func testFaultReadPoolBlackhole(t *testing.T, bin string) {
-	var p *faultproxy.Proxy
-	d := deploy(t, bin, withFaultProxy(t, &p))
 	cfg := defaultLoad()
 	cfg.unwatched = 8000 // in ticks mode, a read per tick (see above)
-	rounds := 1
-	if chaos() {
-		cfg.subscribers, rounds = 500, 3
-	}
-	l := startLoad(t, d, cfg)
+	d, p, l, rounds := blackholeLoad(t, bin, cfg)
 	const dropped = "a read timed out; closing the read pool's connections"
 	var silenced []*faultproxy.Conn
 	for round := range rounds {
