@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/streamer-dev/streamer/internal/backoff"
+	"github.com/streamer-dev/streamer/internal/silence"
 )
 
 // InsertSQL is the statement Insert and the Batcher run, with the text
@@ -176,12 +177,8 @@ func (b *Batcher) commitUnits(ctx context.Context, units []*unit, prev <-chan st
 			return
 		}
 
-		if errors.Is(err, context.DeadlineExceeded) {
-			// The connection went silent, most likely with the pool's
-			// others behind the same path: each would cost an attempt's
-			// timeout (and hold a pool slot while pgx drains it).
+		if silence.DropOnTimeout(b.cfg.Pool, err) {
 			b.log.Warn().Dur("attempt_timeout", b.cfg.AttemptTimeout).Msg("batch: an attempt timed out; closing the publish pool's connections")
-			b.cfg.Pool.Reset()
 		}
 		wait := backoff.Delay(attempt, b.cfg.MinBackoff, b.cfg.MaxBackoff)
 		attempt++

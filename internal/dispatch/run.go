@@ -9,6 +9,7 @@ import (
 
 	"github.com/streamer-dev/streamer/internal/cursor"
 	"github.com/streamer-dev/streamer/internal/metrics"
+	"github.com/streamer-dev/streamer/internal/silence"
 	"github.com/streamer-dev/streamer/internal/sse"
 )
 
@@ -309,9 +310,8 @@ func (d *Dispatcher) trustedSender(ctx context.Context, pid uint32) bool {
 	rctx, cancel := d.bounded(ctx)
 	defer cancel()
 	err := d.cfg.Pool.QueryRow(rctx, "SELECT sequencer_pid FROM streamer.ordering").Scan(&leader)
-	d.cfg.Metrics.DBRead(metrics.ReadSequencer, time.Since(began), failed(ctx, err))
+	d.readDone(ctx, metrics.ReadSequencer, began, err)
 	if err != nil {
-		d.dropIfSilent(err)
 		d.cfg.Logger.Warn().Err(err).Msg("look up the sequencing backend; reading instead")
 		return false
 	}
@@ -337,7 +337,7 @@ func (d *Dispatcher) readLive(ctx context.Context) {
 	began := time.Now()
 	if !some {
 		head, err := readHead(rctx, d.cfg.Pool)
-		d.cfg.Metrics.DBRead(metrics.ReadHead, time.Since(began), failed(ctx, err))
+		d.readDone(ctx, metrics.ReadHead, began, err)
 		if err != nil {
 			d.readFailed(ctx, err)
 			return
@@ -349,7 +349,7 @@ func (d *Dispatcher) readLive(ctx context.Context) {
 		return
 	}
 	p, err := readPage(rctx, d.cfg.Pool, d.head, streams, d.cfg.PageSize, nil)
-	d.cfg.Metrics.DBRead(metrics.ReadLive, time.Since(began), failed(ctx, err))
+	d.readDone(ctx, metrics.ReadLive, began, err)
 	if err != nil {
 		d.readFailed(ctx, err)
 		return
@@ -372,19 +372,16 @@ func (d *Dispatcher) bounded(ctx context.Context) (context.Context, context.Canc
 	return context.WithTimeout(ctx, d.cfg.ReadTimeout)
 }
 
-// failed reports whether err is a read's failure, as opposed to no error
-// or the end of ctx, the dispatcher's run (stopping is not a failure).
-func failed(ctx context.Context, err error) bool { return err != nil && ctx.Err() == nil }
-
-// dropIfSilent closes every connection of the pool after a statement ran
-// out its ReadTimeout: the connection it ran on has likely gone silent, and
-// so, behind the same path, have the others, each of which would cost a
-// ReadTimeout of its own to find out. Connections in use close when they
-// are released. Safe on any goroutine.
-func (d *Dispatcher) dropIfSilent(err error) {
-	if errors.Is(err, context.DeadlineExceeded) {
+// readDone reports a read of kind that began at began and ended with err
+// (nil: it succeeded), under ctx, the dispatcher's run: to Metrics, as
+// failed unless err is the run's end (stopping is not a failure); and
+// when it ran out its ReadTimeout, it closes the pool's connections
+// (silence.DropOnTimeout). Safe on any goroutine.
+func (d *Dispatcher) readDone(ctx context.Context, kind string, began time.Time, err error) {
+	failed := err != nil && ctx.Err() == nil
+	d.cfg.Metrics.DBRead(kind, time.Since(began), failed)
+	if failed && silence.DropOnTimeout(d.cfg.Pool, err) {
 		d.cfg.Logger.Warn().Dur("read_timeout", d.cfg.ReadTimeout).Msg("a read timed out; closing the read pool's connections")
-		d.cfg.Pool.Reset()
 	}
 }
 
@@ -392,7 +389,6 @@ func (d *Dispatcher) readFailed(ctx context.Context, err error) {
 	if ctx.Err() != nil {
 		return
 	}
-	d.dropIfSilent(err)
 	d.cfg.Logger.Error().Err(err).Dur("retry_in", d.cfg.RetryInterval).Msg("live read failed")
 	d.cfg.TestSignals.ReadError.Signal(err)
 	if d.retry == nil {
@@ -594,7 +590,6 @@ func (d *Dispatcher) replay(ctx context.Context, job replayJob) replayResult {
 		}
 		p, err := d.replayPage(ctx, res.cursor, job.streams, job.aud)
 		if err != nil {
-			d.dropIfSilent(err)
 			res.err = err
 			return res
 		}
@@ -659,7 +654,7 @@ func (d *Dispatcher) replayPage(ctx context.Context, from cursor.Position, strea
 	}
 	began := time.Now()
 	p, err := readPage(rctx, d.cfg.Pool, from, streams, d.cfg.PageSize, aud)
-	d.cfg.Metrics.DBRead(metrics.ReadReplay, time.Since(began), failed(ctx, err))
+	d.readDone(ctx, metrics.ReadReplay, began, err)
 	if err != nil {
 		return replayedPage{}, err
 	}

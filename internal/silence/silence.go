@@ -1,9 +1,10 @@
-// Package silence makes PostgreSQL end a session that holds something for
-// others (a session-level advisory lock) once it has gone silent: its server
-// froze, or lost the connection without PostgreSQL seeing a FIN or RST (a
-// partition, a dead host, a dropped NAT entry). Without it the backend
-// waits until TCP keepalive ends it, two hours by default, and keeps what
-// it holds.
+// Package silence deals with connections gone silent: the server froze, or
+// lost the connection without PostgreSQL seeing a FIN or RST (a partition,
+// a dead host, a dropped NAT entry). [Bound] makes PostgreSQL end a session
+// that holds something for others (a session-level advisory lock) once it
+// has gone silent; without it the backend waits until TCP keepalive ends
+// it, two hours by default, and keeps what it holds. [DropOnTimeout] is the
+// client's side: a pool whose statement got no answer in time is emptied.
 //
 // # Invariants
 //
@@ -12,15 +13,33 @@
 //     same value, for the session (not the transaction), in one statement.
 //   - A session waiting for a lock or running a statement is not idle:
 //     only a session that PostgreSQL hears nothing from is ended.
+//   - [DropOnTimeout] resets a pool only for an error that is a deadline
+//     running out (context.DeadlineExceeded), never for a cancellation.
 package silence
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
+
+// DropOnTimeout closes every connection of pool (pgxpool.Pool.Reset; one in
+// use closes when it is released) when err is a statement's deadline
+// running out, and reports whether it did. A statement with no answer in
+// time most likely ran on a connection gone silent, and so, behind the same
+// path, did the pool's others: each would cost a timeout of its own to find
+// out, and hold a pool slot while pgx drains it (up to 15s).
+func DropOnTimeout(pool *pgxpool.Pool, err error) bool {
+	if !errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	pool.Reset()
+	return true
+}
 
 // Querier is what Bound needs of a connection (*pgx.Conn, *pgxpool.Conn).
 type Querier interface {

@@ -2,6 +2,8 @@ package silence_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -35,5 +37,30 @@ func TestBound(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, outside, "PostgreSQL 14 or later")
 		require.Equal(t, []string{tc.want, tc.want}, settings())
+	}
+}
+
+// TestDropOnTimeout: a pool is emptied for a deadline that ran out, however
+// wrapped, and for nothing else.
+func TestDropOnTimeout(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewPool(t)
+	for _, tc := range []struct {
+		err  error
+		drop bool
+	}{
+		{fmt.Errorf("read events: %w", context.DeadlineExceeded), true},
+		{context.Canceled, false},
+		{errors.New("connection reset by peer"), false},
+		{nil, false},
+	} {
+		require.NoError(t, pool.Ping(context.Background()))
+		require.Equal(t, tc.drop, silence.DropOnTimeout(pool, tc.err), "%v", tc.err)
+		idle := pool.Stat().IdleConns()
+		if tc.drop {
+			require.Zero(t, idle, "%v", tc.err)
+		} else {
+			require.NotZero(t, idle, "%v", tc.err)
+		}
 	}
 }
